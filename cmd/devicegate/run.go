@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+)
+
+// command is one subcommand of the devicegate binary.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, env *cliEnv) error
+}
+
+// cliEnv carries the process's standard streams so commands stay testable.
+type cliEnv struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"version": {"print the version", runVersion},
+	}
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func runVersion(_ context.Context, _ []string, env *cliEnv) error {
+	_, err := fmt.Fprintln(env.stdout, "devicegate", version)
+	return err
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: devicegate <command> [flags]\n\ncommands:")
+	cmds := commands()
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-13s %s\n", n, cmds[n].summary)
+	}
+}
+
+// run dispatches a subcommand and returns the process exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := commands()[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "devicegate: unknown command %q\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	if err := cmd.run(ctx, args[1:], &cliEnv{stdin: stdin, stdout: stdout, stderr: stderr}); err != nil {
+		fmt.Fprintf(stderr, "devicegate %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,82 @@
+// Package store is devicegate's persistence boundary: tenants (stores),
+// sub-accounts, devices, enrollment tickets, revocations and the audit log.
+//
+// Every method that touches tenant data takes the store (tenant) id and only
+// ever sees that tenant's rows. Every mutating method writes its audit event
+// in the same transaction, so a refused call changes nothing at all.
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Store is implemented by store/sqlite and store/postgres and checked by the
+// shared conformance suite in store/storetest.
+type Store interface {
+	// Tenants.
+	CreateTenant(ctx context.Context, t NewTenant, actor Actor) (Tenant, error)
+	GetTenant(ctx context.Context, tenantID string) (Tenant, error)
+	GetTenantByName(ctx context.Context, name string) (Tenant, error)
+	ListTenants(ctx context.Context) ([]Tenant, error)
+	// SetOwnerLogin replaces the owner's password hash and TOTP secret
+	// (plaintext in memory, sealed at rest; nil clears it).
+	SetOwnerLogin(ctx context.Context, tenantID, passwordHash string, totpSecret []byte, actor Actor) error
+
+	// Sub-accounts.
+	CreateSubAccount(ctx context.Context, s NewSubAccount, actor Actor) (SubAccount, error)
+	GetSubAccount(ctx context.Context, tenantID, subID string) (SubAccount, error)
+	GetSubAccountByName(ctx context.Context, tenantID, name string) (SubAccount, error)
+	ListSubAccounts(ctx context.Context, tenantID string, f SubAccountFilter) ([]SubAccount, error)
+	SetPassword(ctx context.Context, tenantID, subID, passwordHash string, actor Actor) error
+	SetRole(ctx context.Context, tenantID, subID, role string, grants []string, actor Actor) (SubAccount, error)
+	// EnablePhone stores the TOTP secret (sealed at rest) and marks phone
+	// verification enabled. A nil secret disables it (refused while
+	// certificate protection is on).
+	EnablePhone(ctx context.Context, tenantID, subID string, totpSecret []byte, actor Actor) (SubAccount, error)
+	// SetProtection enables/disables certificate protection with N devices.
+	// Lowering N below the number of active devices returns *BelowActiveError.
+	SetProtection(ctx context.Context, tenantID, subID string, p Protection, actor Actor) (SubAccount, error)
+	SetValidity(ctx context.Context, tenantID, subID string, w Window, actor Actor) (SubAccount, error)
+	// SetStatus changes active/frozen/departed. Departing revokes every
+	// active device of the sub-account in the same transaction.
+	SetStatus(ctx context.Context, tenantID, subID string, status SubStatus, actor Actor) (SubAccount, []Revocation, error)
+
+	// Enrollment tickets (only the SHA-256 of the code is stored).
+	CreateTicket(ctx context.Context, t NewTicket, actor Actor) error
+	// LookupTicket finds a ticket by its hash without consuming it (used to
+	// pre-check before signing); errors: ErrTicketUnknown/Expired/Used.
+	LookupTicket(ctx context.Context, hash []byte, now time.Time) (Ticket, error)
+
+	// Devices.
+	// IssueDevice is the quota gate: in one transaction it locks the
+	// sub-account, checks eligibility and the active-device count against
+	// N, consumes the ticket (if any) and records the device.
+	IssueDevice(ctx context.Context, r IssueRequest, actor Actor) (Device, error)
+	// RenewDevice swaps the certificate of an active device (same id, same
+	// slot) and revokes the old serial with reason superseded.
+	RenewDevice(ctx context.Context, r RenewRequest, actor Actor) (Device, Revocation, error)
+	RevokeDevice(ctx context.Context, tenantID, deviceID string, reason RevocationReason, actor Actor) (Revocation, error)
+	RevokeSubAccountDevices(ctx context.Context, tenantID, subID string, reason RevocationReason, actor Actor) ([]Revocation, error)
+	GetDevice(ctx context.Context, tenantID, deviceID string) (Device, error)
+	ListDevices(ctx context.Context, tenantID, subID string) ([]Device, error)
+	// FindDevice looks a device up across tenants by device id or serial
+	// (hex). For the operator CLI and the OCSP responder only.
+	FindDevice(ctx context.Context, idOrSerial string) (Device, error)
+	TouchDevice(ctx context.Context, tenantID, deviceID string, at time.Time, ip string) error
+
+	// Revocations, globally ordered by Seq.
+	RevocationsSince(ctx context.Context, afterSeq int64, limit int) ([]Revocation, error)
+	// RevocationsForCRL lists revocations whose certificate has not expired at now.
+	RevocationsForCRL(ctx context.Context, now time.Time) ([]Revocation, error)
+	// CurrentSeq is the newest policy change number; cheap enough to poll.
+	CurrentSeq(ctx context.Context) (int64, error)
+
+	// Audit log: append-only, per-tenant sequence, SHA-256 hash chain.
+	AppendAudit(ctx context.Context, tenantID string, e AuditEntry) (AuditEvent, error)
+	ListAudit(ctx context.Context, tenantID string, f AuditFilter) ([]AuditEvent, error)
+	// VerifyAudit recomputes the chain of one tenant and reports the first break.
+	VerifyAudit(ctx context.Context, tenantID string) error
+
+	Close() error
+}

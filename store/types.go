@@ -1,0 +1,236 @@
+package store
+
+import "time"
+
+// Actor is who performs a change; it goes into the audit event.
+type Actor struct {
+	Kind string // "owner", "sub", "cli", "system", "proxy"
+	Name string // e.g. "demo-store:alice" or "admin-cli"
+	IP   string
+	UA   string
+}
+
+// NewTenant is the input of CreateTenant.
+type NewTenant struct {
+	Name        string // unique, the "store" part of "store:name"
+	DisplayName string
+}
+
+// Tenant is one store (shop): the unit of isolation.
+type Tenant struct {
+	ID                string
+	Name              string
+	DisplayName       string
+	OwnerPasswordHash string
+	OwnerTOTPSecret   []byte // plaintext in memory, sealed at rest
+	CreatedAt         time.Time
+}
+
+// SubStatus is the lifecycle state of a sub-account.
+type SubStatus string
+
+const (
+	StatusActive   SubStatus = "active"
+	StatusFrozen   SubStatus = "frozen"
+	StatusDeparted SubStatus = "departed"
+)
+
+// Valid reports whether s is one of the known statuses.
+func (s SubStatus) Valid() bool {
+	return s == StatusActive || s == StatusFrozen || s == StatusDeparted
+}
+
+// Protection is the certificate-protection setting of a sub-account.
+type Protection struct {
+	Enabled    bool
+	MaxDevices int // N, 1..5 when enabled
+}
+
+// MaxDevicesLimit is the largest N an owner may choose (seed 000: up to 5).
+const MaxDevicesLimit = 5
+
+// Window optionally bounds when a (temporary) sub-account may work; a zero
+// time means unbounded on that side.
+type Window struct {
+	NotBefore time.Time
+	NotAfter  time.Time
+}
+
+// Contains reports whether t is inside the window.
+func (w Window) Contains(t time.Time) bool {
+	if !w.NotBefore.IsZero() && t.Before(w.NotBefore) {
+		return false
+	}
+	if !w.NotAfter.IsZero() && !t.Before(w.NotAfter) {
+		return false
+	}
+	return true
+}
+
+// NewSubAccount is the input of CreateSubAccount.
+type NewSubAccount struct {
+	TenantID     string
+	Name         string // the part after "store:"; validated by identity.ValidateSubName
+	Role         string
+	Grants       []string // supplementary permission points
+	PasswordHash string
+	Window       Window
+}
+
+// SubAccount is a staff login of a store.
+type SubAccount struct {
+	ID           string
+	TenantID     string
+	TenantName   string
+	Name         string
+	Role         string
+	Grants       []string
+	Status       SubStatus
+	PasswordHash string
+	PhoneEnabled bool
+	TOTPSecret   []byte // plaintext in memory, sealed at rest
+	Protection   Protection
+	Window       Window
+	ChangeSeq    int64 // policy seq of the last change to this row
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// FullName is the display identity "store:name".
+func (s SubAccount) FullName() string { return s.TenantName + ":" + s.Name }
+
+// SubAccountFilter narrows ListSubAccounts.
+type SubAccountFilter struct {
+	Search string    // substring of the name, case-insensitive
+	Status SubStatus // empty: all
+}
+
+// DeviceStatus is the state of one enrolled device.
+type DeviceStatus string
+
+const (
+	DeviceActive  DeviceStatus = "active"
+	DeviceRevoked DeviceStatus = "revoked"
+)
+
+// Device is one enrolled computer of a sub-account with its current certificate.
+type Device struct {
+	ID          string
+	TenantID    string
+	SubID       string
+	Label       string
+	Serial      string // lower-case hex, no leading zeros
+	Fingerprint string // lower-case hex SHA-256 of the DER certificate
+	Status      DeviceStatus
+	IssuedAt    time.Time
+	ExpiresAt   time.Time
+	EnrolledIP  string
+	EnrolledUA  string
+	LastSeenAt  time.Time
+	LastSeenIP  string
+	RevokedAt   time.Time
+	Reason      RevocationReason
+}
+
+// ActiveAt reports whether the device holds a quota slot at t.
+func (d Device) ActiveAt(t time.Time) bool {
+	return d.Status == DeviceActive && t.Before(d.ExpiresAt)
+}
+
+// IssueRequest is the input of IssueDevice. The caller signed the
+// certificate already (outside the transaction); the store decides whether
+// it may be handed out.
+type IssueRequest struct {
+	TenantID    string
+	SubID       string
+	TicketHash  []byte // optional: consumed in the same transaction
+	DeviceID    string
+	Label       string
+	Serial      string
+	Fingerprint string
+	IssuedAt    time.Time
+	ExpiresAt   time.Time
+	EnrolledIP  string
+	EnrolledUA  string
+	Now         time.Time
+}
+
+// RenewRequest is the input of RenewDevice.
+type RenewRequest struct {
+	TenantID    string
+	DeviceID    string
+	OldSerial   string // must be the device's current serial
+	Serial      string
+	Fingerprint string
+	IssuedAt    time.Time
+	ExpiresAt   time.Time
+	Now         time.Time
+}
+
+// NewTicket is the input of CreateTicket.
+type NewTicket struct {
+	TenantID  string
+	SubID     string
+	Hash      []byte // SHA-256 of the code
+	ExpiresAt time.Time
+}
+
+// Ticket is a one-time enrollment ticket.
+type Ticket struct {
+	TenantID  string
+	SubID     string
+	ExpiresAt time.Time
+	UsedAt    time.Time
+}
+
+// RevocationReason is an RFC 5280 CRLReason code.
+type RevocationReason int
+
+const (
+	ReasonUnspecified          RevocationReason = 0
+	ReasonKeyCompromise        RevocationReason = 1
+	ReasonAffiliationChanged   RevocationReason = 3
+	ReasonSuperseded           RevocationReason = 4
+	ReasonCessationOfOperation RevocationReason = 5
+	ReasonCertificateHold      RevocationReason = 6
+	ReasonPrivilegeWithdrawn   RevocationReason = 9
+)
+
+// Revocation is one revoked certificate, globally ordered by Seq.
+type Revocation struct {
+	Seq       int64
+	Serial    string
+	TenantID  string
+	SubID     string
+	DeviceID  string
+	Reason    RevocationReason
+	RevokedAt time.Time
+	ExpiresAt time.Time // the certificate's NotAfter: CRL entries can be dropped after it
+}
+
+// AuditEntry is the input of AppendAudit.
+type AuditEntry struct {
+	Time    time.Time
+	Actor   Actor
+	Action  string // e.g. "sub.create", "device.issue", "proxy.allow"
+	Target  string // e.g. "demo-store:alice" or a device id
+	Outcome string // "ok", "denied", ...
+	Detail  map[string]string
+}
+
+// AuditEvent is one stored, chained audit record.
+type AuditEvent struct {
+	AuditEntry
+	TenantID string
+	Seq      int64  // per tenant, from 1
+	PrevHash string // hex
+	Hash     string // hex SHA-256 over PrevHash and the canonical entry
+}
+
+// AuditFilter narrows ListAudit.
+type AuditFilter struct {
+	Target   string
+	Action   string // prefix match
+	AfterSeq int64
+	Limit    int // 0: 1000
+}
