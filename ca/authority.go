@@ -1,0 +1,98 @@
+// Package ca is devicegate's certificate authority: it issues device
+// certificates within each sub-account's quota, renews and revokes them,
+// and publishes revocations as a CRL, over OCSP and as a feed for proxies.
+package ca
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/devicegate/devicegate/internal/identity"
+	"github.com/devicegate/devicegate/store"
+)
+
+// Options configure an Authority. Zero values get the documented defaults.
+type Options struct {
+	TrustDomain string        // SPIFFE trust domain of device URIs
+	Validity    time.Duration // device certificate lifetime, default 365 days
+	TicketTTL   time.Duration // enrollment code lifetime, default 30 minutes
+	AllowRSA    bool          // accept RSA >= 2048 besides P-256
+	CRLFile     string        // where the PEM CRL is written (optional)
+	CRLValidity time.Duration // nextUpdate distance, default 7 days
+	Logger      *slog.Logger
+	Now         func() time.Time // for tests
+}
+
+func (o *Options) setDefaults() error {
+	if o.TrustDomain == "" {
+		o.TrustDomain = "devicegate.local"
+	}
+	if err := identity.ValidateTrustDomain(o.TrustDomain); err != nil {
+		return err
+	}
+	if o.Validity == 0 {
+		o.Validity = 365 * 24 * time.Hour
+	}
+	if o.TicketTTL == 0 {
+		o.TicketTTL = 30 * time.Minute
+	}
+	if o.CRLValidity == 0 {
+		o.CRLValidity = 7 * 24 * time.Hour
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Validity < time.Hour {
+		return errors.New("certificate validity must be at least 1h")
+	}
+	return nil
+}
+
+// Authority issues, renews and revokes device certificates.
+type Authority struct {
+	opts   Options
+	keys   *Keys
+	store  store.Store
+	signer *signer
+	revs   *revocationState
+}
+
+// New starts an Authority over loaded keys and an open store. It builds the
+// first CRL before returning, so a broken store fails start-up.
+func New(ctx context.Context, keys *Keys, st store.Store, opts Options) (*Authority, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	s, err := newDeviceSigner(keys)
+	if err != nil {
+		return nil, err
+	}
+	a := &Authority{opts: opts, keys: keys, store: st, signer: s}
+	a.revs = newRevocationState(a)
+	if err := a.revs.refresh(ctx); err != nil {
+		return nil, fmt.Errorf("build CRL: %w", err)
+	}
+	return a, nil
+}
+
+// Keys returns the CA's certificates (and online keys).
+func (a *Authority) Keys() *Keys { return a.keys }
+
+// TrustDomain is the SPIFFE trust domain of the identities we issue.
+func (a *Authority) TrustDomain() string { return a.opts.TrustDomain }
+
+func (a *Authority) now() time.Time { return a.opts.Now() }
+
+// Run keeps the CRL fresh until ctx ends: it notices revocations made by
+// other processes on the same store (the admin CLI, another node) by polling
+// the store's change sequence every second, and re-signs the CRL before it
+// expires.
+func (a *Authority) Run(ctx context.Context) {
+	a.revs.run(ctx, time.Second)
+}

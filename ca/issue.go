@@ -1,0 +1,275 @@
+package ca
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/devicegate/devicegate/internal/identity"
+	"github.com/devicegate/devicegate/store"
+)
+
+// IssueRequest asks for a device certificate. The sub-account comes from a
+// one-time Code (API and CLI) or from an authenticated portal session
+// (TenantID+SubID); never from the CSR.
+type IssueRequest struct {
+	Code     string
+	TenantID string
+	SubID    string
+	CSR      []byte // PEM or DER PKCS#10
+	Label    string
+	ClientIP string
+	UA       string
+}
+
+// Issued is a freshly issued device certificate.
+type Issued struct {
+	Device     store.Device
+	SubAccount store.SubAccount
+	Chain      []*x509.Certificate // leaf, device intermediate
+	Installed  int                 // active devices after this one
+	Limit      int                 // N
+}
+
+// MaxLabelRunes bounds a device label.
+const MaxLabelRunes = 64
+
+// Issue checks the CSR and the sub-account, signs, and records the device
+// through the store's quota gate. Signing happens before the transaction
+// (so the write lock is held for microseconds, not for an ECDSA signature);
+// a certificate refused by the gate is dropped and never leaves this
+// function.
+func (a *Authority) Issue(ctx context.Context, r IssueRequest) (*Issued, error) {
+	csr, err := ParseCSR(r.CSR, a.opts.AllowRSA)
+	if err != nil {
+		return nil, err
+	}
+	label, err := cleanLabel(r.Label)
+	if err != nil {
+		return nil, err
+	}
+	now := a.now()
+
+	var ticketHash []byte
+	tenantID, subID := r.TenantID, r.SubID
+	if r.Code != "" {
+		if ticketHash, err = hashCode(r.Code); err != nil {
+			return nil, store.ErrTicketUnknown
+		}
+		t, err := a.store.LookupTicket(ctx, ticketHash, now)
+		if err != nil {
+			return nil, err
+		}
+		// A session-bound caller may also pass a code: it must be theirs.
+		if (tenantID != "" && tenantID != t.TenantID) || (subID != "" && subID != t.SubID) {
+			return nil, store.ErrTicketUnknown
+		}
+		tenantID, subID = t.TenantID, t.SubID
+	}
+	if tenantID == "" || subID == "" {
+		return nil, fmt.Errorf("%w: an enrollment code is required", store.ErrTicketUnknown)
+	}
+
+	sub, err := a.store.GetSubAccount(ctx, tenantID, subID)
+	if err != nil {
+		return nil, err
+	}
+	notAfter := now.Add(a.opts.Validity)
+	if !sub.Window.NotAfter.IsZero() && sub.Window.NotAfter.Before(notAfter) {
+		notAfter = sub.Window.NotAfter
+	}
+	if err := store.Eligible(sub, now, notAfter); err != nil {
+		return nil, err
+	}
+	// Cheap pre-check so a full quota costs no signature; the store's
+	// transaction below is the authoritative check.
+	devices, err := a.store.ListDevices(ctx, tenantID, subID)
+	if err != nil {
+		return nil, err
+	}
+	if store.CountActive(devices, now) >= sub.Protection.MaxDevices {
+		return nil, store.ErrQuotaExceeded
+	}
+
+	deviceID := store.NewID()
+	p := identity.Principal{TrustDomain: a.opts.TrustDomain, TenantID: tenantID, SubID: subID, DeviceID: deviceID}
+	chain, err := a.signer.sign(ctx, csr, leafSpec{
+		CommonName: sub.FullName(),
+		URI:        p.URI().String(),
+		NotBefore:  now.Add(-time.Minute), // tolerate small client clock skew
+		NotAfter:   notAfter,
+	})
+	if err != nil {
+		return nil, err
+	}
+	leaf := chain[0]
+	dev, err := a.store.IssueDevice(ctx, store.IssueRequest{
+		TenantID:    tenantID,
+		SubID:       subID,
+		TicketHash:  ticketHash,
+		DeviceID:    deviceID,
+		Label:       label,
+		Serial:      SerialHex(leaf),
+		Fingerprint: Fingerprint(leaf),
+		IssuedAt:    now,
+		ExpiresAt:   leaf.NotAfter,
+		EnrolledIP:  r.ClientIP,
+		EnrolledUA:  truncate(r.UA, 256),
+		Now:         now,
+	}, store.Actor{Kind: "sub", Name: sub.FullName(), IP: r.ClientIP, UA: truncate(r.UA, 256)})
+	if err != nil {
+		return nil, err
+	}
+	installed := store.CountActive(devices, now) + 1
+	if after, err := a.store.ListDevices(ctx, tenantID, subID); err == nil {
+		installed = store.CountActive(after, now)
+	}
+	return &Issued{Device: dev, SubAccount: sub, Chain: chain, Installed: installed, Limit: sub.Protection.MaxDevices}, nil
+}
+
+// Renew gives an active device a new certificate (same device id, same
+// quota slot) and revokes the old serial as superseded. The caller has
+// authenticated the device with its current certificate, oldLeaf.
+func (a *Authority) Renew(ctx context.Context, oldLeaf *x509.Certificate, csrData []byte) (*Issued, error) {
+	p, err := identity.FromCertificate(oldLeaf, a.opts.TrustDomain)
+	if err != nil {
+		return nil, err
+	}
+	csr, err := ParseCSR(csrData, a.opts.AllowRSA)
+	if err != nil {
+		return nil, err
+	}
+	now := a.now()
+	dev, err := a.store.GetDevice(ctx, p.TenantID, p.DeviceID)
+	if err != nil {
+		return nil, err
+	}
+	if dev.SubID != p.SubID || dev.Serial != SerialHex(oldLeaf) {
+		return nil, store.ErrStale
+	}
+	if !dev.ActiveAt(now) {
+		return nil, store.ErrDeviceInactive
+	}
+	sub, err := a.store.GetSubAccount(ctx, p.TenantID, p.SubID)
+	if err != nil {
+		return nil, err
+	}
+	notAfter := now.Add(a.opts.Validity)
+	if !sub.Window.NotAfter.IsZero() && sub.Window.NotAfter.Before(notAfter) {
+		notAfter = sub.Window.NotAfter
+	}
+	if err := store.Eligible(sub, now, notAfter); err != nil {
+		return nil, err
+	}
+	chain, err := a.signer.sign(ctx, csr, leafSpec{
+		CommonName: sub.FullName(),
+		URI:        p.URI().String(),
+		NotBefore:  now.Add(-time.Minute),
+		NotAfter:   notAfter,
+	})
+	if err != nil {
+		return nil, err
+	}
+	leaf := chain[0]
+	dev, _, err = a.store.RenewDevice(ctx, store.RenewRequest{
+		TenantID:    p.TenantID,
+		DeviceID:    p.DeviceID,
+		OldSerial:   dev.Serial,
+		Serial:      SerialHex(leaf),
+		Fingerprint: Fingerprint(leaf),
+		IssuedAt:    now,
+		ExpiresAt:   leaf.NotAfter,
+		Now:         now,
+	}, store.Actor{Kind: "sub", Name: sub.FullName()})
+	if err != nil {
+		return nil, err
+	}
+	a.afterRevocation(ctx)
+	devices, _ := a.store.ListDevices(ctx, p.TenantID, p.SubID)
+	return &Issued{Device: dev, SubAccount: sub, Chain: chain, Installed: store.CountActive(devices, now), Limit: sub.Protection.MaxDevices}, nil
+}
+
+// RevokeDevice revokes one device and republishes the CRL at once.
+func (a *Authority) RevokeDevice(ctx context.Context, tenantID, deviceID string, reason store.RevocationReason, actor store.Actor) (store.Revocation, error) {
+	if err := checkReason(reason); err != nil {
+		return store.Revocation{}, err
+	}
+	rv, err := a.store.RevokeDevice(ctx, tenantID, deviceID, reason, actor)
+	if err != nil {
+		return store.Revocation{}, err
+	}
+	a.afterRevocation(ctx)
+	return rv, nil
+}
+
+// RevokeSubAccount revokes every active device of a sub-account.
+func (a *Authority) RevokeSubAccount(ctx context.Context, tenantID, subID string, reason store.RevocationReason, actor store.Actor) ([]store.Revocation, error) {
+	if err := checkReason(reason); err != nil {
+		return nil, err
+	}
+	rvs, err := a.store.RevokeSubAccountDevices(ctx, tenantID, subID, reason, actor)
+	if err != nil {
+		return nil, err
+	}
+	a.afterRevocation(ctx)
+	return rvs, nil
+}
+
+// Depart marks a sub-account departed (revoking all its devices) or, with
+// status active, restores it.
+func (a *Authority) SetStatus(ctx context.Context, tenantID, subID string, status store.SubStatus, actor store.Actor) (store.SubAccount, []store.Revocation, error) {
+	sub, rvs, err := a.store.SetStatus(ctx, tenantID, subID, status, actor)
+	if err != nil {
+		return sub, nil, err
+	}
+	a.afterRevocation(ctx)
+	return sub, rvs, nil
+}
+
+// afterRevocation republishes the CRL and wakes the feed. The revocation is
+// already durable; a CRL failure is logged and retried by Run.
+func (a *Authority) afterRevocation(ctx context.Context) {
+	if err := a.revs.refresh(ctx); err != nil {
+		a.opts.Logger.Error("CRL refresh after revocation failed; retrying in the background", "err", err)
+	}
+}
+
+func checkReason(r store.RevocationReason) error {
+	switch r {
+	case store.ReasonUnspecified, store.ReasonKeyCompromise, store.ReasonAffiliationChanged,
+		store.ReasonSuperseded, store.ReasonCessationOfOperation, store.ReasonPrivilegeWithdrawn:
+		return nil
+	}
+	return fmt.Errorf("%w: revocation reason %d is not supported", store.ErrInvalid, r)
+}
+
+// SerialHex is the store's form of a certificate serial number.
+func SerialHex(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
+
+// Fingerprint is the hex SHA-256 of the DER certificate.
+func Fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+func cleanLabel(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	if err := identity.ValidateLabel(s); err != nil {
+		return "", fmt.Errorf("%w: device label: %v", store.ErrInvalid, err)
+	}
+	return s, nil
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}

@@ -1,0 +1,284 @@
+package ca
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/devicegate/devicegate/internal/identity"
+	"github.com/devicegate/devicegate/store"
+)
+
+// maxEnrollBody bounds the JSON body of POST /v1/enroll: a maximal CSR in
+// PEM plus code and label. Larger CSRs inside the limit are refused by
+// ParseCSR with a clear error.
+const maxEnrollBody = MaxCSRBytes*2 + 4096
+
+// Long-poll bounds of the revocation feed.
+const (
+	defaultFeedWait = 25 * time.Second
+	maxFeedWait     = 60 * time.Second
+	feedPageSize    = 1000
+)
+
+// Server is the CA's HTTP API.
+type Server struct {
+	ca  *Authority
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// NewServer builds the handler of the CA API.
+func NewServer(a *Authority) *Server {
+	s := &Server{ca: a, log: a.opts.Logger, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /v1/roots.pem", s.handleRoots)
+	s.mux.HandleFunc("POST /v1/enroll", s.handleEnroll)
+	s.mux.HandleFunc("POST /v1/renew", s.handleRenew)
+	s.mux.HandleFunc("GET /v1/revocations", s.handleRevocations)
+	s.mux.HandleFunc("GET /crl", s.handleCRL)
+	s.mux.HandleFunc("GET /crl.pem", s.handleCRL)
+	s.mux.HandleFunc("POST /ocsp", s.handleOCSP)
+	s.mux.HandleFunc("GET /ocsp/", s.handleOCSP)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// ConfigureTLS asks clients for a certificate of the device intermediate
+// (devices renewing, proxies reading the feed) without requiring one, so
+// enrollment works with a plain TLS client.
+func (s *Server) ConfigureTLS(c *tls.Config) {
+	c.ClientAuth = tls.VerifyClientCertIfGiven
+	c.ClientCAs = s.ca.keys.DevicePool()
+	c.MinVersion = tls.VersionTLS12
+}
+
+func (s *Server) handleRoots(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, _ = w.Write(s.ca.keys.RootPEM)
+}
+
+type enrollRequest struct {
+	Code  string `json:"code"`
+	CSR   string `json:"csr"`
+	Label string `json:"label"`
+}
+
+type enrollResponse struct {
+	DeviceID    string `json:"device_id"`
+	Serial      string `json:"serial"`
+	SubAccount  string `json:"subaccount"`
+	NotAfter    string `json:"not_after"`
+	Certificate string `json:"certificate"`
+	Chain       string `json:"chain"`
+	Installed   int    `json:"installed"`
+	Limit       int    `json:"limit"`
+}
+
+func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
+	var req enrollRequest
+	if err := decodeJSON(w, r, &req, maxEnrollBody); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Code == "" {
+		s.writeError(w, r, store.ErrTicketUnknown)
+		return
+	}
+	issued, err := s.ca.Issue(r.Context(), IssueRequest{
+		Code:     req.Code,
+		CSR:      []byte(req.CSR),
+		Label:    req.Label,
+		ClientIP: clientIP(r),
+		UA:       r.UserAgent(),
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, newEnrollResponse(issued))
+}
+
+func newEnrollResponse(is *Issued) enrollResponse {
+	leaf := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.Chain[0].Raw})
+	chain := append([]byte(nil), leaf...)
+	for _, c := range is.Chain[1:] {
+		chain = append(chain, pemCert(c)...)
+	}
+	return enrollResponse{
+		DeviceID:    is.Device.ID,
+		Serial:      is.Device.Serial,
+		SubAccount:  is.SubAccount.FullName(),
+		NotAfter:    is.Device.ExpiresAt.UTC().Format(time.RFC3339),
+		Certificate: string(leaf),
+		Chain:       string(chain),
+		Installed:   is.Installed,
+		Limit:       is.Limit,
+	}
+}
+
+// handleRenew renews the certificate the client authenticated with.
+func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		s.writeError(w, r, errUnauthenticated)
+		return
+	}
+	leaf := r.TLS.PeerCertificates[0]
+	if _, revoked := s.ca.revs.lookup(SerialHex(leaf)); revoked {
+		s.writeError(w, r, store.ErrDeviceInactive)
+		return
+	}
+	var req enrollRequest
+	if err := decodeJSON(w, r, &req, maxEnrollBody); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	issued, err := s.ca.Renew(r.Context(), leaf, []byte(req.CSR))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, newEnrollResponse(issued))
+}
+
+type feedEntry struct {
+	Seq       int64     `json:"seq"`
+	Serial    string    `json:"serial"`
+	TenantID  string    `json:"tenant_id"`
+	SubID     string    `json:"sub_id"`
+	DeviceID  string    `json:"device_id"`
+	Reason    int       `json:"reason"`
+	RevokedAt time.Time `json:"revoked_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+type feedPage struct {
+	Seq         int64       `json:"seq"` // ask again with since=seq
+	More        bool        `json:"more"`
+	Revocations []feedEntry `json:"revocations"`
+}
+
+// handleRevocations is the proxies' feed: GET /v1/revocations?since=SEQ
+// [&wait=25s]. It answers at once when something newer than SEQ exists and
+// otherwise holds the request until the store's seq moves or wait ends.
+func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		s.writeError(w, r, errUnauthenticated)
+		return
+	}
+	if _, err := identity.ProxyFromCertificate(r.TLS.PeerCertificates[0], s.ca.opts.TrustDomain); err != nil {
+		s.writeError(w, r, fmt.Errorf("%w: %v", errUnauthenticated, err))
+		return
+	}
+	since, err := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
+	if err != nil || since < 0 {
+		s.writeError(w, r, fmt.Errorf("%w: since must be a non-negative integer", errBadRequest))
+		return
+	}
+	wait := defaultFeedWait
+	if v := r.URL.Query().Get("wait"); v != "" {
+		if wait, err = time.ParseDuration(v); err != nil || wait < 0 || wait > maxFeedWait {
+			s.writeError(w, r, fmt.Errorf("%w: wait must be a duration between 0 and %v", errBadRequest, maxFeedWait))
+			return
+		}
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		_, changed := s.ca.revs.wait()
+		page, err := s.feedPage(r, since)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if page.Seq > since || wait == 0 {
+			writeJSON(w, http.StatusOK, page)
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			writeJSON(w, http.StatusOK, page)
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// feedPage reads the store's seq before the rows, so a revocation committed
+// in between is delivered next time instead of being skipped.
+func (s *Server) feedPage(r *http.Request, since int64) (feedPage, error) {
+	cur, err := s.ca.store.CurrentSeq(r.Context())
+	if err != nil {
+		return feedPage{}, err
+	}
+	page := feedPage{Seq: max(cur, since), Revocations: []feedEntry{}}
+	if cur <= since {
+		return page, nil
+	}
+	revs, err := s.ca.store.RevocationsSince(r.Context(), since, feedPageSize)
+	if err != nil {
+		return feedPage{}, err
+	}
+	for _, rv := range revs {
+		if rv.Seq > cur {
+			break
+		}
+		page.Revocations = append(page.Revocations, feedEntry{
+			Seq: rv.Seq, Serial: rv.Serial, TenantID: rv.TenantID, SubID: rv.SubID, DeviceID: rv.DeviceID,
+			Reason: int(rv.Reason), RevokedAt: rv.RevokedAt, ExpiresAt: rv.ExpiresAt,
+		})
+	}
+	if len(revs) == feedPageSize {
+		page.More = true
+		page.Seq = revs[len(revs)-1].Seq
+	}
+	return page, nil
+}
+
+func (s *Server) handleCRL(w http.ResponseWriter, r *http.Request) {
+	der, pemBytes := s.ca.CRL()
+	if r.URL.Path == "/crl.pem" {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_, _ = w.Write(pemBytes)
+		return
+	}
+	w.Header().Set("Content-Type", "application/pkix-crl")
+	_, _ = w.Write(der)
+}
+
+// decodeJSON reads one JSON object with unknown fields refused.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return ErrCSRTooLarge
+		}
+		return fmt.Errorf("%w: body is not the expected JSON object: %v", errBadRequest, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: trailing data after the JSON object", errBadRequest)
+	}
+	return nil
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,117 @@
+package ca
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+)
+
+// ServerCertValidity is the lifetime of TLS server certificates from the
+// internal server CA; certmagic renews them when a third is left.
+const ServerCertValidity = 30 * 24 * time.Hour
+
+// ServerIssuer is a certmagic.Issuer that signs TLS server certificates with
+// the internal server intermediate, for an allow-list of host names only.
+type ServerIssuer struct {
+	keys  *Keys
+	hosts []string
+}
+
+var _ certmagic.Issuer = (*ServerIssuer)(nil)
+
+// NewServerIssuer allows certificates for hosts (DNS names or IPs).
+func NewServerIssuer(k *Keys, hosts []string) *ServerIssuer {
+	return &ServerIssuer{keys: k, hosts: hosts}
+}
+
+// IssuerKey identifies certificates of this CA in certmagic's storage.
+func (s *ServerIssuer) IssuerKey() string {
+	return "devicegate-" + Fingerprint(s.keys.Server)[:16]
+}
+
+// Issue signs a serverAuth certificate for the CSR's names.
+func (s *ServerIssuer) Issue(_ context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("server CSR: %w", err)
+	}
+	names := append(slices.Clone(csr.DNSNames), ipStrings(csr.IPAddresses)...)
+	if len(names) == 0 || len(csr.URIs)+len(csr.EmailAddresses) != 0 {
+		return nil, errors.New("server CSR must name DNS names or IPs only")
+	}
+	for _, n := range names {
+		if !slices.Contains(s.hosts, n) {
+			return nil, fmt.Errorf("server certificate for %q is not allowed", n)
+		}
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     now.Add(ServerCertValidity),
+		DNSNames:     csr.DNSNames,
+		IPAddresses:  csr.IPAddresses,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if len(csr.DNSNames) > 0 {
+		tmpl.Subject.CommonName = csr.DNSNames[0]
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.keys.Server, csr.PublicKey, s.keys.ServerKey)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	// certmagic stores the chain: leaf then the server intermediate.
+	return &certmagic.IssuedCertificate{Certificate: append(pemCert(leaf), s.keys.ServerPEM...)}, nil
+}
+
+func ipStrings(ips []net.IP) []string {
+	out := make([]string, 0, len(ips))
+	for _, ip := range ips {
+		out = append(out, ip.String())
+	}
+	return out
+}
+
+// ServerTLS returns a TLS config whose certificates for hosts are issued by
+// the internal server CA and kept in storageDir by certmagic (obtained now,
+// renewed in the background until ctx ends).
+func ServerTLS(ctx context.Context, k *Keys, storageDir string, hosts []string) (*tls.Config, error) {
+	cache := certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return nil, nil },
+		Logger:           zap.NewNop(),
+	})
+	cfg := certmagic.New(cache, certmagic.Config{
+		Storage: &certmagic.FileStorage{Path: storageDir},
+		Logger:  zap.NewNop(),
+	})
+	cfg.Issuers = []certmagic.Issuer{NewServerIssuer(k, hosts)}
+	cache.SetOptions(certmagic.CacheOptions{
+		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },
+		Logger:           zap.NewNop(),
+	})
+	go func() { <-ctx.Done(); cache.Stop() }()
+	if err := cfg.ManageSync(ctx, hosts); err != nil {
+		return nil, fmt.Errorf("obtain TLS server certificate: %w", err)
+	}
+	tc := cfg.TLSConfig()
+	tc.NextProtos = []string{"h2", "http/1.1"}
+	tc.MinVersion = tls.VersionTLS12
+	return tc, nil
+}

@@ -1,0 +1,104 @@
+package ca
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/smallstep/certificates/authority"
+	"github.com/smallstep/certificates/authority/provisioner"
+	"github.com/smallstep/certificates/db"
+	"go.step.sm/crypto/x509util"
+)
+
+// clientLeafTemplate is the x509util template of every client certificate
+// we sign (devices and proxies): the subject and SANs come from the
+// template data we set, never from the CSR; clientAuth is the only EKU.
+const clientLeafTemplate = `{
+	"subject": {{ toJson .Subject }},
+	"sans": {{ toJson .SANs }},
+	"keyUsage": ["digitalSignature"],
+	"extKeyUsage": ["clientAuth"],
+	"basicConstraints": {"isCA": false}
+}`
+
+// leafSpec is what a client certificate says and how long it lives.
+type leafSpec struct {
+	CommonName string
+	URI        string
+	NotBefore  time.Time
+	NotAfter   time.Time
+}
+
+// signer wraps smallstep's embedded authority with the device intermediate.
+type signer struct {
+	auth *authority.Authority
+}
+
+func newDeviceSigner(k *Keys) (*signer, error) {
+	a, err := authority.NewEmbedded(
+		authority.WithX509RootCerts(k.Root),
+		authority.WithX509SignerChain([]*x509.Certificate{k.Device}, k.DeviceKey),
+		authority.WithDatabase(noAuthorityDB{}),
+		authority.WithQuietInit(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded authority: %w", err)
+	}
+	return &signer{auth: a}, nil
+}
+
+// sign issues a client certificate for the CSR's public key.
+func (s *signer) sign(ctx context.Context, csr *x509.CertificateRequest, spec leafSpec) ([]*x509.Certificate, error) {
+	data := x509util.CreateTemplateData(spec.CommonName, []string{spec.URI})
+	tmplOpts, err := provisioner.CustomTemplateOptions(nil, data, clientLeafTemplate)
+	if err != nil {
+		return nil, err
+	}
+	validity := provisioner.CertificateEnforcerFunc(func(c *x509.Certificate) error {
+		c.NotBefore, c.NotAfter = spec.NotBefore, spec.NotAfter
+		return nil
+	})
+	chain, err := s.auth.SignWithContext(ctx, csr, provisioner.SignOptions{}, tmplOpts, validity, clientLeafCheck{spec: spec})
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	return chain, nil
+}
+
+// clientLeafCheck validates the final template before it is signed, so a
+// template mistake can never produce a certificate with other powers.
+type clientLeafCheck struct{ spec leafSpec }
+
+func (v clientLeafCheck) Valid(c *x509.Certificate, _ provisioner.SignOptions) error {
+	switch {
+	case c.IsCA:
+		return errors.New("client certificate must not be a CA")
+	case len(c.ExtKeyUsage) != 1 || c.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth:
+		return errors.New("client certificate must have clientAuth as its only EKU")
+	case len(c.URIs) != 1 || c.URIs[0].String() != v.spec.URI:
+		return errors.New("client certificate must carry exactly its identity URI")
+	case len(c.DNSNames)+len(c.IPAddresses)+len(c.EmailAddresses) != 0:
+		return errors.New("client certificate must not carry other SANs")
+	}
+	return nil
+}
+
+// noAuthorityDB satisfies the embedded authority's database interface.
+// devicegate's store is the source of truth for issued and revoked
+// certificates, so the authority keeps nothing of its own.
+type noAuthorityDB struct{}
+
+func (noAuthorityDB) IsRevoked(string) (bool, error)             { return false, db.ErrNotImplemented }
+func (noAuthorityDB) IsSSHRevoked(string) (bool, error)          { return false, db.ErrNotImplemented }
+func (noAuthorityDB) Revoke(*db.RevokedCertificateInfo) error    { return db.ErrNotImplemented }
+func (noAuthorityDB) RevokeSSH(*db.RevokedCertificateInfo) error { return db.ErrNotImplemented }
+func (noAuthorityDB) GetCertificate(string) (*x509.Certificate, error) {
+	return nil, db.ErrNotImplemented
+}
+func (noAuthorityDB) UseToken(string, string) (bool, error)   { return false, db.ErrNotImplemented }
+func (noAuthorityDB) IsSSHHost(string) (bool, error)          { return false, db.ErrNotImplemented }
+func (noAuthorityDB) GetSSHHostPrincipals() ([]string, error) { return nil, db.ErrNotImplemented }
+func (noAuthorityDB) Shutdown() error                         { return nil }
