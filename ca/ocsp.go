@@ -119,4 +119,3 @@ func writeOCSP(w http.ResponseWriter, body []byte) {
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(body)
 }
-
