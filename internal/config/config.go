@@ -1,0 +1,232 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/devicegate/devicegate/internal/identity"
+)
+
+// Config is devicegate.yaml (all-in-one) and ca.yaml (a CA node uses the
+// same type; sections it does not need are simply left out).
+type Config struct {
+	DataDir           string   `yaml:"data_dir"`
+	AllowPublicListen bool     `yaml:"allow_public_listen"`
+	Database          Database `yaml:"database"`
+	CA                CA       `yaml:"ca"`
+	Proxy             Proxy    `yaml:"proxy"`
+	Portal            Portal   `yaml:"portal"`
+	PermissionsFile   string   `yaml:"permissions_file"`
+	Log               Log      `yaml:"log"`
+}
+
+// Database selects the store backend.
+type Database struct {
+	Driver      string `yaml:"driver"`        // sqlite | postgres
+	Path        string `yaml:"path"`          // sqlite file
+	DSN         string `yaml:"dsn"`           // postgres; ${VAR} is expanded
+	SealKeyFile string `yaml:"seal_key_file"` // AES-256 key sealing TOTP secrets
+}
+
+// CA configures the authority and its HTTPS API.
+type CA struct {
+	Dir         string   `yaml:"dir"`
+	TrustDomain string   `yaml:"trust_domain"`
+	Validity    Duration `yaml:"validity"`
+	Listen      string   `yaml:"listen"`
+	PublicURL   string   `yaml:"public_url"`
+	CRLFile     string   `yaml:"crl_file"`
+	CRLValidity Duration `yaml:"crl_validity"`
+	TicketTTL   Duration `yaml:"ticket_ttl"`
+	AllowRSA    *bool    `yaml:"allow_rsa"`
+}
+
+// RSAAllowed reports whether RSA >= 2048 keys are accepted (default yes).
+func (c CA) RSAAllowed() bool { return c.AllowRSA == nil || *c.AllowRSA }
+
+// Proxy is extended by the gateway issue; only listeners and staleness now.
+type Proxy struct {
+	Listen       string   `yaml:"listen"`
+	AdminListen  string   `yaml:"admin_listen"`
+	MaxStaleness Duration `yaml:"max_staleness"`
+}
+
+// Portal is the browser enrollment portal.
+type Portal struct {
+	Listen string `yaml:"listen"`
+}
+
+// Log configures slog.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Load reads, parses, defaults and validates a config file. Relative paths
+// in it are relative to the file's directory.
+func Load(path string) (*Config, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Parse(data, filepath.Dir(abs))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse parses config YAML; relative paths are resolved against baseDir.
+func Parse(data []byte, baseDir string) (*Config, error) {
+	var c Config
+	if err := decodeStrict(data, &c); err != nil {
+		return nil, err
+	}
+	var p problems
+	c.setDefaults(baseDir, &p)
+	c.validate(&p)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) setDefaults(baseDir string, p *problems) {
+	abs := func(path string) string {
+		if path == "" || filepath.IsAbs(path) {
+			return path
+		}
+		return filepath.Join(baseDir, path)
+	}
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defDur := func(d *Duration, v time.Duration) {
+		if *d == 0 {
+			*d = Duration(v)
+		}
+	}
+	def(&c.DataDir, "./devicegate-data")
+	c.DataDir = abs(c.DataDir)
+	def(&c.Database.Driver, "sqlite")
+	def(&c.Database.Path, filepath.Join(c.DataDir, "devicegate.db"))
+	def(&c.Database.SealKeyFile, filepath.Join(c.DataDir, "seal.key"))
+	c.Database.Path, c.Database.SealKeyFile = abs(c.Database.Path), abs(c.Database.SealKeyFile)
+	if strings.Contains(c.Database.DSN, "${") {
+		dsn, err := expandEnv(c.Database.DSN)
+		if err != nil {
+			p.add("database.dsn", "%v", err)
+		}
+		c.Database.DSN = dsn
+	}
+	def(&c.CA.Dir, filepath.Join(c.DataDir, "ca"))
+	c.CA.Dir = abs(c.CA.Dir)
+	def(&c.CA.TrustDomain, "devicegate.local")
+	defDur(&c.CA.Validity, 365*24*time.Hour)
+	def(&c.CA.Listen, "127.0.0.1:8443")
+	def(&c.CA.PublicURL, "https://localhost:8443")
+	def(&c.CA.CRLFile, filepath.Join(c.CA.Dir, "crl.pem"))
+	c.CA.CRLFile = abs(c.CA.CRLFile)
+	defDur(&c.CA.CRLValidity, 7*24*time.Hour)
+	defDur(&c.CA.TicketTTL, 30*time.Minute)
+	def(&c.Proxy.Listen, "127.0.0.1:9443")
+	def(&c.Proxy.AdminListen, "127.0.0.1:9090")
+	defDur(&c.Proxy.MaxStaleness, 30*time.Second)
+	def(&c.Portal.Listen, "127.0.0.1:8444")
+	c.PermissionsFile = abs(c.PermissionsFile)
+	def(&c.Log.Level, "info")
+	def(&c.Log.Format, "text")
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEnv replaces ${VAR}; an unset variable is an error, not "".
+func expandEnv(s string) (string, error) {
+	var missing []string
+	out := envRef.ReplaceAllStringFunc(s, func(m string) string {
+		name := m[2 : len(m)-1]
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			missing = append(missing, name)
+		}
+		return v
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("environment variable %s is not set", strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+func (c *Config) validate(p *problems) {
+	switch c.Database.Driver {
+	case "sqlite":
+	case "postgres":
+		if c.Database.DSN == "" {
+			p.add("database.dsn", "required when driver is postgres")
+		}
+	default:
+		p.add("database.driver", "must be sqlite or postgres, not %q", c.Database.Driver)
+	}
+	if err := identity.ValidateTrustDomain(c.CA.TrustDomain); err != nil {
+		p.add("ca.trust_domain", "%v", err)
+	}
+	checkRange(p, "ca.validity", c.CA.Validity, time.Hour, 825*24*time.Hour)
+	checkRange(p, "ca.crl_validity", c.CA.CRLValidity, time.Hour, 90*24*time.Hour)
+	checkRange(p, "ca.ticket_ttl", c.CA.TicketTTL, time.Minute, 24*time.Hour)
+	checkRange(p, "proxy.max_staleness", c.Proxy.MaxStaleness, time.Second, time.Hour)
+	if u, err := url.Parse(c.CA.PublicURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		p.add("ca.public_url", "must be an https:// URL")
+	}
+	for path, addr := range map[string]string{
+		"ca.listen": c.CA.Listen, "proxy.listen": c.Proxy.Listen,
+		"proxy.admin_listen": c.Proxy.AdminListen, "portal.listen": c.Portal.Listen,
+	} {
+		c.checkListen(p, path, addr)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		p.add("log.level", "must be debug, info, warn or error")
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		p.add("log.format", "must be text or json")
+	}
+}
+
+func checkRange(p *problems, path string, d Duration, lo, hi time.Duration) {
+	if v := d.Duration(); v < lo || v > hi {
+		p.add(path, "must be between %v and %v", Duration(lo), Duration(hi))
+	}
+}
+
+// checkListen refuses malformed addresses and, unless allowed, anything
+// that is not loopback (house rule: public listeners are an opt-in).
+func (c *Config) checkListen(p *problems, path, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		p.add(path, "%q is not host:port", addr)
+		return
+	}
+	if c.AllowPublicListen {
+		return
+	}
+	if host == "localhost" {
+		return
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		p.add(path, "%q is not a loopback address; set allow_public_listen: true to listen publicly", addr)
+	}
+}
