@@ -38,7 +38,7 @@ func ParseCSR(data []byte, allowRSA bool) (*x509.CertificateRequest, error) {
 		if block.Type != pemCertificateReq && block.Type != pemNewCertficateReq {
 			return nil, fmt.Errorf("%w: PEM block is %q, want %q", ErrCSRMalformed, block.Type, pemCertificateReq)
 		}
-		if _, extra := pem.Decode(rest); extra != nil {
+		if extra, _ := pem.Decode(rest); extra != nil {
 			return nil, fmt.Errorf("%w: more than one PEM block", ErrCSRMalformed)
 		}
 		der = block.Bytes

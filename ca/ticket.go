@@ -50,9 +50,10 @@ func hashCode(code string) ([]byte, error) {
 	if len(code) > 128 {
 		return nil, ErrCodeMalformed
 	}
-	c := strings.ToUpper(strings.TrimSpace(code))
-	c = strings.TrimPrefix(c, codePrefix)
-	c = strings.NewReplacer("-", "", " ", "").Replace(c)
+	c := strings.NewReplacer("-", "", " ", "").Replace(strings.ToUpper(code))
+	if len(c) == len(codePrefix)-1+codeChars {
+		c = strings.TrimPrefix(c, codePrefix[:len(codePrefix)-1])
+	}
 	if len(c) != codeChars {
 		return nil, ErrCodeMalformed
 	}

@@ -1,0 +1,194 @@
+package ca
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/devicegate/devicegate/store"
+)
+
+// startServer runs the CA API over TLS from ServerTLS (certmagic with the
+// internal server CA) on loopback.
+func startServer(t *testing.T, f *fixture) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	tc, err := ServerTLS(ctx, f.ca.Keys(), filepath.Join(f.dir, "tls"), []string{"localhost", "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := NewServer(f.ca)
+	api.ConfigureTLS(tc)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: api, TLSConfig: tc}
+	go srv.Serve(tls.NewListener(ln, tc))
+	t.Cleanup(func() { srv.Close() })
+	return "https://" + ln.Addr().String()
+}
+
+func httpClient(f *fixture, cert *tls.Certificate) *http.Client {
+	tc := &tls.Config{RootCAs: f.ca.Keys().RootPool()}
+	if cert != nil {
+		tc.Certificates = []tls.Certificate{*cert}
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 20 * time.Second}
+}
+
+func tlsCert(chain []*x509.Certificate, key crypto.Signer) *tls.Certificate {
+	c := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+	for _, x := range chain {
+		c.Certificate = append(c.Certificate, x.Raw)
+	}
+	return c
+}
+
+func postEnroll(t *testing.T, c *http.Client, url string, body any) (int, map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := c.Post(url+"/v1/enroll", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, out
+}
+
+func TestEnrollOverHTTPS(t *testing.T) {
+	f := newFixture(t)
+	f.alice = f.protectedSub("limited", 1)
+	url := startServer(t, f)
+	c := httpClient(f, nil)
+
+	status, out := postEnroll(t, c, url, map[string]string{"code": f.ticket(f.alice), "csr": string(newCSR(t, newKey(t), nil)), "label": "front desk"})
+	if status != http.StatusCreated {
+		t.Fatalf("enroll: %d %v", status, out)
+	}
+	if out["subaccount"] != "shop:limited" || out["installed"].(float64) != 1 || out["limit"].(float64) != 1 || !strings.Contains(out["chain"].(string), "BEGIN CERTIFICATE") {
+		t.Fatalf("enroll response: %v", out)
+	}
+
+	status, out = postEnroll(t, c, url, map[string]string{"code": f.ticket(f.alice), "csr": string(newCSR(t, newKey(t), nil))})
+	e, _ := out["error"].(map[string]any)
+	if status != http.StatusForbidden || e["code"] != "quota_exceeded" || e["message"] != QuotaMessageEN || e["message_zh"] != QuotaMessageZH {
+		t.Fatalf("over quota: %d %v", status, out)
+	}
+
+	for name, body := range map[string]any{
+		"unknown field": map[string]string{"code": "x", "csr": "y", "subaccount": "shop:root"},
+		"not JSON":      "nope",
+		"huge body":     map[string]string{"code": f.ticket(f.alice), "csr": strings.Repeat("A", 2*maxEnrollBody)},
+	} {
+		status, out := postEnroll(t, c, url, body)
+		if status < 400 || status >= 500 {
+			t.Errorf("%s: %d %v, want a 4xx", name, status, out)
+		}
+	}
+
+	resp, err := c.Get(url + "/v1/roots.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(roots, f.ca.Keys().RootPEM) {
+		t.Fatal("roots.pem is not the root")
+	}
+}
+
+func getFeed(t *testing.T, c *http.Client, url string) (int, feedPage) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p feedPage
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.StatusCode, p
+}
+
+func TestRevocationFeed(t *testing.T) {
+	f := newFixture(t)
+	url := startServer(t, f)
+	device := f.issue(f.alice)
+	proxyKey := newKey(t)
+	proxyChain, err := f.ca.IssueProxyCert(f.ctx, "edge-1", newCSR(t, proxyKey, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deviceKey := newKey(t)
+	deviceIssued, err := f.ca.Issue(f.ctx, IssueRequest{Code: f.ticket(f.alice), CSR: newCSR(t, deviceKey, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Refused: no client certificate, and a device certificate.
+	for name, c := range map[string]*http.Client{
+		"no certificate":     httpClient(f, nil),
+		"device certificate": httpClient(f, tlsCert(deviceIssued.Chain, deviceKey)),
+	} {
+		if status, _ := getFeed(t, c, url+"/v1/revocations?since=0&wait=0s"); status != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401", name, status)
+		}
+	}
+
+	proxy := httpClient(f, tlsCert(proxyChain, proxyKey))
+	status, page := getFeed(t, proxy, url+"/v1/revocations?since=0&wait=0s")
+	if status != http.StatusOK || len(page.Revocations) != 0 || page.Seq == 0 {
+		t.Fatalf("initial page: %d %+v", status, page)
+	}
+
+	// A long poll returns as soon as the device is revoked.
+	done := make(chan feedPage, 1)
+	start := time.Now()
+	go func() {
+		_, p := getFeed(t, proxy, url+"/v1/revocations?since="+itoa(page.Seq)+"&wait=20s")
+		done <- p
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if _, err := f.ca.RevokeDevice(f.ctx, f.tenant.ID, device.Device.ID, store.ReasonKeyCompromise, testActor); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-done:
+		if len(p.Revocations) != 1 || p.Revocations[0].Serial != device.Device.Serial || p.Seq <= page.Seq {
+			t.Fatalf("long poll page: %+v", p)
+		}
+		if waited := time.Since(start); waited > 5*time.Second {
+			t.Fatalf("long poll took %v", waited)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("long poll did not return after a revocation")
+	}
+
+	for _, q := range []string{"since=-1", "since=abc", "since=0&wait=1h", ""} {
+		if status, _ := getFeed(t, proxy, url+"/v1/revocations?"+q); status != http.StatusBadRequest {
+			t.Errorf("query %q: status %d, want 400", q, status)
+		}
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,57 @@
+// Package postgres is the store for several nodes: PostgreSQL through pgx.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"io/fs"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/devicegate/devicegate/store"
+	"github.com/devicegate/devicegate/store/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Open connects and migrates. Migrations take an advisory lock, so nodes
+// starting together apply each one once. The quota gate locks the
+// sub-account row with SELECT ... FOR UPDATE.
+func Open(ctx context.Context, dsn string, opts store.Options) (*sqlstore.DB, error) {
+	if dsn == "" {
+		return nil, errors.New("postgres: a DSN is required")
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	sub, _ := fs.Sub(migrations, "migrations")
+	st, err := sqlstore.New(ctx, db, sqlstore.Dialect{
+		Name:               "postgres",
+		DollarPlaceholders: true,
+		ForUpdate:          " FOR UPDATE",
+		IsUniqueViolation:  isUnique,
+		Migrations:         sub,
+		MigrationLock:      "SELECT pg_advisory_xact_lock(7418203366)",
+	}, opts)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+func isUnique(err error) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && e.Code == "23505"
+}

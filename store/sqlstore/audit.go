@@ -1,0 +1,201 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/devicegate/devicegate/store"
+)
+
+// genesisHash is the PrevHash of a tenant's first audit event.
+var genesisHash = strings.Repeat("0", 64)
+
+// chainHash is SHA-256 over the previous hash and an unambiguous,
+// length-prefixed encoding of the event (detail keys sorted).
+func chainHash(prev string, tenantID string, seq int64, e store.AuditEntry) string {
+	h := sha256.New()
+	var n [8]byte
+	field := func(s string) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	field(prev)
+	field(tenantID)
+	binary.BigEndian.PutUint64(n[:], uint64(seq))
+	h.Write(n[:])
+	binary.BigEndian.PutUint64(n[:], uint64(ts(e.Time)))
+	h.Write(n[:])
+	for _, s := range []string{e.Actor.Kind, e.Actor.Name, e.Actor.IP, e.Actor.UA, e.Action, e.Target, e.Outcome} {
+		field(s)
+	}
+	keys := make([]string, 0, len(e.Detail))
+	for k := range e.Detail {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	binary.BigEndian.PutUint64(n[:], uint64(len(keys)))
+	h.Write(n[:])
+	for _, k := range keys {
+		field(k)
+		field(e.Detail[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// appendAudit adds one event to the tenant's chain inside tx. The head row
+// is locked (PostgreSQL) so concurrent appends cannot fork the chain.
+func (s *DB) appendAudit(ctx context.Context, tx *sql.Tx, tenantID string, e store.AuditEntry) (store.AuditEvent, error) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e.Time = fromTS(ts(e.Time)) // the precision that is stored
+	if e.Action == "" {
+		return store.AuditEvent{}, invalid("audit action is required")
+	}
+	var seq int64
+	var prev string
+	err := tx.QueryRowContext(ctx, s.q(`SELECT seq, hash FROM audit_heads WHERE tenant_id = ?`+s.d.ForUpdate), tenantID).Scan(&seq, &prev)
+	if err != nil {
+		return store.AuditEvent{}, notFound(err, "store")
+	}
+	seq++
+	hash := chainHash(prev, tenantID, seq, e)
+	detail := "{}"
+	if len(e.Detail) > 0 {
+		b, err := json.Marshal(e.Detail)
+		if err != nil {
+			return store.AuditEvent{}, err
+		}
+		detail = string(b)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO audit (tenant_id, seq, at, actor_kind, actor_name, actor_ip, actor_ua, action, target, outcome, detail, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		tenantID, seq, ts(e.Time), e.Actor.Kind, e.Actor.Name, e.Actor.IP, e.Actor.UA, e.Action, e.Target, e.Outcome, detail, prev, hash); err != nil {
+		return store.AuditEvent{}, err
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant_id = ?`), seq, hash, tenantID); err != nil {
+		return store.AuditEvent{}, err
+	}
+	return store.AuditEvent{AuditEntry: e, TenantID: tenantID, Seq: seq, PrevHash: prev, Hash: hash}, nil
+}
+
+// audit is the short form used by mutating methods.
+func (s *DB) audit(ctx context.Context, tx *sql.Tx, tenantID string, actor store.Actor, action, target string, detail map[string]string) error {
+	_, err := s.appendAudit(ctx, tx, tenantID, store.AuditEntry{Actor: actor, Action: action, Target: target, Outcome: "ok", Detail: detail})
+	return err
+}
+
+// AppendAudit records an event (e.g. a proxy access decision).
+func (s *DB) AppendAudit(ctx context.Context, tenantID string, e store.AuditEntry) (store.AuditEvent, error) {
+	var ev store.AuditEvent
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		ev, err = s.appendAudit(ctx, tx, tenantID, e)
+		return err
+	})
+	return ev, err
+}
+
+const auditColumns = `seq, at, actor_kind, actor_name, actor_ip, actor_ua, action, target, outcome, detail, prev_hash, hash`
+
+func scanAudit(rows *sql.Rows, tenantID string) (store.AuditEvent, error) {
+	var e store.AuditEvent
+	var at int64
+	var detail string
+	err := rows.Scan(&e.Seq, &at, &e.Actor.Kind, &e.Actor.Name, &e.Actor.IP, &e.Actor.UA, &e.Action, &e.Target, &e.Outcome, &detail, &e.PrevHash, &e.Hash)
+	if err != nil {
+		return e, err
+	}
+	e.TenantID, e.Time = tenantID, fromTS(at)
+	if detail != "{}" {
+		if err := json.Unmarshal([]byte(detail), &e.Detail); err != nil {
+			return e, fmt.Errorf("audit %d detail: %w", e.Seq, err)
+		}
+	}
+	return e, nil
+}
+
+// ListAudit lists a tenant's events in seq order.
+func (s *DB) ListAudit(ctx context.Context, tenantID string, f store.AuditFilter) ([]store.AuditEvent, error) {
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	query := `SELECT ` + auditColumns + ` FROM audit WHERE tenant_id = ? AND seq > ?`
+	args := []any{tenantID, f.AfterSeq}
+	if f.Target != "" {
+		query += ` AND target = ?`
+		args = append(args, f.Target)
+	}
+	if f.Action != "" {
+		query += ` AND action LIKE ? ESCAPE '\'`
+		args = append(args, likePrefix(f.Action))
+	}
+	query += ` ORDER BY seq LIMIT ?`
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.AuditEvent
+	for rows.Next() {
+		e, err := scanAudit(rows, tenantID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// likePrefix escapes LIKE wildcards and appends '%'.
+func likePrefix(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s) + "%"
+}
+
+// VerifyAudit recomputes the tenant's chain and names the first break.
+func (s *DB) VerifyAudit(ctx context.Context, tenantID string) error {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+auditColumns+` FROM audit WHERE tenant_id = ? ORDER BY seq`), tenantID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	prev, want := genesisHash, int64(1)
+	for rows.Next() {
+		e, err := scanAudit(rows, tenantID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case e.Seq != want:
+			return fmt.Errorf("audit chain broken at seq %d: event %d is missing", e.Seq, want)
+		case e.PrevHash != prev:
+			return fmt.Errorf("audit chain broken at seq %d: previous hash does not match", e.Seq)
+		case chainHash(prev, tenantID, e.Seq, e.AuditEntry) != e.Hash:
+			return fmt.Errorf("audit chain broken at seq %d: event was modified", e.Seq)
+		}
+		prev, want = e.Hash, want+1
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var headSeq int64
+	var headHash string
+	if err := s.db.QueryRowContext(ctx, s.q(`SELECT seq, hash FROM audit_heads WHERE tenant_id = ?`), tenantID).Scan(&headSeq, &headHash); err != nil {
+		return notFound(err, "store")
+	}
+	if headSeq != want-1 || headHash != prev {
+		return fmt.Errorf("audit chain broken: events after seq %d are missing", want-1)
+	}
+	return nil
+}

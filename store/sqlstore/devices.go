@@ -1,0 +1,314 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/devicegate/devicegate/store"
+)
+
+const deviceColumns = `id, tenant_id, sub_id, label, serial, fingerprint, status, issued_at, expires_at, enrolled_ip, enrolled_ua,
+	last_seen_at, last_seen_ip, revoked_at, reason`
+
+func scanDevice(row scanner) (store.Device, error) {
+	var d store.Device
+	var issued, expires, seen, revoked int64
+	err := row.Scan(&d.ID, &d.TenantID, &d.SubID, &d.Label, &d.Serial, &d.Fingerprint, &d.Status, &issued, &expires,
+		&d.EnrolledIP, &d.EnrolledUA, &seen, &d.LastSeenIP, &revoked, &d.Reason)
+	if err != nil {
+		return d, notFound(err, "device")
+	}
+	d.IssuedAt, d.ExpiresAt, d.LastSeenAt, d.RevokedAt = fromTS(issued), fromTS(expires), fromTS(seen), fromTS(revoked)
+	return d, nil
+}
+
+func scanDevices(rows *sql.Rows, err error) ([]store.Device, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Device
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// activeDevices lists the devices holding a quota slot at now.
+func (s *DB) activeDevices(ctx context.Context, q querier, subID string, now time.Time) ([]store.Device, error) {
+	return scanDevices(q.QueryContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE sub_id = ? AND status = ? AND expires_at > ? ORDER BY issued_at`),
+		subID, store.DeviceActive, ts(now)))
+}
+
+// lockSub locks the sub-account row for the rest of the transaction.
+func (s *DB) lockSub(ctx context.Context, tx *sql.Tx, tenantID, subID string) (store.SubAccount, error) {
+	return s.scanSub(tx.QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.id = ?`+s.d.ForUpdate), tenantID, subID))
+}
+
+func checkCert(serial, fingerprint string, issued, expires time.Time) error {
+	switch {
+	case serial == "" || len(serial) > 64 || strings.Trim(serial, "0123456789abcdef") != "":
+		return invalid("serial must be lower-case hex")
+	case fingerprint == "" || len(fingerprint) > 128:
+		return invalid("fingerprint is required")
+	case issued.IsZero() || !expires.After(issued):
+		return invalid("certificate validity is empty")
+	}
+	return nil
+}
+
+// IssueDevice is the quota gate (see store.Store).
+func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.Actor) (store.Device, error) {
+	if r.DeviceID == "" || r.TenantID == "" || r.SubID == "" {
+		return store.Device{}, invalid("tenant, sub-account and device ids are required")
+	}
+	if err := checkCert(r.Serial, r.Fingerprint, r.IssuedAt, r.ExpiresAt); err != nil {
+		return store.Device{}, err
+	}
+	if r.Now.IsZero() {
+		r.Now = time.Now()
+	}
+	d := store.Device{ID: r.DeviceID, TenantID: r.TenantID, SubID: r.SubID, Label: r.Label, Serial: r.Serial, Fingerprint: r.Fingerprint,
+		Status: store.DeviceActive, IssuedAt: fromTS(ts(r.IssuedAt)), ExpiresAt: fromTS(ts(r.ExpiresAt)), EnrolledIP: r.EnrolledIP, EnrolledUA: r.EnrolledUA}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		sub, err := s.lockSub(ctx, tx, r.TenantID, r.SubID)
+		if err != nil {
+			return err
+		}
+		if err := store.Eligible(sub, r.Now, r.ExpiresAt); err != nil {
+			return err
+		}
+		var active int
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM devices WHERE sub_id = ? AND status = ? AND expires_at > ?`),
+			r.SubID, store.DeviceActive, ts(r.Now)).Scan(&active); err != nil {
+			return err
+		}
+		if active >= sub.Protection.MaxDevices {
+			return store.ErrQuotaExceeded
+		}
+		if r.TicketHash != nil {
+			if err := s.consumeTicket(ctx, tx, r.TicketHash, r.TenantID, r.SubID, r.Now); err != nil {
+				return err
+			}
+		}
+		seq, err := s.nextSeq(ctx, tx)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO devices (id, tenant_id, sub_id, label, serial, fingerprint, status, issued_at, expires_at,
+			enrolled_ip, enrolled_ua, last_seen_at, last_seen_ip, revoked_at, reason, change_seq)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, 0, ?)`),
+			d.ID, d.TenantID, d.SubID, d.Label, d.Serial, d.Fingerprint, d.Status, ts(d.IssuedAt), ts(d.ExpiresAt), d.EnrolledIP, d.EnrolledUA, seq)
+		if err != nil {
+			if s.d.IsUniqueViolation(err) {
+				return fmt.Errorf("device or serial: %w", store.ErrDuplicate)
+			}
+			return err
+		}
+		return s.audit(ctx, tx, r.TenantID, actor, "device.issue", sub.Name, map[string]string{
+			"device": d.ID, "serial": d.Serial, "label": d.Label, "expires": timeText(d.ExpiresAt),
+			"installed": fmt.Sprintf("%d/%d", active+1, sub.Protection.MaxDevices),
+		})
+	})
+	if err != nil {
+		return store.Device{}, err
+	}
+	return d, nil
+}
+
+// RenewDevice swaps the certificate of an active device in place.
+func (s *DB) RenewDevice(ctx context.Context, r store.RenewRequest, actor store.Actor) (store.Device, store.Revocation, error) {
+	if err := checkCert(r.Serial, r.Fingerprint, r.IssuedAt, r.ExpiresAt); err != nil {
+		return store.Device{}, store.Revocation{}, err
+	}
+	if r.Now.IsZero() {
+		r.Now = time.Now()
+	}
+	var d store.Device
+	var rv store.Revocation
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if d, err = scanDevice(tx.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND id = ?`), r.TenantID, r.DeviceID)); err != nil {
+			return err
+		}
+		sub, err := s.lockSub(ctx, tx, r.TenantID, d.SubID)
+		if err != nil {
+			return err
+		}
+		// Re-read under the lock: a concurrent revoke or renew wins.
+		if d, err = scanDevice(tx.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND id = ?`), r.TenantID, r.DeviceID)); err != nil {
+			return err
+		}
+		if !d.ActiveAt(r.Now) {
+			return store.ErrDeviceInactive
+		}
+		if d.Serial != r.OldSerial {
+			return store.ErrStale
+		}
+		if err := store.Eligible(sub, r.Now, r.ExpiresAt); err != nil {
+			return err
+		}
+		if rv, err = s.insertRevocation(ctx, tx, d, store.ReasonSuperseded, r.Now); err != nil {
+			return err
+		}
+		seq, err := s.nextSeq(ctx, tx)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE devices SET serial = ?, fingerprint = ?, issued_at = ?, expires_at = ?, change_seq = ? WHERE id = ?`),
+			r.Serial, r.Fingerprint, ts(r.IssuedAt), ts(r.ExpiresAt), seq, d.ID)
+		if err != nil {
+			if s.d.IsUniqueViolation(err) {
+				return fmt.Errorf("serial: %w", store.ErrDuplicate)
+			}
+			return err
+		}
+		d.Serial, d.Fingerprint, d.IssuedAt, d.ExpiresAt = r.Serial, r.Fingerprint, fromTS(ts(r.IssuedAt)), fromTS(ts(r.ExpiresAt))
+		return s.audit(ctx, tx, r.TenantID, actor, "device.renew", sub.Name, map[string]string{"device": d.ID, "old_serial": r.OldSerial, "serial": d.Serial})
+	})
+	if err != nil {
+		return store.Device{}, store.Revocation{}, err
+	}
+	return d, rv, nil
+}
+
+// insertRevocation records the revocation of d's current serial.
+func (s *DB) insertRevocation(ctx context.Context, tx *sql.Tx, d store.Device, reason store.RevocationReason, now time.Time) (store.Revocation, error) {
+	seq, err := s.nextSeq(ctx, tx)
+	if err != nil {
+		return store.Revocation{}, err
+	}
+	rv := store.Revocation{Seq: seq, Serial: d.Serial, TenantID: d.TenantID, SubID: d.SubID, DeviceID: d.ID, Reason: reason,
+		RevokedAt: fromTS(ts(now)), ExpiresAt: d.ExpiresAt}
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO revocations (seq, serial, tenant_id, sub_id, device_id, reason, revoked_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		rv.Seq, rv.Serial, rv.TenantID, rv.SubID, rv.DeviceID, int(rv.Reason), ts(rv.RevokedAt), ts(rv.ExpiresAt))
+	return rv, err
+}
+
+// revokeDevice marks an active device revoked inside tx.
+func (s *DB) revokeDevice(ctx context.Context, tx *sql.Tx, d store.Device, reason store.RevocationReason, now time.Time) (store.Revocation, error) {
+	rv, err := s.insertRevocation(ctx, tx, d, reason, now)
+	if err != nil {
+		return rv, err
+	}
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE devices SET status = ?, revoked_at = ?, reason = ?, change_seq = ? WHERE id = ? AND status = ?`),
+		store.DeviceRevoked, ts(now), int(reason), rv.Seq, d.ID, store.DeviceActive)
+	if err != nil {
+		return rv, err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return rv, store.ErrDeviceInactive
+	}
+	return rv, nil
+}
+
+func validReason(r store.RevocationReason) bool {
+	switch r {
+	case store.ReasonUnspecified, store.ReasonKeyCompromise, store.ReasonAffiliationChanged, store.ReasonSuperseded,
+		store.ReasonCessationOfOperation, store.ReasonCertificateHold, store.ReasonPrivilegeWithdrawn:
+		return true
+	}
+	return false
+}
+
+// RevokeDevice revokes one active device of the tenant.
+func (s *DB) RevokeDevice(ctx context.Context, tenantID, deviceID string, reason store.RevocationReason, actor store.Actor) (store.Revocation, error) {
+	if !validReason(reason) {
+		return store.Revocation{}, invalid("revocation reason %d", reason)
+	}
+	var rv store.Revocation
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		d, err := scanDevice(tx.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND id = ?`), tenantID, deviceID))
+		if err != nil {
+			return err
+		}
+		sub, err := s.lockSub(ctx, tx, tenantID, d.SubID)
+		if err != nil {
+			return err
+		}
+		if d.Status != store.DeviceActive {
+			return store.ErrDeviceInactive
+		}
+		if rv, err = s.revokeDevice(ctx, tx, d, reason, time.Now()); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, tenantID, actor, "device.revoke", sub.Name, map[string]string{"device": d.ID, "serial": d.Serial, "reason": fmt.Sprint(int(reason))})
+	})
+	return rv, err
+}
+
+// revokeAll revokes every active (even expired) device of a locked sub-account.
+func (s *DB) revokeAll(ctx context.Context, tx *sql.Tx, sub *store.SubAccount, reason store.RevocationReason, actor store.Actor) ([]store.Revocation, error) {
+	devs, err := scanDevices(tx.QueryContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE sub_id = ? AND status = ? ORDER BY issued_at`), sub.ID, store.DeviceActive))
+	if err != nil {
+		return nil, err
+	}
+	revs := []store.Revocation{}
+	now := time.Now()
+	for _, d := range devs {
+		rv, err := s.revokeDevice(ctx, tx, d, reason, now)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.audit(ctx, tx, sub.TenantID, actor, "device.revoke", sub.Name, map[string]string{"device": d.ID, "serial": d.Serial, "reason": fmt.Sprint(int(reason))}); err != nil {
+			return nil, err
+		}
+		revs = append(revs, rv)
+	}
+	return revs, nil
+}
+
+// RevokeSubAccountDevices revokes every active device of a sub-account.
+func (s *DB) RevokeSubAccountDevices(ctx context.Context, tenantID, subID string, reason store.RevocationReason, actor store.Actor) ([]store.Revocation, error) {
+	if !validReason(reason) {
+		return nil, invalid("revocation reason %d", reason)
+	}
+	var revs []store.Revocation
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		sub, err := s.lockSub(ctx, tx, tenantID, subID)
+		if err != nil {
+			return err
+		}
+		revs, err = s.revokeAll(ctx, tx, &sub, reason, actor)
+		return err
+	})
+	return revs, err
+}
+
+// GetDevice returns a device of the tenant.
+func (s *DB) GetDevice(ctx context.Context, tenantID, deviceID string) (store.Device, error) {
+	return scanDevice(s.db.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND id = ?`), tenantID, deviceID))
+}
+
+// ListDevices lists a sub-account's devices by issue time.
+func (s *DB) ListDevices(ctx context.Context, tenantID, subID string) ([]store.Device, error) {
+	return scanDevices(s.db.QueryContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND sub_id = ? ORDER BY issued_at, id`), tenantID, subID))
+}
+
+// FindDevice looks up by device id or serial across tenants.
+func (s *DB) FindDevice(ctx context.Context, idOrSerial string) (store.Device, error) {
+	if idOrSerial == "" || len(idOrSerial) > 128 {
+		return store.Device{}, invalid("device id or serial is required")
+	}
+	serial := strings.TrimLeft(strings.ToLower(strings.ReplaceAll(idOrSerial, ":", "")), "0")
+	return scanDevice(s.db.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE id = ? OR serial = ? LIMIT 1`), idOrSerial, serial))
+}
+
+// TouchDevice records when and from where a device was last seen.
+func (s *DB) TouchDevice(ctx context.Context, tenantID, deviceID string, at time.Time, ip string) error {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE devices SET last_seen_at = ?, last_seen_ip = ? WHERE tenant_id = ? AND id = ?`), ts(at), ip, tenantID, deviceID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("device: %w", store.ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,78 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/devicegate/devicegate/store"
+)
+
+// CreateTicket stores the hash of a one-time enrollment code.
+func (s *DB) CreateTicket(ctx context.Context, t store.NewTicket, actor store.Actor) error {
+	if len(t.Hash) != 32 {
+		return invalid("ticket hash must be 32 bytes")
+	}
+	if !t.ExpiresAt.After(time.Now()) {
+		return invalid("ticket expiry is in the past")
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		sub, err := s.lockSub(ctx, tx, t.TenantID, t.SubID)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO tickets (hash, tenant_id, sub_id, expires_at, used_at, created_at) VALUES (?, ?, ?, ?, 0, ?)`),
+			t.Hash, t.TenantID, t.SubID, ts(t.ExpiresAt), ts(time.Now())); err != nil {
+			if s.d.IsUniqueViolation(err) {
+				return fmt.Errorf("ticket: %w", store.ErrDuplicate)
+			}
+			return err
+		}
+		return s.audit(ctx, tx, t.TenantID, actor, "ticket.create", sub.Name, map[string]string{"expires": timeText(t.ExpiresAt)})
+	})
+}
+
+// LookupTicket reports a ticket's state without consuming it.
+func (s *DB) LookupTicket(ctx context.Context, hash []byte, now time.Time) (store.Ticket, error) {
+	return s.readTicket(ctx, s.db, hash, now)
+}
+
+func (s *DB) readTicket(ctx context.Context, q querier, hash []byte, now time.Time) (store.Ticket, error) {
+	var t store.Ticket
+	var expires, used int64
+	err := q.QueryRowContext(ctx, s.q(`SELECT tenant_id, sub_id, expires_at, used_at FROM tickets WHERE hash = ?`), hash).Scan(&t.TenantID, &t.SubID, &expires, &used)
+	if err == sql.ErrNoRows {
+		return t, store.ErrTicketUnknown
+	}
+	if err != nil {
+		return t, err
+	}
+	t.ExpiresAt, t.UsedAt = fromTS(expires), fromTS(used)
+	switch {
+	case used != 0:
+		return t, store.ErrTicketUsed
+	case !now.Before(t.ExpiresAt):
+		return t, store.ErrTicketExpired
+	}
+	return t, nil
+}
+
+// consumeTicket marks a ticket of this tenant and sub-account used, once.
+func (s *DB) consumeTicket(ctx context.Context, tx *sql.Tx, hash []byte, tenantID, subID string, now time.Time) error {
+	t, err := s.readTicket(ctx, tx, hash, now)
+	if err != nil {
+		return err
+	}
+	if t.TenantID != tenantID || t.SubID != subID {
+		return store.ErrTicketUnknown
+	}
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE tickets SET used_at = ? WHERE hash = ? AND used_at = 0`), ts(now), hash)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return store.ErrTicketUsed
+	}
+	return nil
+}
