@@ -63,6 +63,9 @@ func (s *DB) Close() error { return s.db.Close() }
 // SQL returns the underlying handle (backend tests inspect raw rows).
 func (s *DB) SQL() *sql.DB { return s.db }
 
+// Rebind rewrites '?' placeholders for this backend (for raw-SQL tests).
+func (s *DB) Rebind(query string) string { return s.q(query) }
+
 // q rewrites '?' placeholders for the dialect (cached per query text).
 func (s *DB) q(query string) string {
 	if !s.d.DollarPlaceholders {

@@ -42,13 +42,21 @@ func (s *DB) scanSub(row scanner) (store.SubAccount, error) {
 	return a, err
 }
 
-func encodeGrants(g []string) (string, error) {
+// normalizeGrants sorts and dedupes supplementary grants.
+func normalizeGrants(g []string) []string {
 	if len(g) == 0 {
-		return "", nil
+		return nil
 	}
 	g = slices.Clone(g)
 	slices.Sort(g)
-	g = slices.Compact(g)
+	return slices.Compact(g)
+}
+
+func encodeGrants(g []string) (string, error) {
+	g = normalizeGrants(g)
+	if len(g) == 0 {
+		return "", nil
+	}
 	for _, k := range g {
 		if k == "" || len(k) > 64 {
 			return "", invalid("permission point %q", k)
@@ -176,6 +184,7 @@ func (s *DB) updateSub(ctx context.Context, tenantID, subID string, actor store.
 		if err != nil {
 			return err
 		}
+		a.Grants = normalizeGrants(a.Grants)
 		a.ChangeSeq, a.UpdatedAt = seq, fromTS(ts(time.Now()))
 		_, err = tx.ExecContext(ctx, s.q(`UPDATE sub_accounts SET role = ?, grants = ?, status = ?, password_hash = ?, phone_enabled = ?, totp = ?,
 			protect_enabled = ?, max_devices = ?, not_before = ?, not_after = ?, change_seq = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`),

@@ -1,0 +1,142 @@
+// Package pgtest starts a real, throwaway PostgreSQL server on loopback for
+// tests and benchmarks (initdb + pg_ctl from Debian's postgresql package).
+package pgtest
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+)
+
+// RequireEnv makes a missing PostgreSQL a failure instead of a skip (CI).
+const RequireEnv = "DEVICEGATE_REQUIRE_POSTGRES"
+
+// Server is one running PostgreSQL cluster.
+type Server struct {
+	port int
+	dbs  atomic.Int64
+}
+
+// binDir finds the newest /usr/lib/postgresql/*/bin with initdb.
+func binDir() (string, error) {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool {
+		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[i])))
+		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[j])))
+		return vi > vj
+	})
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin (Debian package postgresql)")
+}
+
+// Start runs initdb and pg_ctl in a temporary directory and stops the
+// server when tb ends. PostgreSQL refuses to run as root, so as root the
+// binaries run as the "postgres" system user.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	bin, err := binDir()
+	if err != nil {
+		if os.Getenv(RequireEnv) == "1" {
+			tb.Fatal(err)
+		}
+		tb.Skip(err)
+	}
+	dir, err := os.MkdirTemp("", "devicegate-pg-*")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	runAs, err := runAsUser(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	port, err := freePort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	run := func(name string, args ...string) error {
+		cmd := exec.Command(filepath.Join(bin, name), args...)
+		if runAs != nil {
+			cmd = exec.Command("runuser", append([]string{"-u", runAs.Username, "--", filepath.Join(bin, name)}, args...)...)
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s: %v\n%s", name, err, out)
+		}
+		return nil
+	}
+	if err := run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
+		tb.Fatal(err)
+	}
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", port, dir)
+	if err := run("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start"); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop") })
+	return &Server{port: port}
+}
+
+// NewDatabase creates a fresh, empty database and returns its DSN.
+func (s *Server) NewDatabase(tb testing.TB) string {
+	tb.Helper()
+	name := fmt.Sprintf("t%d_%d", os.Getpid(), s.dbs.Add(1))
+	admin, err := sql.Open("pgx", s.dsn("postgres"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		tb.Fatal(err)
+	}
+	return s.dsn(name)
+}
+
+func (s *Server) dsn(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, db)
+}
+
+// runAsUser returns the postgres user when running as root (and hands it the
+// directory), or nil when the binaries can run as the current user.
+func runAsUser(dir string) (*user.User, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root needs the postgres system user: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return nil, err
+	}
+	return u, os.Chmod(dir, 0o700)
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,61 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"sync"
+	"testing"
+
+	"github.com/devicegate/devicegate/store"
+	"github.com/devicegate/devicegate/store/postgres/pgtest"
+	"github.com/devicegate/devicegate/store/sqlstore"
+	"github.com/devicegate/devicegate/store/storetest"
+)
+
+func opener(srv *pgtest.Server) func(t *testing.T) *sqlstore.DB {
+	return func(t *testing.T) *sqlstore.DB {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		st, err := Open(context.Background(), srv.NewDatabase(t), store.Options{SealKey: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+}
+
+func TestPostgres(t *testing.T) {
+	srv := pgtest.Start(t)
+	open := opener(srv)
+	t.Run("Conformance", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
+	})
+	t.Run("Internals", func(t *testing.T) {
+		storetest.RunInternals(t, open(t), `DROP TRIGGER audit_no_update ON audit`)
+	})
+	t.Run("ConcurrentMigrations", func(t *testing.T) {
+		// Several nodes starting at once on an empty database.
+		dsn := srv.NewDatabase(t)
+		key := make([]byte, 32)
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				st, err := Open(context.Background(), dsn, store.Options{SealKey: key})
+				if err == nil {
+					st.Close()
+				}
+				errs[i] = err
+			}(i)
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,0 +1,577 @@
+package storetest
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/devicegate/devicegate/store"
+)
+
+func testTenantsAndNames(t *testing.T, e *env) {
+	if _, err := e.st.CreateTenant(e.ctx, store.NewTenant{Name: "shop"}, actor); !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("duplicate tenant: %v", err)
+	}
+	got, err := e.st.GetTenantByName(e.ctx, "shop")
+	if err != nil || got.ID != e.tenant.ID {
+		t.Fatalf("GetTenantByName: %+v %v", got, err)
+	}
+	other := e.mustTenant("other")
+	for _, name := range []string{"alice", "张三", "運營 01", "Ölaf"} {
+		s := e.mustSub(e.tenant, name)
+		if s.Name != name || s.TenantName != "shop" || s.FullName() != "shop:"+name || s.Status != store.StatusActive {
+			t.Fatalf("created %+v", s)
+		}
+		byName, err := e.st.GetSubAccountByName(e.ctx, e.tenant.ID, name)
+		if err != nil || byName.ID != s.ID {
+			t.Fatalf("GetSubAccountByName(%q): %v", name, err)
+		}
+	}
+	// The same name in another store is a different account.
+	e.mustSub(other, "alice")
+	_, err = e.st.CreateSubAccount(e.ctx, store.NewSubAccount{TenantID: e.tenant.ID, Name: "alice", Role: "other", PasswordHash: "h"}, actor)
+	wantErr(t, err, store.ErrDuplicate)
+	list, err := e.st.ListSubAccounts(e.ctx, e.tenant.ID, store.SubAccountFilter{Search: "ÖL"})
+	if err != nil || len(list) != 1 || list[0].Name != "Ölaf" {
+		t.Fatalf("search: %+v %v", list, err)
+	}
+	all, _ := e.st.ListSubAccounts(e.ctx, e.tenant.ID, store.SubAccountFilter{})
+	if len(all) != 4 || all[0].Name != "alice" {
+		t.Fatalf("list order: %v", all)
+	}
+	tenants, err := e.st.ListTenants(e.ctx)
+	if err != nil || len(tenants) != 2 {
+		t.Fatalf("ListTenants: %v %v", tenants, err)
+	}
+}
+
+func testSubAccountLifecycle(t *testing.T, e *env) {
+	s := e.mustSub(e.tenant, "bob")
+	seq0 := s.ChangeSeq
+	s, err := e.st.SetRole(e.ctx, e.tenant.ID, s.ID, "finance", []string{"members", "members", "reports"}, actor)
+	if err != nil || s.Role != "finance" || strings.Join(s.Grants, ",") != "members,reports" || s.ChangeSeq <= seq0 {
+		t.Fatalf("SetRole: %+v %v", s, err)
+	}
+	if err := e.st.SetPassword(e.ctx, e.tenant.ID, s.ID, "newhash", actor); err != nil {
+		t.Fatal(err)
+	}
+	end := e.now.Add(48 * time.Hour).Truncate(time.Millisecond)
+	s, err = e.st.SetValidity(e.ctx, e.tenant.ID, s.ID, store.Window{NotAfter: end}, actor)
+	if err != nil || !s.Window.NotAfter.Equal(end) {
+		t.Fatalf("SetValidity: %v %v", s.Window, err)
+	}
+	s, _, err = e.st.SetStatus(e.ctx, e.tenant.ID, s.ID, store.StatusFrozen, actor)
+	if err != nil || s.Status != store.StatusFrozen {
+		t.Fatalf("freeze: %v", err)
+	}
+	got, err := e.st.GetSubAccount(e.ctx, e.tenant.ID, s.ID)
+	if err != nil || got.PasswordHash != "newhash" || got.Status != store.StatusFrozen || got.Role != "finance" {
+		t.Fatalf("reload: %+v %v", got, err)
+	}
+}
+
+func testTenantIsolation(t *testing.T, e *env) {
+	other := e.mustTenant("other")
+	alice := e.protected(e.tenant, "alice", 2)
+	dev := e.issue(alice)
+	bob := e.protected(other, "bob", 2)
+	e.unchanged(alice, func() {
+		if _, err := e.st.GetSubAccount(e.ctx, other.ID, alice.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("GetSubAccount across stores: %v", err)
+		}
+		if _, err := e.st.GetDevice(e.ctx, other.ID, dev.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("GetDevice across stores: %v", err)
+		}
+		if devs, err := e.st.ListDevices(e.ctx, other.ID, alice.ID); err != nil || len(devs) != 0 {
+			t.Fatalf("ListDevices across stores: %v %v", devs, err)
+		}
+		if _, err := e.st.RevokeDevice(e.ctx, other.ID, dev.ID, store.ReasonKeyCompromise, actor); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("RevokeDevice across stores: %v", err)
+		}
+		if _, err := e.st.RevokeSubAccountDevices(e.ctx, other.ID, alice.ID, store.ReasonKeyCompromise, actor); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("RevokeSubAccountDevices across stores: %v", err)
+		}
+		if _, err := e.st.SetProtection(e.ctx, other.ID, alice.ID, store.Protection{Enabled: true, MaxDevices: 5}, actor); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("SetProtection across stores: %v", err)
+		}
+		if _, _, err := e.st.SetStatus(e.ctx, other.ID, alice.ID, store.StatusDeparted, actor); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("SetStatus across stores: %v", err)
+		}
+		req := e.issueReq(alice)
+		req.TenantID = other.ID
+		if _, err := e.st.IssueDevice(e.ctx, req, actor); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("IssueDevice across stores: %v", err)
+		}
+		if err := e.st.CreateTicket(e.ctx, store.NewTicket{TenantID: other.ID, SubID: alice.ID, Hash: make([]byte, 32), ExpiresAt: e.now.Add(time.Hour)}, actor); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("CreateTicket across stores: %v", err)
+		}
+		if err := e.st.TouchDevice(e.ctx, other.ID, dev.ID, e.now, "127.0.0.1"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("TouchDevice across stores: %v", err)
+		}
+	})
+	// A ticket of another store's sub-account cannot be used here.
+	h := e.ticket(bob, time.Hour)
+	req := e.issueReq(alice)
+	req.TicketHash = h
+	e.unchanged(alice, func() {
+		_, err := e.st.IssueDevice(e.ctx, req, actor)
+		wantErr(t, err, store.ErrTicketUnknown)
+	})
+	if _, err := e.st.LookupTicket(e.ctx, h, e.now); err != nil {
+		t.Fatalf("refused use consumed another store's ticket: %v", err)
+	}
+	// The legitimate calls work.
+	if _, err := e.st.RevokeDevice(e.ctx, e.tenant.ID, dev.ID, store.ReasonKeyCompromise, actor); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testIssueEligibility(t *testing.T, e *env) {
+	plain := e.mustSub(e.tenant, "plain")
+	phoneOnly := e.mustSub(e.tenant, "phone")
+	if _, err := e.st.EnablePhone(e.ctx, e.tenant.ID, phoneOnly.ID, []byte("JBSWY3DPEHPK3PXPJBSW"), actor); err != nil {
+		t.Fatal(err)
+	}
+	frozen := e.protected(e.tenant, "frozen", 2)
+	e.st.SetStatus(e.ctx, e.tenant.ID, frozen.ID, store.StatusFrozen, actor)
+	departed := e.protected(e.tenant, "departed", 2)
+	e.st.SetStatus(e.ctx, e.tenant.ID, departed.ID, store.StatusDeparted, actor)
+	temp := e.protected(e.tenant, "temp", 2)
+	if _, err := e.st.SetValidity(e.ctx, e.tenant.ID, temp.ID, store.Window{NotAfter: e.now.Add(24 * time.Hour)}, actor); err != nil {
+		t.Fatal(err)
+	}
+	future := e.protected(e.tenant, "future", 2)
+	if _, err := e.st.SetValidity(e.ctx, e.tenant.ID, future.ID, store.Window{NotBefore: e.now.Add(time.Hour)}, actor); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		sub    store.SubAccount
+		reason string
+	}{
+		{plain, "phone_not_verified"}, {phoneOnly, "protection_disabled"}, {frozen, "frozen"},
+		{departed, "departed"}, {temp, "expires_after_window"}, {future, "outside_validity_window"},
+	} {
+		e.unchanged(tc.sub, func() {
+			_, err := e.st.IssueDevice(e.ctx, e.issueReq(tc.sub), actor)
+			var ne *store.NotEligibleError
+			if !errors.As(err, &ne) || ne.Reason != tc.reason {
+				t.Fatalf("%s: got %v, want not eligible (%s)", tc.sub.Name, err, tc.reason)
+			}
+		})
+	}
+	// Inside the window, a certificate that ends with it is fine.
+	req := e.issueReq(temp)
+	req.ExpiresAt = e.now.Add(23 * time.Hour)
+	if _, err := e.st.IssueDevice(e.ctx, req, actor); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testIssueQuotaAndSlots(t *testing.T, e *env) {
+	s := e.protected(e.tenant, "alice", 2)
+	d1 := e.issue(s)
+	e.issue(s)
+	e.unchanged(s, func() {
+		_, err := e.st.IssueDevice(e.ctx, e.issueReq(s), actor)
+		wantErr(t, err, store.ErrQuotaExceeded)
+	})
+	// A revoked device frees its slot.
+	if _, err := e.st.RevokeDevice(e.ctx, e.tenant.ID, d1.ID, store.ReasonCessationOfOperation, actor); err != nil {
+		t.Fatal(err)
+	}
+	e.issue(s)
+	// An expired device frees its slot.
+	s2 := e.protected(e.tenant, "bob", 1)
+	req := e.issueReq(s2)
+	req.ExpiresAt = e.now.Add(time.Hour)
+	if _, err := e.st.IssueDevice(e.ctx, req, actor); err != nil {
+		t.Fatal(err)
+	}
+	later := e.issueReq(s2)
+	later.Now = e.now.Add(2 * time.Hour)
+	later.IssuedAt = later.Now
+	if _, err := e.st.IssueDevice(e.ctx, later, actor); err != nil {
+		t.Fatalf("expired device still holds the slot: %v", err)
+	}
+	// A duplicate serial is refused.
+	dup := e.issueReq(s)
+	dup.Serial = d1.Serial
+	e.st.SetProtection(e.ctx, e.tenant.ID, s.ID, store.Protection{Enabled: true, MaxDevices: 5}, actor)
+	e.unchanged(s, func() {
+		_, err := e.st.IssueDevice(e.ctx, dup, actor)
+		wantErr(t, err, store.ErrDuplicate)
+	})
+}
+
+// testQuotaRace: 10 concurrent issues against N=5, many rounds: exactly 5
+// win every round and the losers' tickets stay unused.
+func testQuotaRace(t *testing.T, e *env) {
+	const rounds, contenders, n = 20, 10, 5
+	for r := 0; r < rounds; r++ {
+		s := e.protected(e.tenant, "racer"+strings.Repeat("x", r), n)
+		tickets := make([][]byte, contenders)
+		for i := range tickets {
+			tickets[i] = e.ticket(s, time.Hour)
+		}
+		reqs := make([]store.IssueRequest, contenders)
+		for i := range reqs {
+			reqs[i] = e.issueReq(s)
+			reqs[i].TicketHash = tickets[i]
+		}
+		errs := race(contenders, func(i int) error {
+			_, err := e.st.IssueDevice(e.ctx, reqs[i], actor)
+			return err
+		})
+		won := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				won++
+				if _, err := e.st.LookupTicket(e.ctx, tickets[i], e.now); !errors.Is(err, store.ErrTicketUsed) {
+					t.Fatalf("round %d: winner's ticket not consumed: %v", r, err)
+				}
+			case errors.Is(err, store.ErrQuotaExceeded):
+				if _, err := e.st.LookupTicket(e.ctx, tickets[i], e.now); err != nil {
+					t.Fatalf("round %d: loser's ticket consumed: %v", r, err)
+				}
+			default:
+				t.Fatalf("round %d: %v", r, err)
+			}
+		}
+		if won != n || e.active(s) != n {
+			t.Fatalf("round %d: %d issued, %d active; want exactly %d", r, won, e.active(s), n)
+		}
+	}
+}
+
+func testTickets(t *testing.T, e *env) {
+	s := e.protected(e.tenant, "alice", 5)
+	other := e.protected(e.tenant, "bob", 5)
+	h := e.ticket(s, 30*time.Minute)
+	tk, err := e.st.LookupTicket(e.ctx, h, e.now)
+	if err != nil || tk.SubID != s.ID || tk.TenantID != e.tenant.ID {
+		t.Fatalf("LookupTicket: %+v %v", tk, err)
+	}
+	// Another sub-account of the same store cannot use it.
+	req := e.issueReq(other)
+	req.TicketHash = h
+	e.unchanged(other, func() {
+		_, err := e.st.IssueDevice(e.ctx, req, actor)
+		wantErr(t, err, store.ErrTicketUnknown)
+	})
+	// Expired.
+	late := e.issueReq(s)
+	late.TicketHash = h
+	late.Now = e.now.Add(31 * time.Minute)
+	e.unchanged(s, func() {
+		_, err := e.st.IssueDevice(e.ctx, late, actor)
+		wantErr(t, err, store.ErrTicketExpired)
+	})
+	// Used once, then refused.
+	ok := e.issueReq(s)
+	ok.TicketHash = h
+	if _, err := e.st.IssueDevice(e.ctx, ok, actor); err != nil {
+		t.Fatal(err)
+	}
+	again := e.issueReq(s)
+	again.TicketHash = h
+	e.unchanged(s, func() {
+		_, err := e.st.IssueDevice(e.ctx, again, actor)
+		wantErr(t, err, store.ErrTicketUsed)
+	})
+	unknown := e.issueReq(s)
+	unknown.TicketHash = make([]byte, 32)
+	e.unchanged(s, func() {
+		_, err := e.st.IssueDevice(e.ctx, unknown, actor)
+		wantErr(t, err, store.ErrTicketUnknown)
+	})
+	_, err = e.st.LookupTicket(e.ctx, make([]byte, 32), e.now)
+	wantErr(t, err, store.ErrTicketUnknown)
+}
+
+func testProtectionLimits(t *testing.T, e *env) {
+	s := e.mustSub(e.tenant, "alice")
+	_, err := e.st.SetProtection(e.ctx, e.tenant.ID, s.ID, store.Protection{Enabled: true, MaxDevices: 2}, actor)
+	wantErr(t, err, store.ErrNotEligible) // phone verification first
+	s = e.protected(e.tenant, "bob", 3)
+	for _, n := range []int{0, 6, -1} {
+		_, err := e.st.SetProtection(e.ctx, e.tenant.ID, s.ID, store.Protection{Enabled: true, MaxDevices: n}, actor)
+		wantErr(t, err, store.ErrInvalid)
+	}
+	d1, d2, d3 := e.issue(s), e.issue(s), e.issue(s)
+	_, err = e.st.SetProtection(e.ctx, e.tenant.ID, s.ID, store.Protection{Enabled: true, MaxDevices: 1}, actor)
+	var be *store.BelowActiveError
+	if !errors.As(err, &be) || len(be.Active) != 3 || !strings.Contains(err.Error(), d1.ID) {
+		t.Fatalf("lowering N below the active count: %v", err)
+	}
+	got, _ := e.st.GetSubAccount(e.ctx, e.tenant.ID, s.ID)
+	if got.Protection.MaxDevices != 3 {
+		t.Fatalf("refused change applied: N=%d", got.Protection.MaxDevices)
+	}
+	e.st.RevokeDevice(e.ctx, e.tenant.ID, d2.ID, store.ReasonUnspecified, actor)
+	e.st.RevokeDevice(e.ctx, e.tenant.ID, d3.ID, store.ReasonUnspecified, actor)
+	if got, err = e.st.SetProtection(e.ctx, e.tenant.ID, s.ID, store.Protection{Enabled: true, MaxDevices: 1}, actor); err != nil || got.Protection.MaxDevices != 1 {
+		t.Fatalf("lowering N after revoking: %v", err)
+	}
+	// Phone verification cannot be dropped while protection depends on it.
+	_, err = e.st.EnablePhone(e.ctx, e.tenant.ID, s.ID, nil, actor)
+	wantErr(t, err, store.ErrInvalid)
+	if got, err = e.st.SetProtection(e.ctx, e.tenant.ID, s.ID, store.Protection{Enabled: false}, actor); err != nil || got.Protection.Enabled || got.Protection.MaxDevices != 1 {
+		t.Fatalf("turning protection off: %+v %v", got.Protection, err)
+	}
+}
+
+func testRenewDevice(t *testing.T, e *env) {
+	s := e.protected(e.tenant, "alice", 1)
+	d := e.issue(s)
+	r := store.RenewRequest{TenantID: e.tenant.ID, DeviceID: d.ID, OldSerial: d.Serial, Serial: e.nextSerial(), Fingerprint: "cd",
+		IssuedAt: e.now, ExpiresAt: e.now.Add(time.Hour * 24), Now: e.now}
+	nd, rv, err := e.st.RenewDevice(e.ctx, r, actor)
+	if err != nil || nd.ID != d.ID || nd.Serial != r.Serial || rv.Serial != d.Serial || rv.Reason != store.ReasonSuperseded {
+		t.Fatalf("renew: %+v %+v %v", nd, rv, err)
+	}
+	if e.active(s) != 1 {
+		t.Fatal("renew changed the slot count")
+	}
+	// The old serial can no longer renew (stale), nor another store.
+	r2 := r
+	r2.Serial = e.nextSerial()
+	_, _, err = e.st.RenewDevice(e.ctx, r2, actor)
+	wantErr(t, err, store.ErrStale)
+	other := e.mustTenant("other")
+	r3 := r2
+	r3.OldSerial, r3.TenantID = nd.Serial, other.ID
+	_, _, err = e.st.RenewDevice(e.ctx, r3, actor)
+	wantErr(t, err, store.ErrNotFound)
+	if found, err := e.st.FindDevice(e.ctx, strings.ToUpper(nd.Serial)); err != nil || found.ID != d.ID {
+		t.Fatalf("FindDevice by serial: %v", err)
+	}
+	if found, err := e.st.FindDevice(e.ctx, d.ID); err != nil || found.Serial != nd.Serial {
+		t.Fatalf("FindDevice by id: %v", err)
+	}
+}
+
+func testRevokeAndDepart(t *testing.T, e *env) {
+	s := e.protected(e.tenant, "alice", 3)
+	d1, d2 := e.issue(s), e.issue(s)
+	rv, err := e.st.RevokeDevice(e.ctx, e.tenant.ID, d1.ID, store.ReasonKeyCompromise, actor)
+	if err != nil || rv.Serial != d1.Serial || rv.Seq <= 0 {
+		t.Fatalf("revoke: %+v %v", rv, err)
+	}
+	e.unchanged(s, func() {
+		_, err := e.st.RevokeDevice(e.ctx, e.tenant.ID, d1.ID, store.ReasonKeyCompromise, actor)
+		wantErr(t, err, store.ErrDeviceInactive)
+	})
+	got, _ := e.st.GetDevice(e.ctx, e.tenant.ID, d1.ID)
+	if got.Status != store.DeviceRevoked || got.Reason != store.ReasonKeyCompromise || got.RevokedAt.IsZero() {
+		t.Fatalf("revoked device: %+v", got)
+	}
+	_, revs, err := e.st.SetStatus(e.ctx, e.tenant.ID, s.ID, store.StatusDeparted, actor)
+	if err != nil || len(revs) != 1 || revs[0].DeviceID != d2.ID || revs[0].Reason != store.ReasonAffiliationChanged {
+		t.Fatalf("depart: %+v %v", revs, err)
+	}
+	if e.active(s) != 0 {
+		t.Fatal("departed sub-account keeps active devices")
+	}
+	// The name stays reserved; restore keeps the settings.
+	_, err = e.st.CreateSubAccount(e.ctx, store.NewSubAccount{TenantID: e.tenant.ID, Name: "alice", Role: "other", PasswordHash: "h"}, actor)
+	wantErr(t, err, store.ErrDuplicate)
+	restored, _, err := e.st.SetStatus(e.ctx, e.tenant.ID, s.ID, store.StatusActive, actor)
+	if err != nil || restored.Status != store.StatusActive || !restored.Protection.Enabled || restored.Protection.MaxDevices != 3 || !restored.PhoneEnabled {
+		t.Fatalf("restore: %+v %v", restored, err)
+	}
+	s2 := e.protected(e.tenant, "bob", 2)
+	e.issue(s2)
+	e.issue(s2)
+	revs, err = e.st.RevokeSubAccountDevices(e.ctx, e.tenant.ID, s2.ID, store.ReasonCessationOfOperation, actor)
+	if err != nil || len(revs) != 2 || e.active(s2) != 0 {
+		t.Fatalf("revoke all: %v %v", revs, err)
+	}
+	crl, err := e.st.RevocationsForCRL(e.ctx, e.now)
+	if err != nil || len(crl) != 4 {
+		t.Fatalf("CRL entries: %d %v", len(crl), err)
+	}
+	if crl, _ := e.st.RevocationsForCRL(e.ctx, e.now.Add(400*24*time.Hour)); len(crl) != 0 {
+		t.Fatalf("expired certificates stay on the CRL: %d", len(crl))
+	}
+}
+
+func testRevocationFeedOrder(t *testing.T, e *env) {
+	s := e.protected(e.tenant, "alice", 5)
+	start := e.seq()
+	var devs []store.Device
+	for i := 0; i < 5; i++ {
+		devs = append(devs, e.issue(s))
+	}
+	errs := race(len(devs), func(i int) error {
+		_, err := e.st.RevokeDevice(e.ctx, e.tenant.ID, devs[i].ID, store.ReasonUnspecified, actor)
+		return err
+	})
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	revs, err := e.st.RevocationsSince(e.ctx, start, 100)
+	if err != nil || len(revs) != 5 {
+		t.Fatalf("RevocationsSince: %d %v", len(revs), err)
+	}
+	for i := 1; i < len(revs); i++ {
+		if revs[i].Seq <= revs[i-1].Seq {
+			t.Fatal("revocations out of seq order")
+		}
+	}
+	if cur := e.seq(); cur < revs[4].Seq {
+		t.Fatalf("CurrentSeq %d behind revocation %d", cur, revs[4].Seq)
+	}
+	page, _ := e.st.RevocationsSince(e.ctx, revs[1].Seq, 2)
+	if len(page) != 2 || page[0].Seq != revs[2].Seq {
+		t.Fatalf("paging: %+v", page)
+	}
+	// Touching a device is not a policy change.
+	before := e.seq()
+	if err := e.st.TouchDevice(e.ctx, e.tenant.ID, devs[0].ID, e.now, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	if e.seq() != before {
+		t.Fatal("TouchDevice bumped the policy seq")
+	}
+	got, _ := e.st.GetDevice(e.ctx, e.tenant.ID, devs[0].ID)
+	if got.LastSeenIP != "127.0.0.1" || got.LastSeenAt.IsZero() {
+		t.Fatalf("last seen: %+v", got)
+	}
+}
+
+func testSealedSecrets(t *testing.T, e *env) {
+	secret := []byte("JBSWY3DPEHPK3PXPSECRET")
+	s := e.mustSub(e.tenant, "alice")
+	if _, err := e.st.EnablePhone(e.ctx, e.tenant.ID, s.ID, secret, actor); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := e.st.GetSubAccount(e.ctx, e.tenant.ID, s.ID)
+	if string(got.TOTPSecret) != string(secret) || !got.PhoneEnabled {
+		t.Fatalf("TOTP secret round trip: %q", got.TOTPSecret)
+	}
+	if err := e.st.SetOwnerLogin(e.ctx, e.tenant.ID, "ownerhash", secret, actor); err != nil {
+		t.Fatal(err)
+	}
+	tn, _ := e.st.GetTenant(e.ctx, e.tenant.ID)
+	if string(tn.OwnerTOTPSecret) != string(secret) || tn.OwnerPasswordHash != "ownerhash" {
+		t.Fatal("owner login round trip")
+	}
+	for _, ev := range mustAudit(t, e) {
+		for k, v := range ev.Detail {
+			if strings.Contains(v, string(secret)) || strings.Contains(v, "ownerhash") {
+				t.Fatalf("audit detail %s leaks a secret", k)
+			}
+		}
+	}
+}
+
+func mustAudit(t *testing.T, e *env) []store.AuditEvent {
+	evs, err := e.st.ListAudit(e.ctx, e.tenant.ID, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func testAuditChain(t *testing.T, e *env) {
+	s := e.protected(e.tenant, "alice", 2)
+	e.issue(s)
+	errs := race(8, func(i int) error {
+		_, err := e.st.AppendAudit(e.ctx, e.tenant.ID, store.AuditEntry{Actor: store.Actor{Kind: "proxy"}, Action: "proxy.allow", Target: "shop:alice", Outcome: "allow", Detail: map[string]string{"path": "/orders/sold"}})
+		return err
+	})
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs := mustAudit(t, e)
+	for i, ev := range evs {
+		if ev.Seq != int64(i+1) || (i > 0 && ev.PrevHash != evs[i-1].Hash) {
+			t.Fatalf("chain at %d: %+v", i, ev)
+		}
+	}
+	if evs[0].Action != "tenant.create" {
+		t.Fatalf("first event %q", evs[0].Action)
+	}
+	if err := e.st.VerifyAudit(e.ctx, e.tenant.ID); err != nil {
+		t.Fatal(err)
+	}
+	filtered, _ := e.st.ListAudit(e.ctx, e.tenant.ID, store.AuditFilter{Action: "proxy."})
+	if len(filtered) != 8 {
+		t.Fatalf("action filter: %d", len(filtered))
+	}
+	page, _ := e.st.ListAudit(e.ctx, e.tenant.ID, store.AuditFilter{AfterSeq: 2, Limit: 3})
+	if len(page) != 3 || page[0].Seq != 3 {
+		t.Fatalf("paging: %+v", page)
+	}
+	other := e.mustTenant("other")
+	if evs, _ := e.st.ListAudit(e.ctx, other.ID, store.AuditFilter{}); len(evs) != 1 {
+		t.Fatalf("other store sees %d events", len(evs))
+	}
+}
+
+func testBadInput(t *testing.T, e *env) {
+	s := e.protected(e.tenant, "alice", 2)
+	long := strings.Repeat("x", 65)
+	for name, fn := range map[string]func() error{
+		"empty store name": func() error { _, err := e.st.CreateTenant(e.ctx, store.NewTenant{Name: ""}, actor); return err },
+		"store name with space": func() error {
+			_, err := e.st.CreateTenant(e.ctx, store.NewTenant{Name: "a b"}, actor)
+			return err
+		},
+		"sub name with colon": func() error {
+			_, err := e.st.CreateSubAccount(e.ctx, store.NewSubAccount{TenantID: e.tenant.ID, Name: "a:b", Role: "x", PasswordHash: "h"}, actor)
+			return err
+		},
+		"sub name with control char": func() error {
+			_, err := e.st.CreateSubAccount(e.ctx, store.NewSubAccount{TenantID: e.tenant.ID, Name: "a\x07", Role: "x", PasswordHash: "h"}, actor)
+			return err
+		},
+		"sub name too long": func() error {
+			_, err := e.st.CreateSubAccount(e.ctx, store.NewSubAccount{TenantID: e.tenant.ID, Name: long, Role: "x", PasswordHash: "h"}, actor)
+			return err
+		},
+		"no role": func() error {
+			_, err := e.st.CreateSubAccount(e.ctx, store.NewSubAccount{TenantID: e.tenant.ID, Name: "r", PasswordHash: "h"}, actor)
+			return err
+		},
+		"unknown status": func() error {
+			_, _, err := e.st.SetStatus(e.ctx, e.tenant.ID, s.ID, "gone", actor)
+			return err
+		},
+		"bad reason": func() error {
+			_, err := e.st.RevokeSubAccountDevices(e.ctx, e.tenant.ID, s.ID, 42, actor)
+			return err
+		},
+		"bad serial": func() error {
+			r := e.issueReq(s)
+			r.Serial = "ZZ"
+			_, err := e.st.IssueDevice(e.ctx, r, actor)
+			return err
+		},
+		"empty validity": func() error {
+			r := e.issueReq(s)
+			r.ExpiresAt = r.IssuedAt
+			_, err := e.st.IssueDevice(e.ctx, r, actor)
+			return err
+		},
+		"window backwards": func() error {
+			_, err := e.st.SetValidity(e.ctx, e.tenant.ID, s.ID, store.Window{NotBefore: e.now, NotAfter: e.now.Add(-time.Hour)}, actor)
+			return err
+		},
+		"short ticket hash": func() error {
+			return e.st.CreateTicket(e.ctx, store.NewTicket{TenantID: e.tenant.ID, SubID: s.ID, Hash: []byte("x"), ExpiresAt: e.now.Add(time.Hour)}, actor)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e.unchanged(s, func() { wantErr(t, fn(), store.ErrInvalid) })
+		})
+	}
+	_, err := e.st.CreateSubAccount(e.ctx, store.NewSubAccount{TenantID: store.NewID(), Name: "ghost", Role: "x", PasswordHash: "h"}, actor)
+	wantErr(t, err, store.ErrNotFound)
+}
