@@ -21,7 +21,13 @@ type cliEnv struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"version": {"print the version", runVersion},
+		"version":      {"print the version", runVersion},
+		"demo":         {"run CA, enrollment API and demo data in one process on loopback", runDemo},
+		"serve":        {"run the CA node (enrollment API, CRL, OCSP, revocation feed) from --config", runServe},
+		"ca":           {"CA operations: init, proxy-cert, crl", runCA},
+		"admin":        {"owner/operator CLI: stores, sub-accounts, devices, audit", runAdmin},
+		"enroll":       {"enroll this computer with a one-time code (key generated locally)", runEnroll},
+		"check-config": {"validate config files and report every problem", runCheckConfig},
 	}
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/devicegate/devicegate/internal/identity"
 )
@@ -89,10 +92,18 @@ func Load(path string) (*Config, error) {
 // Parse parses config YAML; relative paths are resolved against baseDir.
 func Parse(data []byte, baseDir string) (*Config, error) {
 	var c Config
-	if err := decodeStrict(data, &c); err != nil {
-		return nil, err
-	}
 	var p problems
+	if err := decodeStrict(data, &c); err != nil {
+		// Unknown keys and wrong types are reported together with every
+		// validation problem of the rest of the file.
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, err
+		}
+		p = append(p, err)
+		c = Config{}
+		_ = yaml.Unmarshal(data, &c)
+	}
 	c.setDefaults(baseDir, &p)
 	c.validate(&p)
 	if err := p.err(); err != nil {
@@ -125,11 +136,11 @@ func (c *Config) setDefaults(baseDir string, p *problems) {
 	def(&c.Database.SealKeyFile, filepath.Join(c.DataDir, "seal.key"))
 	c.Database.Path, c.Database.SealKeyFile = abs(c.Database.Path), abs(c.Database.SealKeyFile)
 	if strings.Contains(c.Database.DSN, "${") {
-		dsn, err := expandEnv(c.Database.DSN)
-		if err != nil {
+		if dsn, err := expandEnv(c.Database.DSN); err != nil {
 			p.add("database.dsn", "%v", err)
+		} else {
+			c.Database.DSN = dsn
 		}
-		c.Database.DSN = dsn
 	}
 	def(&c.CA.Dir, filepath.Join(c.DataDir, "ca"))
 	c.CA.Dir = abs(c.CA.Dir)

@@ -106,11 +106,11 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestAllProblemsReportedAtOnce(t *testing.T) {
-	_, err := Parse([]byte("ca:\n  validity: 1000d\n  ticket_ttl: 2d\n  listen: 10.0.0.1:1\nlog:\n  level: loud\n"), "/tmp")
+	_, err := Parse([]byte("ca:\n  validity: 1000d\n  ticket_ttl: 2d\n  listen: 10.0.0.1:1\n  bogus: 1\nlog:\n  level: loud\n"), "/tmp")
 	if err == nil {
 		t.Fatal("accepted")
 	}
-	for _, want := range []string{"ca.validity", "ca.ticket_ttl", "ca.listen", "log.level"} {
+	for _, want := range []string{"ca.validity", "ca.ticket_ttl", "ca.listen", "log.level", "bogus"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in %v", want, err)
 		}

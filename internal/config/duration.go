@@ -50,5 +50,7 @@ func (d Duration) String() string {
 	if v > 0 && v%(24*time.Hour) == 0 {
 		return strconv.FormatInt(int64(v/(24*time.Hour)), 10) + "d"
 	}
-	return v.String()
+	out := v.String()
+	out = strings.Replace(out, "m0s", "m", 1)
+	return strings.Replace(out, "h0m", "h", 1)
 }

@@ -112,7 +112,7 @@ func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.
 			}
 			return err
 		}
-		return s.audit(ctx, tx, r.TenantID, actor, "device.issue", sub.Name, map[string]string{
+		return s.audit(ctx, tx, r.TenantID, actor, "device.issue", sub.FullName(), map[string]string{
 			"device": d.ID, "serial": d.Serial, "label": d.Label, "expires": timeText(d.ExpiresAt),
 			"installed": fmt.Sprintf("%d/%d", active+1, sub.Protection.MaxDevices),
 		})
@@ -171,7 +171,7 @@ func (s *DB) RenewDevice(ctx context.Context, r store.RenewRequest, actor store.
 			return err
 		}
 		d.Serial, d.Fingerprint, d.IssuedAt, d.ExpiresAt = r.Serial, r.Fingerprint, fromTS(ts(r.IssuedAt)), fromTS(ts(r.ExpiresAt))
-		return s.audit(ctx, tx, r.TenantID, actor, "device.renew", sub.Name, map[string]string{"device": d.ID, "old_serial": r.OldSerial, "serial": d.Serial})
+		return s.audit(ctx, tx, r.TenantID, actor, "device.renew", sub.FullName(), map[string]string{"device": d.ID, "old_serial": r.OldSerial, "serial": d.Serial})
 	})
 	if err != nil {
 		return store.Device{}, store.Revocation{}, err
@@ -239,7 +239,7 @@ func (s *DB) RevokeDevice(ctx context.Context, tenantID, deviceID string, reason
 		if rv, err = s.revokeDevice(ctx, tx, d, reason, time.Now()); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, tenantID, actor, "device.revoke", sub.Name, map[string]string{"device": d.ID, "serial": d.Serial, "reason": fmt.Sprint(int(reason))})
+		return s.audit(ctx, tx, tenantID, actor, "device.revoke", sub.FullName(), map[string]string{"device": d.ID, "serial": d.Serial, "reason": fmt.Sprint(int(reason))})
 	})
 	return rv, err
 }
@@ -257,7 +257,7 @@ func (s *DB) revokeAll(ctx context.Context, tx *sql.Tx, sub *store.SubAccount, r
 		if err != nil {
 			return nil, err
 		}
-		if err := s.audit(ctx, tx, sub.TenantID, actor, "device.revoke", sub.Name, map[string]string{"device": d.ID, "serial": d.Serial, "reason": fmt.Sprint(int(reason))}); err != nil {
+		if err := s.audit(ctx, tx, sub.TenantID, actor, "device.revoke", sub.FullName(), map[string]string{"device": d.ID, "serial": d.Serial, "reason": fmt.Sprint(int(reason))}); err != nil {
 			return nil, err
 		}
 		revs = append(revs, rv)

@@ -87,6 +87,10 @@ func (s *DB) CreateSubAccount(ctx context.Context, n store.NewSubAccount, actor 
 	id := store.NewID()
 	now := ts(time.Now())
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		var tenantName string
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT name FROM tenants WHERE id = ?`), n.TenantID).Scan(&tenantName); err != nil {
+			return notFound(err, "store")
+		}
 		seq, err := s.nextSeq(ctx, tx)
 		if err != nil {
 			return err
@@ -98,23 +102,15 @@ func (s *DB) CreateSubAccount(ctx context.Context, n store.NewSubAccount, actor 
 		switch {
 		case err != nil && s.d.IsUniqueViolation(err):
 			return fmt.Errorf("sub-account %q: %w", n.Name, store.ErrDuplicate)
-		case err != nil && isForeignKey(err):
-			return fmt.Errorf("store: %w", store.ErrNotFound)
 		case err != nil:
 			return err
 		}
-		return s.audit(ctx, tx, n.TenantID, actor, "sub.create", n.Name, map[string]string{"role": n.Role, "grants": grants})
+		return s.audit(ctx, tx, n.TenantID, actor, "sub.create", tenantName+":"+n.Name, map[string]string{"role": n.Role, "grants": grants})
 	})
 	if err != nil {
 		return store.SubAccount{}, err
 	}
 	return s.GetSubAccount(ctx, n.TenantID, id)
-}
-
-// isForeignKey recognizes a missing parent row in either backend.
-func isForeignKey(err error) bool {
-	m := strings.ToLower(err.Error())
-	return strings.Contains(m, "foreign key")
 }
 
 func checkWindow(w store.Window) error {
@@ -193,7 +189,7 @@ func (s *DB) updateSub(ctx context.Context, tenantID, subID string, actor store.
 		if err != nil {
 			return err
 		}
-		if err := s.audit(ctx, tx, tenantID, actor, action, a.Name, detail); err != nil {
+		if err := s.audit(ctx, tx, tenantID, actor, action, a.FullName(), detail); err != nil {
 			return err
 		}
 		out = a

@@ -29,7 +29,7 @@ func (s *DB) CreateTicket(ctx context.Context, t store.NewTicket, actor store.Ac
 			}
 			return err
 		}
-		return s.audit(ctx, tx, t.TenantID, actor, "ticket.create", sub.Name, map[string]string{"expires": timeText(t.ExpiresAt)})
+		return s.audit(ctx, tx, t.TenantID, actor, "ticket.create", sub.FullName(), map[string]string{"expires": timeText(t.ExpiresAt)})
 	})
 }
 

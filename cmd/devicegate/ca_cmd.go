@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/devicegate/devicegate/ca"
+)
+
+const caUsage = `devicegate ca [--config F | --data DIR] <command>
+  init                          create the root and intermediate CAs (keys 0600)
+  proxy-cert --name N --out DIR issue a "proxy" client certificate for the revocation feed
+  crl                           print the current CRL (PEM)`
+
+func runCA(ctx context.Context, args []string, env *cliEnv) error {
+	fs := newFlagSet("ca", env.stderr)
+	configPath := fs.String("config", "", "config file")
+	dataDir := fs.String("data", "", "data directory (instead of --config)")
+	fs.Usage = func() { fmt.Fprintln(env.stderr, caUsage) }
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return fmt.Errorf("usage: %s", caUsage)
+	}
+	switch rest[0] {
+	case "init":
+		cfg, err := loadConfig(*configPath, *dataDir)
+		if err != nil {
+			return err
+		}
+		if err := ca.Init(cfg.CA.Dir, ca.InitOptions{Name: "devicegate"}); err != nil {
+			return err
+		}
+		keys, err := ca.LoadKeys(cfg.CA.Dir)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "CA created in %s\nroot fingerprint (SHA-256): %s\n", cfg.CA.Dir, ca.Fingerprint(keys.Root))
+		fmt.Fprintf(env.stdout, "The root key %s is not needed online: move it to offline storage.\n", filepath.Join(cfg.CA.Dir, ca.RootKeyFile))
+		return nil
+	case "proxy-cert":
+		return runProxyCert(ctx, *configPath, *dataDir, rest[1:], env)
+	case "crl":
+		a, err := openApp(ctx, *configPath, *dataDir, openOptions{})
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		if a.ca == nil {
+			return errNoCA
+		}
+		_, p := a.ca.CRL()
+		_, err = env.stdout.Write(p)
+		return err
+	}
+	return fmt.Errorf("unknown ca command %q\nusage: %s", rest[0], caUsage)
+}
+
+// runProxyCert writes key.pem (0600), cert.pem (leaf + intermediate) and
+// root.pem for a proxy node.
+func runProxyCert(ctx context.Context, configPath, dataDir string, args []string, env *cliEnv) error {
+	fs := newFlagSet("ca proxy-cert", env.stderr)
+	name := fs.String("name", "", "proxy node name")
+	out := fs.String("out", "", "output directory")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 0, "ca proxy-cert --name N --out DIR"); err != nil {
+		return err
+	}
+	if *name == "" || *out == "" {
+		return errors.New("--name and --out are required")
+	}
+	a, err := openApp(ctx, configPath, dataDir, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if a.ca == nil {
+		return errNoCA
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return err
+	}
+	chain, err := a.ca.IssueProxyCert(ctx, *name, csr)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o700); err != nil {
+		return err
+	}
+	var certPEM []byte
+	for _, c := range chain {
+		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	files := []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{
+		{"key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600},
+		{"cert.pem", certPEM, 0o644},
+		{"root.pem", a.ca.Keys().RootPEM, 0o644},
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(*out, f.name), f.data, f.mode); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(env.stdout, "proxy certificate for %q written to %s (valid until %s)\n", *name, *out, chain[0].NotAfter.Format("2006-01-02"))
+	return nil
+}

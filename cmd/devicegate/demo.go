@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/pquerna/otp/totp"
+
+	"github.com/devicegate/devicegate/ca"
+	"github.com/devicegate/devicegate/internal/secrets"
+	"github.com/devicegate/devicegate/store"
+)
+
+const demoStoreName = "demo-store"
+
+// demoUser is a seeded sub-account's first-login credential (demo only).
+type demoUser struct {
+	Name     string `json:"name"`
+	Password string `json:"password"`
+}
+
+// demoCredentials are generated once and reused on every later start.
+type demoCredentials struct {
+	OwnerStore    string     `json:"owner_store"`
+	OwnerPassword string     `json:"owner_password"`
+	Users         []demoUser `json:"users"`
+}
+
+// demoInfo is written to DIR/demo.json for people and tests.
+type demoInfo struct {
+	CAURL           string     `json:"ca_url"`
+	PortalURL       string     `json:"portal_url"`
+	ProxyURL        string     `json:"proxy_url"`
+	BackofficeURL   string     `json:"backoffice_url"`
+	MetricsURL      string     `json:"metrics_url"`
+	CRLURL          string     `json:"crl_url"`
+	RootCAFile      string     `json:"root_ca_file"`
+	RootFingerprint string     `json:"root_fingerprint"`
+	Store           string     `json:"store"`
+	OwnerPassword   string     `json:"owner_password"`
+	BackofficeUsers []demoUser `json:"backoffice_users"`
+}
+
+// demoSubAccounts are seeded into demo-store: name, role, N (0 = not protected).
+var demoSubAccounts = []struct {
+	name, role string
+	devices    int
+}{
+	{"alice", "customer-service", 2},
+	{"bob", "operations", 1},
+	{"carol", "finance", 0},
+}
+
+func runDemo(ctx context.Context, args []string, env *cliEnv) error {
+	fs := newFlagSet("demo", env.stderr)
+	dataDir := fs.String("data", "", "data directory (default ./devicegate-data)")
+	configPath := fs.String("config", "", "config file (instead of --data)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := newLogger(env, "info", "text")
+	a, err := openApp(ctx, *configPath, *dataDir, openOptions{initCA: true, log: log})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	creds, err := a.seedDemo(ctx)
+	if err != nil {
+		return fmt.Errorf("seed demo data: %w", err)
+	}
+	tc, err := a.serverTLS(ctx)
+	if err != nil {
+		return err
+	}
+	api := ca.NewServer(a.ca)
+	api.ConfigureTLS(tc)
+	caSrv, err := listenTLS("ca", a.cfg.CA.Listen, api, tc, log)
+	if err != nil {
+		return err
+	}
+	go a.ca.Run(ctx)
+
+	info := demoInfo{
+		CAURL:           caSrv.URL(),
+		CRLURL:          caSrv.URL() + "/crl.pem",
+		RootCAFile:      filepath.Join(a.cfg.CA.Dir, ca.RootCertFile),
+		RootFingerprint: ca.Fingerprint(a.ca.Keys().Root),
+		Store:           creds.OwnerStore,
+		OwnerPassword:   creds.OwnerPassword,
+		BackofficeUsers: creds.Users,
+	}
+	infoPath := filepath.Join(a.cfg.DataDir, "demo.json")
+	if err := writeJSONFile(infoPath, info); err != nil {
+		return err
+	}
+	printDemoInfo(env, info, infoPath)
+	return caSrv.serve(ctx)
+}
+
+func printDemoInfo(env *cliEnv, info demoInfo, infoPath string) {
+	w := env.stdout
+	fmt.Fprintln(w, "devicegate demo is running (Ctrl-C stops it)")
+	fmt.Fprintf(w, "  CA / enrollment API  %s\n", info.CAURL)
+	fmt.Fprintf(w, "  CRL                  %s\n", info.CRLURL)
+	fmt.Fprintf(w, "  root CA              %s\n", info.RootCAFile)
+	fmt.Fprintf(w, "  root fingerprint     %s\n", info.RootFingerprint)
+	fmt.Fprintf(w, "  owner login          store %s, password %s\n", info.Store, info.OwnerPassword)
+	for _, u := range info.BackofficeUsers {
+		fmt.Fprintf(w, "  staff login          %s, password %s\n", u.Name, u.Password)
+	}
+	fmt.Fprintf(w, "  everything above     %s\n", infoPath)
+}
+
+// seedDemo creates demo-store and its sub-accounts on the first start and
+// returns the credentials saved then.
+func (a *app) seedDemo(ctx context.Context) (demoCredentials, error) {
+	credPath := filepath.Join(a.cfg.DataDir, "demo-credentials.json")
+	var creds demoCredentials
+	if data, err := os.ReadFile(credPath); err == nil {
+		if err := json.Unmarshal(data, &creds); err != nil {
+			return creds, fmt.Errorf("%s: %w", credPath, err)
+		}
+		return creds, nil
+	}
+	t, err := a.store.GetTenantByName(ctx, demoStoreName)
+	if errors.Is(err, store.ErrNotFound) {
+		t, err = a.store.CreateTenant(ctx, store.NewTenant{Name: demoStoreName, DisplayName: "Demo Store"}, cliActor())
+	}
+	if err != nil {
+		return creds, err
+	}
+	creds = demoCredentials{OwnerStore: t.Name, OwnerPassword: secrets.RandomPassword()}
+	hash, err := secrets.HashPassword(creds.OwnerPassword)
+	if err != nil {
+		return creds, err
+	}
+	if err := a.store.SetOwnerLogin(ctx, t.ID, hash, nil, cliActor()); err != nil {
+		return creds, err
+	}
+	for _, d := range demoSubAccounts {
+		pw := secrets.RandomPassword()
+		if err := a.seedSub(ctx, t, d.name, d.role, d.devices, pw); err != nil {
+			return creds, err
+		}
+		creds.Users = append(creds.Users, demoUser{Name: t.Name + ":" + d.name, Password: pw})
+	}
+	return creds, writeJSONFile(credPath, creds)
+}
+
+func (a *app) seedSub(ctx context.Context, t store.Tenant, name, role string, devices int, pw string) error {
+	hash, err := secrets.HashPassword(pw)
+	if err != nil {
+		return err
+	}
+	s, err := a.store.GetSubAccountByName(ctx, t.ID, name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s, err = a.store.CreateSubAccount(ctx, store.NewSubAccount{TenantID: t.ID, Name: name, Role: role, PasswordHash: hash}, cliActor())
+	case err == nil:
+		err = a.store.SetPassword(ctx, t.ID, s.ID, hash, cliActor())
+	}
+	if err != nil || devices == 0 {
+		return err
+	}
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: "devicegate " + t.Name, AccountName: s.FullName()})
+	if err != nil {
+		return err
+	}
+	if _, err := a.store.EnablePhone(ctx, t.ID, s.ID, []byte(key.Secret()), cliActor()); err != nil {
+		return err
+	}
+	_, err = a.store.SetProtection(ctx, t.ID, s.ID, store.Protection{Enabled: true, MaxDevices: devices}, cliActor())
+	return err
+}
+
+// writeJSONFile writes v as indented JSON, readable by the owner only
+// (demo files hold first-login passwords).
+func writeJSONFile(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

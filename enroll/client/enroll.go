@@ -1,0 +1,184 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// Options of one enrollment.
+type Options struct {
+	URL         string // CA base URL, e.g. https://localhost:8443
+	Code        string // one-time enrollment code
+	Label       string // device label shown to the owner
+	OutDir      string
+	P12Password string // required: the .p12 is never written without one
+	Overwrite   bool   // replace an existing key.pem
+	Trust       Trust
+	UserAgent   string
+}
+
+// Result describes the enrolled device.
+type Result struct {
+	DeviceID   string
+	Serial     string
+	SubAccount string
+	NotAfter   time.Time
+	Installed  int
+	Limit      int
+	Files      []string
+}
+
+// APIError is an error answer of the CA. Message is the seeds' text (e.g.
+// the limit message) in English, MessageZH in Chinese.
+type APIError struct {
+	Status    int
+	Code      string
+	Message   string
+	MessageZH string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+type enrollResponse struct {
+	DeviceID    string `json:"device_id"`
+	Serial      string `json:"serial"`
+	SubAccount  string `json:"subaccount"`
+	NotAfter    string `json:"not_after"`
+	Certificate string `json:"certificate"`
+	Chain       string `json:"chain"`
+	Installed   int    `json:"installed"`
+	Limit       int    `json:"limit"`
+}
+
+// Enroll generates a P-256 key here, asks the CA for a certificate and
+// writes the files. Nothing is written unless everything succeeded.
+func Enroll(ctx context.Context, o Options) (*Result, error) {
+	if o.Code == "" {
+		return nil, errors.New("an enrollment code is required")
+	}
+	if o.OutDir == "" {
+		return nil, errors.New("an output directory is required")
+	}
+	if o.P12Password == "" {
+		return nil, errors.New("a PKCS#12 password is required")
+	}
+	if err := checkOutDir(o.OutDir, o.Overwrite); err != nil {
+		return nil, err
+	}
+	base, err := checkURL(o.URL, o.Trust)
+	if err != nil {
+		return nil, err
+	}
+	pool, roots, err := rootPool(ctx, base, o.Trust)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := postEnroll(ctx, base.JoinPath("/v1/enroll").String(), pool, o, csr)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := verifyIssued(resp, key.Public(), pool)
+	if err != nil {
+		return nil, err
+	}
+	files, err := writeFiles(o, key, chain, roots)
+	if err != nil {
+		return nil, err
+	}
+	notAfter, _ := time.Parse(time.RFC3339, resp.NotAfter)
+	return &Result{DeviceID: resp.DeviceID, Serial: resp.Serial, SubAccount: resp.SubAccount, NotAfter: notAfter,
+		Installed: resp.Installed, Limit: resp.Limit, Files: files}, nil
+}
+
+func postEnroll(ctx context.Context, u string, pool *x509.CertPool, o Options, csrDER []byte) (*enrollResponse, error) {
+	body, err := json.Marshal(map[string]string{
+		"code":  o.Code,
+		"csr":   string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})),
+		"label": o.Label,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	ua := o.UserAgent
+	if ua == "" {
+		ua = "devicegate-enroll"
+	}
+	req.Header.Set("User-Agent", ua)
+	r, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxResponse))
+	if err != nil {
+		return nil, err
+	}
+	if r.StatusCode != http.StatusCreated {
+		var e struct {
+			Error struct {
+				Code      string `json:"code"`
+				Message   string `json:"message"`
+				MessageZH string `json:"message_zh"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
+			return nil, &APIError{Status: r.StatusCode, Code: "http", Message: fmt.Sprintf("CA answered HTTP %d", r.StatusCode)}
+		}
+		return nil, &APIError{Status: r.StatusCode, Code: e.Error.Code, Message: e.Error.Message, MessageZH: e.Error.MessageZH}
+	}
+	var out enrollResponse
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("CA answer is not valid JSON: %w", err)
+	}
+	return &out, nil
+}
+
+// verifyIssued checks the certificate is for our key and chains to the
+// trusted root for client authentication.
+func verifyIssued(resp *enrollResponse, pub crypto.PublicKey, pool *x509.CertPool) ([]*x509.Certificate, error) {
+	chain, err := parseCerts([]byte(resp.Chain))
+	if err != nil {
+		return nil, fmt.Errorf("CA answer: %w", err)
+	}
+	leaf := chain[0]
+	if !leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(pub) {
+		return nil, errors.New("the CA returned a certificate for another key: refusing it")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return nil, fmt.Errorf("the issued certificate does not verify: %w", err)
+	}
+	return chain, nil
+}
