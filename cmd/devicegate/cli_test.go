@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
+
+	"github.com/devicegate/devicegate/ca"
+)
+
+// cli runs one devicegate command in-process and returns exit code and output.
+func cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func mustCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errOut := cli(t, args...)
+	if code != 0 {
+		t.Fatalf("devicegate %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// startDemo runs `devicegate demo --config F` until the test ends and
+// returns what it wrote to demo.json.
+func startDemo(t *testing.T, cfg string) (demoInfo, func()) {
+	t.Helper()
+	dataDir := filepath.Join(filepath.Dir(cfg), "data")
+	os.Remove(filepath.Join(dataDir, "demo.json"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var out, errb bytes.Buffer
+	go func() { done <- run(ctx, []string{"demo", "--config", cfg}, strings.NewReader(""), &out, &errb) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		data, err := os.ReadFile(filepath.Join(dataDir, "demo.json"))
+		if err == nil {
+			var info demoInfo
+			if err := json.Unmarshal(data, &info); err != nil {
+				t.Fatal(err)
+			}
+			stop := func() {
+				cancel()
+				select {
+				case code := <-done:
+					if code != 0 {
+						t.Errorf("demo exited %d: %s", code, errb.String())
+					}
+				case <-time.After(15 * time.Second):
+					t.Error("demo did not stop on cancel")
+				}
+			}
+			t.Cleanup(cancel)
+			return info, stop
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("demo exited %d: %s%s", code, out.String(), errb.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("demo did not write demo.json")
+		}
+	}
+}
+
+func writeConfig(t *testing.T) string {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "devicegate.yaml")
+	if err := os.WriteFile(cfg, []byte("data_dir: data\nca:\n  listen: 127.0.0.1:0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestWalkthrough follows the README: sub-account, protection, enrollment,
+// listing, quota refusal, revocation, CRL; then a restart on the same data.
+func TestWalkthrough(t *testing.T) {
+	cfg := writeConfig(t)
+	dir := filepath.Dir(cfg)
+	info, stop := startDemo(t, cfg)
+	if info.CAURL == "" || info.OwnerPassword == "" || len(info.BackofficeUsers) < 2 || info.RootCAFile == "" {
+		t.Fatalf("demo.json: %+v", info)
+	}
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(pw, []byte("correct-horse-battery\n"), 0o600)
+
+	mustCLI(t, "admin", "--config", cfg, "sub", "add", "demo-store:dave", "--role", "cs-supervisor", "--password-file", pw)
+	if out := mustCLI(t, "admin", "--config", cfg, "sub", "phone", "demo-store:dave"); !strings.HasPrefix(out, "otpauth://totp/") {
+		t.Fatalf("sub phone printed %q", out)
+	}
+	mustCLI(t, "admin", "--config", cfg, "sub", "protect", "demo-store:dave", "--devices", "1")
+	code := strings.TrimSpace(mustCLI(t, "admin", "--config", cfg, "sub", "ticket", "demo-store:dave"))
+	if strings.Count(code, "\n") != 0 || !strings.HasPrefix(code, "DG-") {
+		t.Fatalf("ticket printed %q", code)
+	}
+	out := filepath.Join(dir, "pc1")
+	mustCLI(t, "enroll", "--url", info.CAURL, "--code", code, "--out", out, "--label", "front desk",
+		"--root", info.RootCAFile, "--p12-password-file", pw)
+	for name, mode := range map[string]os.FileMode{"key.pem": 0o600, "device.p12": 0o600, "cert.pem": 0o644, "chain.pem": 0o644} {
+		st, err := os.Stat(filepath.Join(out, name))
+		if err != nil || st.Mode().Perm() != mode {
+			t.Fatalf("%s: %v mode %v", name, err, st.Mode().Perm())
+		}
+	}
+	p12, _ := os.ReadFile(filepath.Join(out, "device.p12"))
+	if _, leaf, _, err := pkcs12.DecodeChain(p12, "correct-horse-battery"); err != nil || leaf.Subject.CommonName != "demo-store:dave" {
+		t.Fatalf("device.p12: %v", err)
+	}
+	if _, _, _, err := pkcs12.DecodeChain(p12, "wrong-password"); err == nil {
+		t.Fatal("device.p12 opens with a wrong password")
+	}
+
+	// The quota is full: the second computer gets the limit message.
+	code2 := strings.TrimSpace(mustCLI(t, "admin", "--config", cfg, "sub", "ticket", "demo-store:dave"))
+	rc, _, errOut := cli(t, "enroll", "--url", info.CAURL, "--code", code2, "--out", filepath.Join(dir, "pc2"),
+		"--fingerprint", info.RootFingerprint, "--p12-password-file", pw)
+	if rc == 0 || !strings.Contains(errOut, ca.QuotaMessageEN) || !strings.Contains(errOut, ca.QuotaMessageZH) {
+		t.Fatalf("over quota: exit %d, %q", rc, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pc2", "key.pem")); err == nil {
+		t.Fatal("a refused enrollment left a key behind")
+	}
+
+	var listing struct {
+		Installed int `json:"installed"`
+		Limit     int `json:"limit"`
+		Devices   []struct {
+			ID, Serial, Status, Label string
+		} `json:"devices"`
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, "admin", "--config", cfg, "sub", "devices", "demo-store:dave", "--json")), &listing); err != nil {
+		t.Fatal(err)
+	}
+	if listing.Installed != 1 || listing.Limit != 1 || len(listing.Devices) != 1 || listing.Devices[0].Label != "front desk" {
+		t.Fatalf("devices: %+v", listing)
+	}
+	if text := mustCLI(t, "admin", "--config", cfg, "sub", "devices", "demo-store:dave"); !strings.Contains(text, "Installed (1/1)") {
+		t.Fatalf("devices text: %q", text)
+	}
+
+	mustCLI(t, "admin", "--config", cfg, "device", "revoke", listing.Devices[0].Serial, "--reason", "keyCompromise")
+	crlPEM, err := os.ReadFile(filepath.Join(dir, "data", "ca", "crl.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(crlPEM)
+	crl, err := x509.ParseRevocationList(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range crl.RevokedCertificateEntries {
+		found = found || e.SerialNumber.Text(16) == listing.Devices[0].Serial
+	}
+	if !found {
+		t.Fatal("revoked serial is not in the CRL file")
+	}
+	// The revocation freed the slot: the unused code works now.
+	mustCLI(t, "enroll", "--url", info.CAURL, "--code", code2, "--out", filepath.Join(dir, "pc3"),
+		"--fingerprint", info.RootFingerprint, "--p12-password-file", pw)
+	mustCLI(t, "admin", "--config", cfg, "audit", "verify", "demo-store")
+	stop()
+
+	// A second start reuses the data and the first-login credentials.
+	again, stop2 := startDemo(t, cfg)
+	if again.OwnerPassword != info.OwnerPassword || again.RootFingerprint != info.RootFingerprint {
+		t.Fatal("second demo start did not reuse the data")
+	}
+	stop2()
+}
+
+// TestCLIRefusesBadInput: every refusal exits non-zero with a message on
+// stderr and changes nothing.
+func TestCLIRefusesBadInput(t *testing.T) {
+	cfg := writeConfig(t)
+	mustCLI(t, "ca", "--config", cfg, "init")
+	mustCLI(t, "admin", "--config", cfg, "store", "add", "shop")
+	mustCLI(t, "admin", "--config", cfg, "sub", "add", "shop:alice", "--role", "finance")
+	before := mustCLI(t, "admin", "--config", cfg, "audit", "shop", "--json")
+	tests := [][]string{
+		{"admin", "--config", cfg, "store", "add", "shop"},
+		{"admin", "--config", cfg, "store", "add", "Bad Name"},
+		{"admin", "--config", cfg, "sub", "add", "shop:alice", "--role", "finance"},
+		{"admin", "--config", cfg, "sub", "add", "shop:a:b", "--role", "finance"},
+		{"admin", "--config", cfg, "sub", "add", "shop:bob", "--role", "boss"},
+		{"admin", "--config", cfg, "sub", "add", "shop:bob", "--role", "finance", "--grant", "nope"},
+		{"admin", "--config", cfg, "sub", "add", "nostore:bob", "--role", "finance"},
+		{"admin", "--config", cfg, "sub", "protect", "shop:alice", "--devices", "6"},
+		{"admin", "--config", cfg, "sub", "protect", "shop:alice", "--devices", "0"},
+		{"admin", "--config", cfg, "sub", "protect", "shop:alice", "--devices", "2"}, // phone verification first
+		{"admin", "--config", cfg, "sub", "protect", "shop:ghost", "--devices", "2"},
+		{"admin", "--config", cfg, "sub", "ticket", "shop:alice"}, // not protected
+		{"admin", "--config", cfg, "device", "revoke", "deadbeef"},
+		{"admin", "--config", cfg, "device", "revoke", "deadbeef", "--reason", "removeFromCRL"},
+		{"admin", "--config", cfg, "sub", "fly", "shop:alice"},
+		{"enroll", "--url", "http://example.com", "--code", "DG-X", "--out", t.TempDir(), "--fingerprint", "00"},
+	}
+	for _, args := range tests {
+		t.Run(strings.ReplaceAll(strings.Join(args, " "), cfg, "CFG"), func(t *testing.T) {
+			code, _, errOut := cli(t, args...)
+			if code == 0 || errOut == "" {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+		})
+	}
+	if after := mustCLI(t, "admin", "--config", cfg, "audit", "shop", "--json"); after != before {
+		t.Fatal("refused commands wrote to the audit log")
+	}
+	if code, out, _ := cli(t, "--help"); code != 0 || !strings.Contains(out, "demo") || !strings.Contains(out, "enroll") {
+		t.Fatalf("--help: %d %q", code, out)
+	}
+}
