@@ -1,0 +1,151 @@
+package client
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rogueCA is a TLS server that speaks the enrollment API but misbehaves in
+// the ways a client must catch. It is an attacker, not a stand-in for the CA
+// (the cmd walkthrough test enrolls against the real one).
+type rogueCA struct {
+	srv     *httptest.Server
+	rootPEM []byte
+	root    *x509.Certificate
+	key     *ecdsa.PrivateKey
+	mode    string // "ok", "other-key", "quota"
+}
+
+func newRogueCA(t *testing.T, mode string) *rogueCA {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "rogue root"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	root, _ := x509.ParseCertificate(der)
+	r := &rogueCA{root: root, key: key, mode: mode, rootPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+	// Its TLS server certificate chains to the root it hands out.
+	skey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	stmpl := &x509.Certificate{SerialNumber: big.NewInt(3), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	sder, _ := x509.CreateCertificate(rand.Reader, stmpl, root, &skey.PublicKey, key)
+	r.srv = httptest.NewUnstartedServer(http.HandlerFunc(r.serve))
+	r.srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{sder}, PrivateKey: skey}}}
+	r.srv.StartTLS()
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *rogueCA) serve(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path == "/v1/roots.pem" {
+		w.Write(r.rootPEM)
+		return
+	}
+	if r.mode == "quota" {
+		w.WriteHeader(http.StatusForbidden)
+		w.Write([]byte(`{"error":{"code":"quota_exceeded","message":"The number of installed certificates has reached the limit. Contact the main account.","message_zh":"您安装的数字证书已达上限，如需安装请联系主账号"}}`))
+		return
+	}
+	var body struct{ CSR string }
+	json.NewDecoder(req.Body).Decode(&body)
+	block, _ := pem.Decode([]byte(body.CSR))
+	csr, _ := x509.ParseCertificateRequest(block.Bytes)
+	pub := csr.PublicKey
+	if r.mode == "other-key" {
+		other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		pub = &other.PublicKey
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, r.root, pub, r.key)
+	leaf := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(map[string]any{"device_id": "d", "serial": "2", "subaccount": "shop:a", "not_after": time.Now().Format(time.RFC3339),
+		"certificate": string(leaf), "chain": string(leaf), "installed": 1, "limit": 1})
+}
+
+func (r *rogueCA) fingerprint() string {
+	sum := sha256.Sum256(r.root.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+func opts(t *testing.T, url string, trust Trust) Options {
+	return Options{URL: url, Code: "DG-CODE", OutDir: filepath.Join(t.TempDir(), "out"), P12Password: "pw-123456", Trust: trust}
+}
+
+func TestEnrollRefusals(t *testing.T) {
+	ctx := context.Background()
+	ok := newRogueCA(t, "ok")
+	otherKey := newRogueCA(t, "other-key")
+	quota := newRogueCA(t, "quota")
+	tests := []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"wrong fingerprint", opts(t, ok.srv.URL, Trust{Fingerprint: strings.Repeat("ab", 32)}), "does not match the fingerprint"},
+		{"malformed fingerprint", opts(t, ok.srv.URL, Trust{Fingerprint: "xyz"}), "64 hex digits"},
+		{"no trust", opts(t, ok.srv.URL, Trust{}), "required"},
+		{"plain http", opts(t, strings.Replace(ok.srv.URL, "https", "http", 1), Trust{Fingerprint: ok.fingerprint()}), "https"},
+		{"certificate for another key", opts(t, otherKey.srv.URL, Trust{Fingerprint: otherKey.fingerprint()}), "another key"},
+		{"no password", func() Options { o := opts(t, ok.srv.URL, Trust{Fingerprint: ok.fingerprint()}); o.P12Password = ""; return o }(), "password"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Enroll(ctx, tc.o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+			if _, err := os.Stat(tc.o.OutDir); err == nil {
+				entries, _ := os.ReadDir(tc.o.OutDir)
+				if len(entries) > 0 {
+					t.Fatalf("refused enrollment left %d files", len(entries))
+				}
+			}
+		})
+	}
+	_, err := Enroll(ctx, opts(t, quota.srv.URL, Trust{Fingerprint: quota.fingerprint()}))
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Code != "quota_exceeded" || !strings.Contains(apiErr.MessageZH, "上限") {
+		t.Fatalf("quota: %v", err)
+	}
+
+	// The legitimate case against the same server, then no overwrite.
+	o := opts(t, ok.srv.URL, Trust{Fingerprint: ok.fingerprint()})
+	if _, err := Enroll(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Enroll(ctx, o); err == nil || !strings.Contains(err.Error(), "already holds a key.pem") {
+		t.Fatalf("overwrite: %v", err)
+	}
+}
+
+func TestReadPasswordFile(t *testing.T) {
+	dir := t.TempDir()
+	for content, want := range map[string]string{"secret\n": "secret", "secret\r\nnext\n": "secret", "": "", "\n": ""} {
+		p := filepath.Join(dir, "pw")
+		os.WriteFile(p, []byte(content), 0o600)
+		got, err := ReadPasswordFile(p)
+		if (want == "") != (err != nil) || got != want {
+			t.Errorf("ReadPasswordFile(%q) = %q, %v", content, got, err)
+		}
+	}
+}
