@@ -106,7 +106,11 @@ func TestEnrollRefusals(t *testing.T) {
 		{"no trust", opts(t, ok.srv.URL, Trust{}), "required"},
 		{"plain http", opts(t, strings.Replace(ok.srv.URL, "https", "http", 1), Trust{Fingerprint: ok.fingerprint()}), "https"},
 		{"certificate for another key", opts(t, otherKey.srv.URL, Trust{Fingerprint: otherKey.fingerprint()}), "another key"},
-		{"no password", func() Options { o := opts(t, ok.srv.URL, Trust{Fingerprint: ok.fingerprint()}); o.P12Password = ""; return o }(), "password"},
+		{"no password", func() Options {
+			o := opts(t, ok.srv.URL, Trust{Fingerprint: ok.fingerprint()})
+			o.P12Password = ""
+			return o
+		}(), "password"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
