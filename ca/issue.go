@@ -107,7 +107,7 @@ func (a *Authority) Issue(ctx context.Context, r IssueRequest) (*Issued, error) 
 		return nil, err
 	}
 	leaf := chain[0]
-	dev, err := a.store.IssueDevice(ctx, store.IssueRequest{
+	dev, installed, err := a.store.IssueDevice(ctx, store.IssueRequest{
 		TenantID:    tenantID,
 		SubID:       subID,
 		TicketHash:  ticketHash,
@@ -123,10 +123,6 @@ func (a *Authority) Issue(ctx context.Context, r IssueRequest) (*Issued, error) 
 	}, store.Actor{Kind: "sub", Name: sub.FullName(), IP: r.ClientIP, UA: truncate(r.UA, 256)})
 	if err != nil {
 		return nil, err
-	}
-	installed := store.CountActive(devices, now) + 1
-	if after, err := a.store.ListDevices(ctx, tenantID, subID); err == nil {
-		installed = store.CountActive(after, now)
 	}
 	return &Issued{Device: dev, SubAccount: sub, Chain: chain, Installed: installed, Limit: sub.Protection.MaxDevices}, nil
 }

@@ -51,8 +51,9 @@ type Store interface {
 	// Devices.
 	// IssueDevice is the quota gate: in one transaction it locks the
 	// sub-account, checks eligibility and the active-device count against
-	// N, consumes the ticket (if any) and records the device.
-	IssueDevice(ctx context.Context, r IssueRequest, actor Actor) (Device, error)
+	// N, consumes the ticket (if any) and records the device. It returns the
+	// number of active devices after this one ("Installed (k/N)").
+	IssueDevice(ctx context.Context, r IssueRequest, actor Actor) (Device, int, error)
 	// RenewDevice swaps the certificate of an active device (same id, same
 	// slot) and revokes the old serial with reason superseded.
 	RenewDevice(ctx context.Context, r RenewRequest, actor Actor) (Device, Revocation, error)

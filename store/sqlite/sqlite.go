@@ -51,6 +51,7 @@ func Open(ctx context.Context, path string, opts store.Options) (*sqlstore.DB, e
 		Name:              "sqlite",
 		IsUniqueViolation: isUnique,
 		Migrations:        sub,
+		SerializeWrites:   true,
 	}, opts)
 	if err != nil {
 		db.Close()

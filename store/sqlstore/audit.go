@@ -53,7 +53,7 @@ func chainHash(prev string, tenantID string, seq int64, e store.AuditEntry) stri
 
 // appendAudit adds one event to the tenant's chain inside tx. The head row
 // is locked (PostgreSQL) so concurrent appends cannot fork the chain.
-func (s *DB) appendAudit(ctx context.Context, tx *sql.Tx, tenantID string, e store.AuditEntry) (store.AuditEvent, error) {
+func (s *DB) appendAudit(ctx context.Context, tx *txn, tenantID string, e store.AuditEntry) (store.AuditEvent, error) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
@@ -89,7 +89,7 @@ func (s *DB) appendAudit(ctx context.Context, tx *sql.Tx, tenantID string, e sto
 }
 
 // audit is the short form used by mutating methods.
-func (s *DB) audit(ctx context.Context, tx *sql.Tx, tenantID string, actor store.Actor, action, target string, detail map[string]string) error {
+func (s *DB) audit(ctx context.Context, tx *txn, tenantID string, actor store.Actor, action, target string, detail map[string]string) error {
 	_, err := s.appendAudit(ctx, tx, tenantID, store.AuditEntry{Actor: actor, Action: action, Target: target, Outcome: "ok", Detail: detail})
 	return err
 }
@@ -97,7 +97,7 @@ func (s *DB) audit(ctx context.Context, tx *sql.Tx, tenantID string, actor store
 // AppendAudit records an event (e.g. a proxy access decision).
 func (s *DB) AppendAudit(ctx context.Context, tenantID string, e store.AuditEntry) (store.AuditEvent, error) {
 	var ev store.AuditEvent
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		var err error
 		ev, err = s.appendAudit(ctx, tx, tenantID, e)
 		return err
@@ -142,7 +142,7 @@ func (s *DB) ListAudit(ctx context.Context, tenantID string, f store.AuditFilter
 	}
 	query += ` ORDER BY seq LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.ro().QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +165,7 @@ func likePrefix(s string) string {
 
 // VerifyAudit recomputes the tenant's chain and names the first break.
 func (s *DB) VerifyAudit(ctx context.Context, tenantID string) error {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+auditColumns+` FROM audit WHERE tenant_id = ? ORDER BY seq`), tenantID)
+	rows, err := s.ro().QueryContext(ctx, s.q(`SELECT `+auditColumns+` FROM audit WHERE tenant_id = ? ORDER BY seq`), tenantID)
 	if err != nil {
 		return err
 	}
@@ -191,7 +191,7 @@ func (s *DB) VerifyAudit(ctx context.Context, tenantID string) error {
 	}
 	var headSeq int64
 	var headHash string
-	if err := s.db.QueryRowContext(ctx, s.q(`SELECT seq, hash FROM audit_heads WHERE tenant_id = ?`), tenantID).Scan(&headSeq, &headHash); err != nil {
+	if err := s.ro().QueryRowContext(ctx, s.q(`SELECT seq, hash FROM audit_heads WHERE tenant_id = ?`), tenantID).Scan(&headSeq, &headHash); err != nil {
 		return notFound(err, "store")
 	}
 	if headSeq != want-1 || headHash != prev {

@@ -48,7 +48,7 @@ func (s *DB) activeDevices(ctx context.Context, q querier, subID string, now tim
 }
 
 // lockSub locks the sub-account row for the rest of the transaction.
-func (s *DB) lockSub(ctx context.Context, tx *sql.Tx, tenantID, subID string) (store.SubAccount, error) {
+func (s *DB) lockSub(ctx context.Context, tx *txn, tenantID, subID string) (store.SubAccount, error) {
 	return s.scanSub(tx.QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.id = ?`+s.d.ForUpdate), tenantID, subID))
 }
 
@@ -65,19 +65,20 @@ func checkCert(serial, fingerprint string, issued, expires time.Time) error {
 }
 
 // IssueDevice is the quota gate (see store.Store).
-func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.Actor) (store.Device, error) {
+func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.Actor) (store.Device, int, error) {
 	if r.DeviceID == "" || r.TenantID == "" || r.SubID == "" {
-		return store.Device{}, invalid("tenant, sub-account and device ids are required")
+		return store.Device{}, 0, invalid("tenant, sub-account and device ids are required")
 	}
 	if err := checkCert(r.Serial, r.Fingerprint, r.IssuedAt, r.ExpiresAt); err != nil {
-		return store.Device{}, err
+		return store.Device{}, 0, err
 	}
 	if r.Now.IsZero() {
 		r.Now = time.Now()
 	}
 	d := store.Device{ID: r.DeviceID, TenantID: r.TenantID, SubID: r.SubID, Label: r.Label, Serial: r.Serial, Fingerprint: r.Fingerprint,
 		Status: store.DeviceActive, IssuedAt: fromTS(ts(r.IssuedAt)), ExpiresAt: fromTS(ts(r.ExpiresAt)), EnrolledIP: r.EnrolledIP, EnrolledUA: r.EnrolledUA}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	var active int
+	err := s.inTx(ctx, func(tx *txn) error {
 		sub, err := s.lockSub(ctx, tx, r.TenantID, r.SubID)
 		if err != nil {
 			return err
@@ -85,7 +86,6 @@ func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.
 		if err := store.Eligible(sub, r.Now, r.ExpiresAt); err != nil {
 			return err
 		}
-		var active int
 		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM devices WHERE sub_id = ? AND status = ? AND expires_at > ?`),
 			r.SubID, store.DeviceActive, ts(r.Now)).Scan(&active); err != nil {
 			return err
@@ -118,9 +118,9 @@ func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.
 		})
 	})
 	if err != nil {
-		return store.Device{}, err
+		return store.Device{}, 0, err
 	}
-	return d, nil
+	return d, active + 1, nil
 }
 
 // RenewDevice swaps the certificate of an active device in place.
@@ -133,7 +133,7 @@ func (s *DB) RenewDevice(ctx context.Context, r store.RenewRequest, actor store.
 	}
 	var d store.Device
 	var rv store.Revocation
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		var err error
 		if d, err = scanDevice(tx.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND id = ?`), r.TenantID, r.DeviceID)); err != nil {
 			return err
@@ -180,7 +180,7 @@ func (s *DB) RenewDevice(ctx context.Context, r store.RenewRequest, actor store.
 }
 
 // insertRevocation records the revocation of d's current serial.
-func (s *DB) insertRevocation(ctx context.Context, tx *sql.Tx, d store.Device, reason store.RevocationReason, now time.Time) (store.Revocation, error) {
+func (s *DB) insertRevocation(ctx context.Context, tx *txn, d store.Device, reason store.RevocationReason, now time.Time) (store.Revocation, error) {
 	seq, err := s.nextSeq(ctx, tx)
 	if err != nil {
 		return store.Revocation{}, err
@@ -193,7 +193,7 @@ func (s *DB) insertRevocation(ctx context.Context, tx *sql.Tx, d store.Device, r
 }
 
 // revokeDevice marks an active device revoked inside tx.
-func (s *DB) revokeDevice(ctx context.Context, tx *sql.Tx, d store.Device, reason store.RevocationReason, now time.Time) (store.Revocation, error) {
+func (s *DB) revokeDevice(ctx context.Context, tx *txn, d store.Device, reason store.RevocationReason, now time.Time) (store.Revocation, error) {
 	rv, err := s.insertRevocation(ctx, tx, d, reason, now)
 	if err != nil {
 		return rv, err
@@ -224,7 +224,7 @@ func (s *DB) RevokeDevice(ctx context.Context, tenantID, deviceID string, reason
 		return store.Revocation{}, invalid("revocation reason %d", reason)
 	}
 	var rv store.Revocation
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		d, err := scanDevice(tx.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND id = ?`), tenantID, deviceID))
 		if err != nil {
 			return err
@@ -245,7 +245,7 @@ func (s *DB) RevokeDevice(ctx context.Context, tenantID, deviceID string, reason
 }
 
 // revokeAll revokes every active (even expired) device of a locked sub-account.
-func (s *DB) revokeAll(ctx context.Context, tx *sql.Tx, sub *store.SubAccount, reason store.RevocationReason, actor store.Actor) ([]store.Revocation, error) {
+func (s *DB) revokeAll(ctx context.Context, tx *txn, sub *store.SubAccount, reason store.RevocationReason, actor store.Actor) ([]store.Revocation, error) {
 	devs, err := scanDevices(tx.QueryContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE sub_id = ? AND status = ? ORDER BY issued_at`), sub.ID, store.DeviceActive))
 	if err != nil {
 		return nil, err
@@ -271,7 +271,7 @@ func (s *DB) RevokeSubAccountDevices(ctx context.Context, tenantID, subID string
 		return nil, invalid("revocation reason %d", reason)
 	}
 	var revs []store.Revocation
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		sub, err := s.lockSub(ctx, tx, tenantID, subID)
 		if err != nil {
 			return err
@@ -284,12 +284,12 @@ func (s *DB) RevokeSubAccountDevices(ctx context.Context, tenantID, subID string
 
 // GetDevice returns a device of the tenant.
 func (s *DB) GetDevice(ctx context.Context, tenantID, deviceID string) (store.Device, error) {
-	return scanDevice(s.db.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND id = ?`), tenantID, deviceID))
+	return scanDevice(s.ro().QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND id = ?`), tenantID, deviceID))
 }
 
 // ListDevices lists a sub-account's devices by issue time.
 func (s *DB) ListDevices(ctx context.Context, tenantID, subID string) ([]store.Device, error) {
-	return scanDevices(s.db.QueryContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND sub_id = ? ORDER BY issued_at, id`), tenantID, subID))
+	return scanDevices(s.ro().QueryContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND sub_id = ? ORDER BY issued_at, id`), tenantID, subID))
 }
 
 // FindDevice looks up by device id or serial across tenants.
@@ -298,12 +298,12 @@ func (s *DB) FindDevice(ctx context.Context, idOrSerial string) (store.Device, e
 		return store.Device{}, invalid("device id or serial is required")
 	}
 	serial := strings.TrimLeft(strings.ToLower(strings.ReplaceAll(idOrSerial, ":", "")), "0")
-	return scanDevice(s.db.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE id = ? OR serial = ? LIMIT 1`), idOrSerial, serial))
+	return scanDevice(s.ro().QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE id = ? OR serial = ? LIMIT 1`), idOrSerial, serial))
 }
 
 // TouchDevice records when and from where a device was last seen.
 func (s *DB) TouchDevice(ctx context.Context, tenantID, deviceID string, at time.Time, ip string) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE devices SET last_seen_at = ?, last_seen_ip = ? WHERE tenant_id = ? AND id = ?`), ts(at), ip, tenantID, deviceID)
+	res, err := s.ro().ExecContext(ctx, s.q(`UPDATE devices SET last_seen_at = ?, last_seen_ip = ? WHERE tenant_id = ? AND id = ?`), ts(at), ip, tenantID, deviceID)
 	if err != nil {
 		return err
 	}

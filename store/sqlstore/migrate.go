@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -13,9 +12,6 @@ import (
 // migrate applies the dialect's numbered migrations that are not applied
 // yet, each in its own transaction.
 func (s *DB) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
-		return err
-	}
 	names, err := fs.Glob(s.d.Migrations, "*.sql")
 	if err != nil {
 		return err
@@ -31,14 +27,19 @@ func (s *DB) migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		err = s.inTx(ctx, func(tx *sql.Tx) error {
+		err = s.inTx(ctx, func(tx *txn) error {
 			if s.d.MigrationLock != "" {
-				if _, err := tx.ExecContext(ctx, s.d.MigrationLock); err != nil {
+				if _, err := tx.tx.ExecContext(ctx, s.d.MigrationLock); err != nil {
 					return err
 				}
 			}
+			// Created under the lock: concurrent CREATE TABLE IF NOT EXISTS
+			// races inside PostgreSQL's catalog.
+			if _, err := tx.tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+				return err
+			}
 			var n int
-			if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), version).Scan(&n); err != nil {
+			if err := tx.tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), version).Scan(&n); err != nil {
 				return err
 			}
 			if n > 0 {
@@ -48,11 +49,11 @@ func (s *DB) migrate(ctx context.Context) error {
 				if strings.TrimSpace(stmt) == "" {
 					continue
 				}
-				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				if _, err := tx.tx.ExecContext(ctx, stmt); err != nil {
 					return fmt.Errorf("%s: %w", name, err)
 				}
 			}
-			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version) VALUES (?)`), version)
+			_, err := tx.tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version) VALUES (?)`), version)
 			return err
 		})
 		if err != nil {

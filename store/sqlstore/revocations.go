@@ -10,7 +10,7 @@ import (
 const revocationColumns = `seq, serial, tenant_id, sub_id, device_id, reason, revoked_at, expires_at`
 
 func (s *DB) listRevocations(ctx context.Context, query string, args ...any) ([]store.Revocation, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.ro().QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -86,7 +85,7 @@ func (s *DB) CreateSubAccount(ctx context.Context, n store.NewSubAccount, actor 
 	}
 	id := store.NewID()
 	now := ts(time.Now())
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *txn) error {
 		var tenantName string
 		if err := tx.QueryRowContext(ctx, s.q(`SELECT name FROM tenants WHERE id = ?`), n.TenantID).Scan(&tenantName); err != nil {
 			return notFound(err, "store")
@@ -122,12 +121,12 @@ func checkWindow(w store.Window) error {
 
 // GetSubAccount returns a sub-account of the tenant.
 func (s *DB) GetSubAccount(ctx context.Context, tenantID, subID string) (store.SubAccount, error) {
-	return s.scanSub(s.db.QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.id = ?`), tenantID, subID))
+	return s.scanSub(s.ro().QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.id = ?`), tenantID, subID))
 }
 
 // GetSubAccountByName returns a sub-account by the name after "store:".
 func (s *DB) GetSubAccountByName(ctx context.Context, tenantID, name string) (store.SubAccount, error) {
-	return s.scanSub(s.db.QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.name = ?`), tenantID, name))
+	return s.scanSub(s.ro().QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.name = ?`), tenantID, name))
 }
 
 // ListSubAccounts lists a tenant's sub-accounts by name.
@@ -135,7 +134,7 @@ func (s *DB) ListSubAccounts(ctx context.Context, tenantID string, f store.SubAc
 	if f.Status != "" && !f.Status.Valid() {
 		return nil, invalid("unknown status %q", f.Status)
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? ORDER BY s.name`), tenantID)
+	rows, err := s.ro().QueryContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? ORDER BY s.name`), tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -157,13 +156,13 @@ func (s *DB) ListSubAccounts(ctx context.Context, tenantID string, f store.SubAc
 }
 
 // subChange is one locked read-modify-write of a sub-account row.
-type subChange func(ctx context.Context, tx *sql.Tx, a *store.SubAccount, seq int64) (detail map[string]string, err error)
+type subChange func(ctx context.Context, tx *txn, a *store.SubAccount, seq int64) (detail map[string]string, err error)
 
 // updateSub locks the row, applies change, writes every mutable column back
 // with a new policy seq and audits, all in one transaction.
 func (s *DB) updateSub(ctx context.Context, tenantID, subID string, actor store.Actor, action string, change subChange) (store.SubAccount, error) {
 	var out store.SubAccount
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		a, err := s.scanSub(tx.QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.id = ?`+s.d.ForUpdate), tenantID, subID))
 		if err != nil {
 			return err
@@ -203,7 +202,7 @@ func (s *DB) SetPassword(ctx context.Context, tenantID, subID, passwordHash stri
 	if passwordHash == "" {
 		return invalid("a password is required")
 	}
-	_, err := s.updateSub(ctx, tenantID, subID, actor, "sub.password", func(_ context.Context, _ *sql.Tx, a *store.SubAccount, _ int64) (map[string]string, error) {
+	_, err := s.updateSub(ctx, tenantID, subID, actor, "sub.password", func(_ context.Context, _ *txn, a *store.SubAccount, _ int64) (map[string]string, error) {
 		a.PasswordHash = passwordHash
 		return nil, nil
 	})
@@ -215,7 +214,7 @@ func (s *DB) SetRole(ctx context.Context, tenantID, subID, role string, grants [
 	if role == "" || len(role) > 64 {
 		return store.SubAccount{}, invalid("a role (position) is required")
 	}
-	return s.updateSub(ctx, tenantID, subID, actor, "sub.role", func(_ context.Context, _ *sql.Tx, a *store.SubAccount, _ int64) (map[string]string, error) {
+	return s.updateSub(ctx, tenantID, subID, actor, "sub.role", func(_ context.Context, _ *txn, a *store.SubAccount, _ int64) (map[string]string, error) {
 		a.Role, a.Grants = role, grants
 		return map[string]string{"role": role, "grants": strings.Join(grants, ",")}, nil
 	})
@@ -227,7 +226,7 @@ func (s *DB) EnablePhone(ctx context.Context, tenantID, subID string, secret []b
 	if secret != nil && (len(secret) < 16 || len(secret) > 128) {
 		return store.SubAccount{}, invalid("TOTP secret must be 16..128 bytes")
 	}
-	return s.updateSub(ctx, tenantID, subID, actor, "sub.phone", func(_ context.Context, _ *sql.Tx, a *store.SubAccount, _ int64) (map[string]string, error) {
+	return s.updateSub(ctx, tenantID, subID, actor, "sub.phone", func(_ context.Context, _ *txn, a *store.SubAccount, _ int64) (map[string]string, error) {
 		if secret == nil && a.Protection.Enabled {
 			return nil, invalid("turn certificate protection off before phone verification")
 		}
@@ -242,7 +241,7 @@ func (s *DB) SetProtection(ctx context.Context, tenantID, subID string, p store.
 	if p.Enabled && (p.MaxDevices < 1 || p.MaxDevices > store.MaxDevicesLimit) {
 		return store.SubAccount{}, invalid("the number of computers must be between 1 and %d", store.MaxDevicesLimit)
 	}
-	return s.updateSub(ctx, tenantID, subID, actor, "sub.protect", func(ctx context.Context, tx *sql.Tx, a *store.SubAccount, _ int64) (map[string]string, error) {
+	return s.updateSub(ctx, tenantID, subID, actor, "sub.protect", func(ctx context.Context, tx *txn, a *store.SubAccount, _ int64) (map[string]string, error) {
 		if p.Enabled {
 			if !a.PhoneEnabled {
 				return nil, &store.NotEligibleError{Reason: "phone_not_verified"}
@@ -267,7 +266,7 @@ func (s *DB) SetValidity(ctx context.Context, tenantID, subID string, w store.Wi
 	if err := checkWindow(w); err != nil {
 		return store.SubAccount{}, err
 	}
-	return s.updateSub(ctx, tenantID, subID, actor, "sub.validity", func(_ context.Context, _ *sql.Tx, a *store.SubAccount, _ int64) (map[string]string, error) {
+	return s.updateSub(ctx, tenantID, subID, actor, "sub.validity", func(_ context.Context, _ *txn, a *store.SubAccount, _ int64) (map[string]string, error) {
 		a.Window = w
 		return map[string]string{"not_before": timeText(w.NotBefore), "not_after": timeText(w.NotAfter)}, nil
 	})
@@ -286,7 +285,7 @@ func (s *DB) SetStatus(ctx context.Context, tenantID, subID string, status store
 		return store.SubAccount{}, nil, invalid("unknown status %q", status)
 	}
 	var revs []store.Revocation
-	a, err := s.updateSub(ctx, tenantID, subID, actor, "sub.status", func(ctx context.Context, tx *sql.Tx, a *store.SubAccount, _ int64) (map[string]string, error) {
+	a, err := s.updateSub(ctx, tenantID, subID, actor, "sub.status", func(ctx context.Context, tx *txn, a *store.SubAccount, _ int64) (map[string]string, error) {
 		from := a.Status
 		a.Status = status
 		if status == store.StatusDeparted && from != store.StatusDeparted {

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -22,7 +21,7 @@ func (s *DB) CreateTenant(ctx context.Context, nt store.NewTenant, actor store.A
 		return store.Tenant{}, invalid("display name: %v", err)
 	}
 	t := store.Tenant{ID: store.NewID(), Name: nt.Name, DisplayName: nt.DisplayName, CreatedAt: fromTS(ts(time.Now()))}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *txn) error {
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO tenants (id, name, display_name, created_at) VALUES (?, ?, ?, ?)`),
 			t.ID, t.Name, t.DisplayName, ts(t.CreatedAt)); err != nil {
 			if s.d.IsUniqueViolation(err) {
@@ -61,17 +60,17 @@ func (s *DB) scanTenant(row scanner) (store.Tenant, error) {
 
 // GetTenant returns a tenant by id.
 func (s *DB) GetTenant(ctx context.Context, tenantID string) (store.Tenant, error) {
-	return s.scanTenant(s.db.QueryRowContext(ctx, s.q(`SELECT `+tenantColumns+` FROM tenants WHERE id = ?`), tenantID))
+	return s.scanTenant(s.ro().QueryRowContext(ctx, s.q(`SELECT `+tenantColumns+` FROM tenants WHERE id = ?`), tenantID))
 }
 
 // GetTenantByName returns a tenant by its unique name.
 func (s *DB) GetTenantByName(ctx context.Context, name string) (store.Tenant, error) {
-	return s.scanTenant(s.db.QueryRowContext(ctx, s.q(`SELECT `+tenantColumns+` FROM tenants WHERE name = ?`), name))
+	return s.scanTenant(s.ro().QueryRowContext(ctx, s.q(`SELECT `+tenantColumns+` FROM tenants WHERE name = ?`), name))
 }
 
 // ListTenants lists tenants by name (operator use).
 func (s *DB) ListTenants(ctx context.Context) ([]store.Tenant, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+tenantColumns+` FROM tenants ORDER BY name`))
+	rows, err := s.ro().QueryContext(ctx, s.q(`SELECT `+tenantColumns+` FROM tenants ORDER BY name`))
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +91,7 @@ func (s *DB) SetOwnerLogin(ctx context.Context, tenantID, passwordHash string, t
 	if passwordHash == "" {
 		return invalid("owner password hash is required")
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE tenants SET owner_password_hash = ?, owner_totp = ? WHERE id = ?`),
 			passwordHash, s.sealer.seal(totpSecret, "tenant:"+tenantID), tenantID)
 		if err != nil {

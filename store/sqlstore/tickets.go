@@ -17,7 +17,7 @@ func (s *DB) CreateTicket(ctx context.Context, t store.NewTicket, actor store.Ac
 	if !t.ExpiresAt.After(time.Now()) {
 		return invalid("ticket expiry is in the past")
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx *txn) error {
 		sub, err := s.lockSub(ctx, tx, t.TenantID, t.SubID)
 		if err != nil {
 			return err
@@ -59,7 +59,7 @@ func (s *DB) readTicket(ctx context.Context, q querier, hash []byte, now time.Ti
 }
 
 // consumeTicket marks a ticket of this tenant and sub-account used, once.
-func (s *DB) consumeTicket(ctx context.Context, tx *sql.Tx, hash []byte, tenantID, subID string, now time.Time) error {
+func (s *DB) consumeTicket(ctx context.Context, tx *txn, hash []byte, tenantID, subID string, now time.Time) error {
 	t, err := s.readTicket(ctx, tx, hash, now)
 	if err != nil {
 		return err

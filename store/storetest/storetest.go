@@ -114,7 +114,7 @@ func (e *env) issueReq(s store.SubAccount) store.IssueRequest {
 
 func (e *env) issue(s store.SubAccount) store.Device {
 	e.t.Helper()
-	d, err := e.st.IssueDevice(e.ctx, e.issueReq(s), actor)
+	d, _, err := e.st.IssueDevice(e.ctx, e.issueReq(s), actor)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -100,7 +100,7 @@ func testTenantIsolation(t *testing.T, e *env) {
 		}
 		req := e.issueReq(alice)
 		req.TenantID = other.ID
-		if _, err := e.st.IssueDevice(e.ctx, req, actor); !errors.Is(err, store.ErrNotFound) {
+		if _, _, err := e.st.IssueDevice(e.ctx, req, actor); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("IssueDevice across stores: %v", err)
 		}
 		if err := e.st.CreateTicket(e.ctx, store.NewTicket{TenantID: other.ID, SubID: alice.ID, Hash: make([]byte, 32), ExpiresAt: e.now.Add(time.Hour)}, actor); !errors.Is(err, store.ErrNotFound) {
@@ -115,7 +115,7 @@ func testTenantIsolation(t *testing.T, e *env) {
 	req := e.issueReq(alice)
 	req.TicketHash = h
 	e.unchanged(alice, func() {
-		_, err := e.st.IssueDevice(e.ctx, req, actor)
+		_, _, err := e.st.IssueDevice(e.ctx, req, actor)
 		wantErr(t, err, store.ErrTicketUnknown)
 	})
 	if _, err := e.st.LookupTicket(e.ctx, h, e.now); err != nil {
@@ -153,7 +153,7 @@ func testIssueEligibility(t *testing.T, e *env) {
 		{departed, "departed"}, {temp, "expires_after_window"}, {future, "outside_validity_window"},
 	} {
 		e.unchanged(tc.sub, func() {
-			_, err := e.st.IssueDevice(e.ctx, e.issueReq(tc.sub), actor)
+			_, _, err := e.st.IssueDevice(e.ctx, e.issueReq(tc.sub), actor)
 			var ne *store.NotEligibleError
 			if !errors.As(err, &ne) || ne.Reason != tc.reason {
 				t.Fatalf("%s: got %v, want not eligible (%s)", tc.sub.Name, err, tc.reason)
@@ -163,7 +163,7 @@ func testIssueEligibility(t *testing.T, e *env) {
 	// Inside the window, a certificate that ends with it is fine.
 	req := e.issueReq(temp)
 	req.ExpiresAt = e.now.Add(23 * time.Hour)
-	if _, err := e.st.IssueDevice(e.ctx, req, actor); err != nil {
+	if _, _, err := e.st.IssueDevice(e.ctx, req, actor); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -173,7 +173,7 @@ func testIssueQuotaAndSlots(t *testing.T, e *env) {
 	d1 := e.issue(s)
 	e.issue(s)
 	e.unchanged(s, func() {
-		_, err := e.st.IssueDevice(e.ctx, e.issueReq(s), actor)
+		_, _, err := e.st.IssueDevice(e.ctx, e.issueReq(s), actor)
 		wantErr(t, err, store.ErrQuotaExceeded)
 	})
 	// A revoked device frees its slot.
@@ -185,13 +185,13 @@ func testIssueQuotaAndSlots(t *testing.T, e *env) {
 	s2 := e.protected(e.tenant, "bob", 1)
 	req := e.issueReq(s2)
 	req.ExpiresAt = e.now.Add(time.Hour)
-	if _, err := e.st.IssueDevice(e.ctx, req, actor); err != nil {
+	if _, _, err := e.st.IssueDevice(e.ctx, req, actor); err != nil {
 		t.Fatal(err)
 	}
 	later := e.issueReq(s2)
 	later.Now = e.now.Add(2 * time.Hour)
 	later.IssuedAt = later.Now
-	if _, err := e.st.IssueDevice(e.ctx, later, actor); err != nil {
+	if _, _, err := e.st.IssueDevice(e.ctx, later, actor); err != nil {
 		t.Fatalf("expired device still holds the slot: %v", err)
 	}
 	// A duplicate serial is refused.
@@ -199,7 +199,7 @@ func testIssueQuotaAndSlots(t *testing.T, e *env) {
 	dup.Serial = d1.Serial
 	e.st.SetProtection(e.ctx, e.tenant.ID, s.ID, store.Protection{Enabled: true, MaxDevices: 5}, actor)
 	e.unchanged(s, func() {
-		_, err := e.st.IssueDevice(e.ctx, dup, actor)
+		_, _, err := e.st.IssueDevice(e.ctx, dup, actor)
 		wantErr(t, err, store.ErrDuplicate)
 	})
 }
@@ -220,7 +220,7 @@ func testQuotaRace(t *testing.T, e *env) {
 			reqs[i].TicketHash = tickets[i]
 		}
 		errs := race(contenders, func(i int) error {
-			_, err := e.st.IssueDevice(e.ctx, reqs[i], actor)
+			_, _, err := e.st.IssueDevice(e.ctx, reqs[i], actor)
 			return err
 		})
 		won := 0
@@ -257,7 +257,7 @@ func testTickets(t *testing.T, e *env) {
 	req := e.issueReq(other)
 	req.TicketHash = h
 	e.unchanged(other, func() {
-		_, err := e.st.IssueDevice(e.ctx, req, actor)
+		_, _, err := e.st.IssueDevice(e.ctx, req, actor)
 		wantErr(t, err, store.ErrTicketUnknown)
 	})
 	// Expired.
@@ -265,25 +265,25 @@ func testTickets(t *testing.T, e *env) {
 	late.TicketHash = h
 	late.Now = e.now.Add(31 * time.Minute)
 	e.unchanged(s, func() {
-		_, err := e.st.IssueDevice(e.ctx, late, actor)
+		_, _, err := e.st.IssueDevice(e.ctx, late, actor)
 		wantErr(t, err, store.ErrTicketExpired)
 	})
 	// Used once, then refused.
 	ok := e.issueReq(s)
 	ok.TicketHash = h
-	if _, err := e.st.IssueDevice(e.ctx, ok, actor); err != nil {
+	if _, _, err := e.st.IssueDevice(e.ctx, ok, actor); err != nil {
 		t.Fatal(err)
 	}
 	again := e.issueReq(s)
 	again.TicketHash = h
 	e.unchanged(s, func() {
-		_, err := e.st.IssueDevice(e.ctx, again, actor)
+		_, _, err := e.st.IssueDevice(e.ctx, again, actor)
 		wantErr(t, err, store.ErrTicketUsed)
 	})
 	unknown := e.issueReq(s)
 	unknown.TicketHash = make([]byte, 32)
 	e.unchanged(s, func() {
-		_, err := e.st.IssueDevice(e.ctx, unknown, actor)
+		_, _, err := e.st.IssueDevice(e.ctx, unknown, actor)
 		wantErr(t, err, store.ErrTicketUnknown)
 	})
 	_, err = e.st.LookupTicket(e.ctx, make([]byte, 32), e.now)
@@ -551,13 +551,13 @@ func testBadInput(t *testing.T, e *env) {
 		"bad serial": func() error {
 			r := e.issueReq(s)
 			r.Serial = "ZZ"
-			_, err := e.st.IssueDevice(e.ctx, r, actor)
+			_, _, err := e.st.IssueDevice(e.ctx, r, actor)
 			return err
 		},
 		"empty validity": func() error {
 			r := e.issueReq(s)
 			r.ExpiresAt = r.IssuedAt
-			_, err := e.st.IssueDevice(e.ctx, r, actor)
+			_, _, err := e.st.IssueDevice(e.ctx, r, actor)
 			return err
 		},
 		"window backwards": func() error {

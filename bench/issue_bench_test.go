@@ -1,0 +1,250 @@
+// Package bench holds devicegate's benchmarks. Figures and how to read them
+// are in bench/README.md.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/smallstep/certificates/authority"
+	"github.com/smallstep/certificates/authority/provisioner"
+	"go.step.sm/crypto/x509util"
+
+	"github.com/devicegate/devicegate/ca"
+	"github.com/devicegate/devicegate/store"
+	"github.com/devicegate/devicegate/store/sqlite"
+)
+
+// clients is the number of concurrent enrollment clients (the issue's 8).
+const clients = 8
+
+var actor = store.Actor{Kind: "cli", Name: "bench"}
+
+// issueEnv is a CA over SQLite with enough protected sub-accounts and
+// tickets for n issuances.
+type issueEnv struct {
+	ca    *ca.Authority
+	keys  *ca.Keys
+	st    store.Store
+	codes []string
+	subs  []store.SubAccount
+	csrs  [][]byte
+}
+
+func newIssueEnv(b *testing.B, n int) *issueEnv {
+	b.Helper()
+	ctx := context.Background()
+	dir := b.TempDir()
+	if err := ca.Init(filepath.Join(dir, "ca"), ca.InitOptions{Name: "bench"}); err != nil {
+		b.Fatal(err)
+	}
+	keys, err := ca.LoadKeys(filepath.Join(dir, "ca"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	seal := make([]byte, 32)
+	_, _ = rand.Read(seal)
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "db.sqlite"), store.Options{SealKey: seal})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	a, err := ca.New(ctx, keys, st, ca.Options{TrustDomain: "bench.local"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := &issueEnv{ca: a, keys: keys, st: st}
+	t, err := st.CreateTenant(ctx, store.NewTenant{Name: "bench"}, actor)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; len(e.codes) < n; i++ {
+		s, err := st.CreateSubAccount(ctx, store.NewSubAccount{TenantID: t.ID, Name: fmt.Sprintf("staff%05d", i), Role: "operations", PasswordHash: "x"}, actor)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := st.EnablePhone(ctx, t.ID, s.ID, []byte("JBSWY3DPEHPK3PXP"), actor); err != nil {
+			b.Fatal(err)
+		}
+		if s, err = st.SetProtection(ctx, t.ID, s.ID, store.Protection{Enabled: true, MaxDevices: store.MaxDevicesLimit}, actor); err != nil {
+			b.Fatal(err)
+		}
+		e.subs = append(e.subs, s)
+		for j := 0; j < store.MaxDevicesLimit && len(e.codes) < n; j++ {
+			code, _, err := a.CreateTicket(ctx, t.ID, s.ID, actor)
+			if err != nil {
+				b.Fatal(err)
+			}
+			e.codes = append(e.codes, code)
+		}
+	}
+	for i := 0; i < clients; i++ {
+		e.csrs = append(e.csrs, newCSR(b))
+	}
+	return e
+}
+
+func newCSR(b testing.TB) []byte {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+}
+
+// runParallel runs n calls of fn spread over `clients` goroutines.
+func runParallel(b *testing.B, n int, fn func(worker, i int) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := fn(w, i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkBareSign is smallstep's authority.SignWithContext alone with a
+// template (the ceiling for issuance), 8 goroutines.
+func BenchmarkBareSign(b *testing.B) {
+	e := newIssueEnv(b, 1)
+	auth, err := authority.NewEmbedded(
+		authority.WithX509RootCerts(e.keys.Root),
+		authority.WithX509SignerChain([]*x509.Certificate{e.keys.Device}, e.keys.DeviceKey),
+		authority.WithQuietInit(),
+	)
+	if err != nil {
+		b.Fatal(err)
+	}
+	csrs := make([]*x509.CertificateRequest, clients)
+	for i, p := range e.csrs {
+		block, _ := pem.Decode(p)
+		if csrs[i], err = x509.ParseCertificateRequest(block.Bytes); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	runParallel(b, b.N, func(w, _ int) error {
+		// Template data is mutated while signing: one per call.
+		data := x509util.CreateTemplateData("bench:staff", []string{"spiffe://bench.local/store/a/sub/b/device/c"})
+		opts, err := provisioner.TemplateOptions(nil, data)
+		if err != nil {
+			return err
+		}
+		_, err = auth.SignWithContext(context.Background(), csrs[w], provisioner.SignOptions{NotAfter: provisioner.NewTimeDuration(time.Now().Add(time.Hour))}, opts)
+		return err
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
+}
+
+// BenchmarkIssueInProcess is ca.Issue (CSR checks, ticket, pre-check,
+// sign, quota transaction) without HTTP, 8 goroutines.
+func BenchmarkIssueInProcess(b *testing.B) {
+	e := newIssueEnv(b, b.N)
+	ctx := context.Background()
+	b.ResetTimer()
+	runParallel(b, b.N, func(w, i int) error {
+		_, err := e.ca.Issue(ctx, ca.IssueRequest{Code: e.codes[i], CSR: e.csrs[w]})
+		return err
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
+}
+
+// BenchmarkIssueStoreOnly is the store's quota transaction alone.
+func BenchmarkIssueStoreOnly(b *testing.B) {
+	e := newIssueEnv(b, b.N)
+	ctx := context.Background()
+	now := time.Now()
+	b.ResetTimer()
+	runParallel(b, b.N, func(_, i int) error {
+		s := e.subs[i/store.MaxDevicesLimit]
+		_, _, err := e.st.IssueDevice(ctx, store.IssueRequest{
+			TenantID: s.TenantID, SubID: s.ID, DeviceID: store.NewID(), Serial: fmt.Sprintf("%x", i+1<<40),
+			Fingerprint: "00", IssuedAt: now, ExpiresAt: now.Add(time.Hour), Now: now,
+		}, actor)
+		return err
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tx/s")
+}
+
+// BenchmarkIssueHTTPS is POST /v1/enroll end to end over TLS (keep-alive)
+// from 8 concurrent clients on loopback.
+func BenchmarkIssueHTTPS(b *testing.B) {
+	e := newIssueEnv(b, b.N)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tc, err := ca.ServerTLS(ctx, e.keys, filepath.Join(b.TempDir(), "tls"), []string{"localhost", "127.0.0.1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	api := ca.NewServer(e.ca)
+	api.ConfigureTLS(tc)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: api, TLSConfig: tc}
+	go srv.Serve(tls.NewListener(ln, tc))
+	defer srv.Close()
+	url := "https://" + ln.Addr().String() + "/v1/enroll"
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: e.keys.RootPool()},
+		MaxIdleConnsPerHost: clients,
+	}}
+	bodies := make([][]byte, b.N)
+	for i := range bodies {
+		bodies[i], _ = json.Marshal(map[string]string{"code": e.codes[i], "csr": string(e.csrs[i%clients])})
+	}
+	b.ResetTimer()
+	runParallel(b, b.N, func(_, i int) error {
+		resp, err := client.Post(url, "application/json", bytes.NewReader(bodies[i]))
+		if err != nil {
+			return err
+		}
+		var out struct {
+			Serial string `json:"serial"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusCreated || out.Serial == "" {
+			return fmt.Errorf("enroll %d: status %d, %v", i, resp.StatusCode, err)
+		}
+		return nil
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
+}

@@ -1,0 +1,119 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/devicegate/devicegate/ca"
+	"github.com/devicegate/devicegate/store"
+	"github.com/devicegate/devicegate/store/postgres"
+	"github.com/devicegate/devicegate/store/postgres/pgtest"
+	"github.com/devicegate/devicegate/store/sqlite"
+)
+
+// quotaRounds is the issue's 1,000 rounds of 10 concurrent enrollments on
+// a sub-account with N=5.
+const (
+	quotaRounds     = 1000
+	quotaContenders = 10
+	quotaN          = 5
+)
+
+func BenchmarkQuotaRaceSQLite(b *testing.B) {
+	seal := make([]byte, 32)
+	_, _ = rand.Read(seal)
+	st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "db.sqlite"), store.Options{SealKey: seal})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	quotaRace(b, st)
+}
+
+func BenchmarkQuotaRacePostgres(b *testing.B) {
+	dsn := pgtest.Start(b).NewDatabase(b)
+	seal := make([]byte, 32)
+	_, _ = rand.Read(seal)
+	st, err := postgres.Open(context.Background(), dsn, store.Options{SealKey: seal})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	quotaRace(b, st)
+}
+
+// quotaRace runs the rounds through ca.Issue (real CSR checks and signing)
+// and fails unless every round admits exactly N.
+func quotaRace(b *testing.B, st store.Store) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	if err := ca.Init(filepath.Join(dir, "ca"), ca.InitOptions{Name: "bench"}); err != nil {
+		b.Fatal(err)
+	}
+	keys, err := ca.LoadKeys(filepath.Join(dir, "ca"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := ca.New(ctx, keys, st, ca.Options{TrustDomain: "bench.local"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	t, err := st.CreateTenant(ctx, store.NewTenant{Name: "race"}, actor)
+	if err != nil {
+		b.Fatal(err)
+	}
+	csr := newCSR(b)
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		for round := 0; round < quotaRounds; round++ {
+			b.StopTimer()
+			s, err := st.CreateSubAccount(ctx, store.NewSubAccount{TenantID: t.ID, Name: fmt.Sprintf("r%d-%d", n, round), Role: "operations", PasswordHash: "x"}, actor)
+			if err == nil {
+				_, err = st.EnablePhone(ctx, t.ID, s.ID, []byte("JBSWY3DPEHPK3PXP"), actor)
+			}
+			if err == nil {
+				_, err = st.SetProtection(ctx, t.ID, s.ID, store.Protection{Enabled: true, MaxDevices: quotaN}, actor)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			codes := make([]string, quotaContenders)
+			for i := range codes {
+				if codes[i], _, err = a.CreateTicket(ctx, t.ID, s.ID, actor); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StartTimer()
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			won, full := 0, 0
+			for i := 0; i < quotaContenders; i++ {
+				wg.Add(1)
+				go func(code string) {
+					defer wg.Done()
+					_, err := a.Issue(ctx, ca.IssueRequest{Code: code, CSR: csr})
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err == nil:
+						won++
+					case errors.Is(err, store.ErrQuotaExceeded):
+						full++
+					default:
+						b.Error(err)
+					}
+				}(codes[i])
+			}
+			wg.Wait()
+			if won != quotaN || full != quotaContenders-quotaN {
+				b.Fatalf("round %d: %d issued, %d refused; want exactly %d issued", round, won, full, quotaN)
+			}
+		}
+	}
+	b.ReportMetric(float64(quotaRounds), "rounds/op")
+}
