@@ -30,6 +30,20 @@ var (
 // and enforces the key policy. Nothing else in the request is trusted: the
 // identity comes from the ticket or session, never from the CSR.
 func ParseCSR(data []byte, allowRSA bool) (*x509.CertificateRequest, error) {
+	csr, err := parseCSRUnverified(data, allowRSA)
+	if err != nil {
+		return nil, err
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, ErrCSRSignature
+	}
+	return csr, nil
+}
+
+// parseCSRUnverified does everything ParseCSR does but the signature check,
+// for callers that hand the CSR to the signer, which verifies it before
+// signing (verifying twice cost a tenth of an issuance).
+func parseCSRUnverified(data []byte, allowRSA bool) (*x509.CertificateRequest, error) {
 	if len(data) > MaxCSRBytes {
 		return nil, ErrCSRTooLarge
 	}
@@ -49,9 +63,6 @@ func ParseCSR(data []byte, allowRSA bool) (*x509.CertificateRequest, error) {
 	}
 	if err := checkKey(csr, allowRSA); err != nil {
 		return nil, err
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, ErrCSRSignature
 	}
 	return csr, nil
 }

@@ -50,7 +50,9 @@ func newDeviceSigner(k *Keys) (*signer, error) {
 	return &signer{auth: a}, nil
 }
 
-// sign issues a client certificate for the CSR's public key.
+// sign issues a client certificate for the CSR's public key. The embedded
+// authority verifies the CSR's signature (proof of possession) before
+// anything else; a CSR that fails it gets ErrCSRSignature.
 func (s *signer) sign(ctx context.Context, csr *x509.CertificateRequest, spec leafSpec) ([]*x509.Certificate, error) {
 	data := x509util.CreateTemplateData(spec.CommonName, []string{spec.URI})
 	tmplOpts, err := provisioner.CustomTemplateOptions(nil, data, clientLeafTemplate)
@@ -63,6 +65,9 @@ func (s *signer) sign(ctx context.Context, csr *x509.CertificateRequest, spec le
 	})
 	chain, err := s.auth.SignWithContext(ctx, csr, provisioner.SignOptions{}, tmplOpts, validity, clientLeafCheck{spec: spec})
 	if err != nil {
+		if csr.CheckSignature() != nil {
+			return nil, ErrCSRSignature
+		}
 		return nil, fmt.Errorf("sign: %w", err)
 	}
 	return chain, nil

@@ -34,7 +34,7 @@ func Open(ctx context.Context, path string, opts store.Options) (*sqlstore.DB, e
 	}
 	f.Close()
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"} {
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)", "wal_autocheckpoint(10000)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -51,7 +51,7 @@ func Open(ctx context.Context, path string, opts store.Options) (*sqlstore.DB, e
 		Name:              "sqlite",
 		IsUniqueViolation: isUnique,
 		Migrations:        sub,
-		SerializeWrites:   true,
+		GroupCommit:       true,
 	}, opts)
 	if err != nil {
 		db.Close()

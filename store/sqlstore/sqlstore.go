@@ -32,10 +32,9 @@ type Dialect struct {
 	// MigrationLock, if set, runs inside the migration transaction first
 	// (PostgreSQL: an advisory lock, so nodes starting together agree).
 	MigrationLock string
-	// SerializeWrites queues this process's write transactions on a mutex
-	// (SQLite has one writer anyway; a Go mutex hands the lock over at once
-	// where SQLite's busy handler would sleep and retry).
-	SerializeWrites bool
+	// GroupCommit queues this process's write transactions and commits them
+	// in batches (see groupcommit.go): for SQLite, which has one writer.
+	GroupCommit bool
 }
 
 // DB implements store.Store.
@@ -43,9 +42,11 @@ type DB struct {
 	db      *sql.DB
 	d       Dialect
 	sealer  *sealer
-	queries sync.Map   // raw query -> rebound query
-	stmts   sync.Map   // rebound query -> *sql.Stmt prepared on db
-	writeMu sync.Mutex // see Dialect.SerializeWrites
+	queries sync.Map      // raw query -> rebound query
+	stmts   sync.Map      // rebound query -> *sql.Stmt prepared on db
+	leader  chan struct{} // capacity 1: the group-commit leader slot
+	queueMu sync.Mutex
+	queue   []*writeOp // write transactions waiting for the next batch
 }
 
 var _ store.Store = (*DB)(nil)
@@ -56,7 +57,7 @@ func New(ctx context.Context, db *sql.DB, d Dialect, opts store.Options) (*DB, e
 	if err != nil {
 		return nil, err
 	}
-	st := &DB{db: db, d: d, sealer: s}
+	st := &DB{db: db, d: d, sealer: s, leader: make(chan struct{}, 1)}
 	if err := st.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("migrate %s: %w", d.Name, err)
 	}
@@ -109,9 +110,8 @@ type querier interface {
 
 // inTx runs fn in a write transaction; any error rolls everything back.
 func (s *DB) inTx(ctx context.Context, fn func(tx *txn) error) error {
-	if s.d.SerializeWrites {
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
+	if s.d.GroupCommit {
+		return s.inGroupTx(ctx, fn)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {

@@ -42,7 +42,7 @@ CREATE TABLE devices (
   revoked_at INTEGER NOT NULL,
   reason INTEGER NOT NULL,
   change_seq INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX devices_by_sub ON devices (sub_id, status, expires_at);
 CREATE TABLE tickets (
   hash BLOB PRIMARY KEY,
@@ -51,7 +51,7 @@ CREATE TABLE tickets (
   expires_at INTEGER NOT NULL,
   used_at INTEGER NOT NULL,
   created_at INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE TABLE revocations (
   seq INTEGER PRIMARY KEY,
   serial TEXT NOT NULL,
@@ -73,7 +73,7 @@ CREATE TABLE audit_heads (
   tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),
   seq INTEGER NOT NULL,
   hash TEXT NOT NULL
-);
+) WITHOUT ROWID;
 CREATE TABLE audit (
   tenant_id TEXT NOT NULL REFERENCES tenants(id),
   seq INTEGER NOT NULL,
@@ -89,6 +89,6 @@ CREATE TABLE audit (
   prev_hash TEXT NOT NULL,
   hash TEXT NOT NULL,
   PRIMARY KEY (tenant_id, seq)
-);
+) WITHOUT ROWID;
 CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END
