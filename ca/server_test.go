@@ -192,3 +192,35 @@ func TestRevocationFeed(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestRenewOverMTLS(t *testing.T) {
+	f := newFixture(t)
+	url := startServer(t, f)
+	key := newKey(t)
+	is, err := f.ca.Issue(f.ctx, IssueRequest{Code: f.ticket(f.alice), CSR: newCSR(t, key, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(c *http.Client) (int, map[string]any) {
+		b, _ := json.Marshal(map[string]string{"csr": string(newCSR(t, newKey(t), nil))})
+		resp, err := c.Post(url+"/v1/renew", "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	if status, _ := post(httpClient(f, nil)); status != http.StatusUnauthorized {
+		t.Fatalf("renew without a certificate: %d", status)
+	}
+	status, out := post(httpClient(f, tlsCert(is.Chain, key)))
+	if status != http.StatusCreated || out["device_id"] != is.Device.ID || out["serial"] == is.Device.Serial {
+		t.Fatalf("renew: %d %v", status, out)
+	}
+	// The superseded certificate is refused from now on.
+	if status, out := post(httpClient(f, tlsCert(is.Chain, key))); status < 400 || status >= 500 {
+		t.Fatalf("renew with the superseded certificate: %d %v", status, out)
+	}
+}

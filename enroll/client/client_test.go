@@ -153,3 +153,14 @@ func TestReadPasswordFile(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseCerts(f *testing.F) {
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"))
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		certs, err := parseCerts(data)
+		if err == nil && len(certs) == 0 {
+			t.Fatal("no error and no certificates")
+		}
+	})
+}
