@@ -1,16 +1,11 @@
 package identity
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/devicegate/devicegate/internal/testpki"
 )
 
 func TestValidateSubName(t *testing.T) {
@@ -98,24 +93,10 @@ func TestParseURI(t *testing.T) {
 
 func cert(t *testing.T, uris []string, eku []x509.ExtKeyUsage) *x509.Certificate {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "shop:alice"},
-		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: eku}
-	for _, u := range uris {
-		pu, err := url.Parse(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl.URIs = append(tmpl.URIs, pu)
+	if eku == nil {
+		eku = []x509.ExtKeyUsage{} // testpki reads nil as "clientAuth"
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _ := testpki.New(t).Leaf(t, testpki.LeafOptions{CommonName: "shop:alice", URIs: uris, EKU: eku})
 	return c
 }
 
