@@ -11,7 +11,7 @@ import (
 // runCheckConfig validates config files and prints every problem found.
 func runCheckConfig(_ context.Context, args []string, env *cliEnv) error {
 	if len(args) == 0 {
-		return errors.New("usage: check-config FILE...")
+		return errors.New("usage: check-config FILE [FILE]")
 	}
 	failed := 0
 	for _, path := range args {
