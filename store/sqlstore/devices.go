@@ -86,6 +86,8 @@ func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.
 		if err := store.Eligible(sub, r.Now, r.ExpiresAt); err != nil {
 			return err
 		}
+		// A statement of its own, after the lock: in PostgreSQL a count in
+		// the locking statement would see the snapshot from before the wait.
 		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM devices WHERE sub_id = ? AND status = ? AND expires_at > ?`),
 			r.SubID, store.DeviceActive, ts(r.Now)).Scan(&active); err != nil {
 			return err

@@ -69,6 +69,16 @@ func (s *DB) runBatch(batch []*writeOp) {
 		return
 	}
 	t := &txn{s: s, tx: tx}
+	if len(batch) == 1 { // nobody to share with: no savepoint needed
+		op := batch[0]
+		if op.err = op.fn(t); op.err != nil {
+			_ = tx.Rollback()
+			finish(nil)
+			return
+		}
+		finish(tx.Commit())
+		return
+	}
 	for i, op := range batch {
 		if err := op.ctx.Err(); err != nil {
 			op.err = err
