@@ -49,25 +49,14 @@ type issueEnv struct {
 func newIssueEnv(b *testing.B, n int) *issueEnv {
 	b.Helper()
 	ctx := context.Background()
-	dir := b.TempDir()
-	if err := ca.Init(filepath.Join(dir, "ca"), ca.InitOptions{Name: "bench"}); err != nil {
-		b.Fatal(err)
-	}
-	keys, err := ca.LoadKeys(filepath.Join(dir, "ca"))
-	if err != nil {
-		b.Fatal(err)
-	}
 	seal := make([]byte, 32)
 	_, _ = rand.Read(seal)
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "db.sqlite"), store.Options{SealKey: seal})
+	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "db.sqlite"), store.Options{SealKey: seal})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	a, err := ca.New(ctx, keys, st, ca.Options{TrustDomain: "bench.local"})
-	if err != nil {
-		b.Fatal(err)
-	}
+	a, keys := newCA(b, st)
 	e := &issueEnv{ca: a, keys: keys, st: st}
 	t, err := st.CreateTenant(ctx, store.NewTenant{Name: "bench"}, actor)
 	if err != nil {
@@ -97,6 +86,24 @@ func newIssueEnv(b *testing.B, n int) *issueEnv {
 		e.csrs = append(e.csrs, newCSR(b))
 	}
 	return e
+}
+
+// newCA initializes a fresh CA over st.
+func newCA(b *testing.B, st store.Store) (*ca.Authority, *ca.Keys) {
+	b.Helper()
+	dir := filepath.Join(b.TempDir(), "ca")
+	if err := ca.Init(dir, ca.InitOptions{Name: "bench"}); err != nil {
+		b.Fatal(err)
+	}
+	keys, err := ca.LoadKeys(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := ca.New(context.Background(), keys, st, ca.Options{TrustDomain: "bench.local"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a, keys
 }
 
 func newCSR(b testing.TB) []byte {

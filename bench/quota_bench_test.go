@@ -51,18 +51,7 @@ func BenchmarkQuotaRacePostgres(b *testing.B) {
 // and fails unless every round admits exactly N.
 func quotaRace(b *testing.B, st store.Store) {
 	ctx := context.Background()
-	dir := b.TempDir()
-	if err := ca.Init(filepath.Join(dir, "ca"), ca.InitOptions{Name: "bench"}); err != nil {
-		b.Fatal(err)
-	}
-	keys, err := ca.LoadKeys(filepath.Join(dir, "ca"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	a, err := ca.New(ctx, keys, st, ca.Options{TrustDomain: "bench.local"})
-	if err != nil {
-		b.Fatal(err)
-	}
+	a, _ := newCA(b, st)
 	t, err := st.CreateTenant(ctx, store.NewTenant{Name: "race"}, actor)
 	if err != nil {
 		b.Fatal(err)

@@ -78,11 +78,8 @@ func (a *Authority) Issue(ctx context.Context, r IssueRequest) (*Issued, error) 
 	if err != nil {
 		return nil, err
 	}
-	notAfter := now.Add(a.opts.Validity)
-	if !sub.Window.NotAfter.IsZero() && sub.Window.NotAfter.Before(notAfter) {
-		notAfter = sub.Window.NotAfter
-	}
-	if err := store.Eligible(sub, now, notAfter); err != nil {
+	notAfter, err := a.eligibleUntil(sub, now)
+	if err != nil {
 		return nil, err
 	}
 	// Cheap pre-check so a full quota costs no signature; the store's
@@ -154,11 +151,8 @@ func (a *Authority) Renew(ctx context.Context, oldLeaf *x509.Certificate, csrDat
 	if err != nil {
 		return nil, err
 	}
-	notAfter := now.Add(a.opts.Validity)
-	if !sub.Window.NotAfter.IsZero() && sub.Window.NotAfter.Before(notAfter) {
-		notAfter = sub.Window.NotAfter
-	}
-	if err := store.Eligible(sub, now, notAfter); err != nil {
+	notAfter, err := a.eligibleUntil(sub, now)
+	if err != nil {
 		return nil, err
 	}
 	chain, err := a.signer.sign(ctx, csr, leafSpec{
@@ -187,6 +181,17 @@ func (a *Authority) Renew(ctx context.Context, oldLeaf *x509.Certificate, csrDat
 	a.afterRevocation(ctx)
 	devices, _ := a.store.ListDevices(ctx, p.TenantID, p.SubID)
 	return &Issued{Device: dev, SubAccount: sub, Chain: chain, Installed: store.CountActive(devices, now), Limit: sub.Protection.MaxDevices}, nil
+}
+
+// eligibleUntil is the NotAfter of a certificate issued to sub now (the
+// configured validity, capped by the sub-account's window), or why sub may
+// not have one.
+func (a *Authority) eligibleUntil(sub store.SubAccount, now time.Time) (time.Time, error) {
+	notAfter := now.Add(a.opts.Validity)
+	if !sub.Window.NotAfter.IsZero() && sub.Window.NotAfter.Before(notAfter) {
+		notAfter = sub.Window.NotAfter
+	}
+	return notAfter, store.Eligible(sub, now, notAfter)
 }
 
 // RevokeDevice revokes one device and republishes the CRL at once.

@@ -327,17 +327,27 @@ func (a *app) adminSubPhone(ctx context.Context, args []string, env *cliEnv) err
 	if err != nil {
 		return err
 	}
-	key, err := totp.Generate(totp.GenerateOpts{Issuer: "devicegate " + t.Name, AccountName: s.FullName()})
+	uri, err := a.enablePhone(ctx, t, s)
 	if err != nil {
-		return err
-	}
-	if _, err := a.store.EnablePhone(ctx, t.ID, s.ID, []byte(key.Secret()), cliActor()); err != nil {
 		return err
 	}
 	// The URI holds the TOTP secret: it is printed once, for the staff
 	// member's phone, and never logged.
-	fmt.Fprintln(env.stdout, key.URL())
+	fmt.Fprintln(env.stdout, uri)
 	return nil
+}
+
+// enablePhone gives the sub-account a new TOTP secret (phone verification)
+// and returns its otpauth:// URI.
+func (a *app) enablePhone(ctx context.Context, t store.Tenant, s store.SubAccount) (string, error) {
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: "devicegate " + t.Name, AccountName: s.FullName()})
+	if err != nil {
+		return "", err
+	}
+	if _, err := a.store.EnablePhone(ctx, t.ID, s.ID, []byte(key.Secret()), cliActor()); err != nil {
+		return "", err
+	}
+	return key.URL(), nil
 }
 
 func (a *app) adminSubProtect(ctx context.Context, args []string, env *cliEnv) error {

@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/pquerna/otp/totp"
-
 	"github.com/devicegate/devicegate/ca"
 	"github.com/devicegate/devicegate/internal/secrets"
 	"github.com/devicegate/devicegate/store"
@@ -166,11 +164,7 @@ func (a *app) seedSub(ctx context.Context, t store.Tenant, name, role string, de
 	if err != nil || devices == 0 {
 		return err
 	}
-	key, err := totp.Generate(totp.GenerateOpts{Issuer: "devicegate " + t.Name, AccountName: s.FullName()})
-	if err != nil {
-		return err
-	}
-	if _, err := a.store.EnablePhone(ctx, t.ID, s.ID, []byte(key.Secret()), cliActor()); err != nil {
+	if _, err := a.enablePhone(ctx, t, s); err != nil {
 		return err
 	}
 	_, err = a.store.SetProtection(ctx, t.ID, s.ID, store.Protection{Enabled: true, MaxDevices: devices}, cliActor())
