@@ -6,6 +6,10 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,7 +84,7 @@ func startDemo(t *testing.T, cfg string) (demoInfo, func()) {
 func writeConfig(t *testing.T) string {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "devicegate.yaml")
-	if err := os.WriteFile(cfg, []byte("data_dir: data\nca:\n  listen: 127.0.0.1:0\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("data_dir: data\nca:\n  listen: 127.0.0.1:0\ndemo:\n  backoffice_listen: 127.0.0.1:0\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return cfg
@@ -95,6 +99,7 @@ func TestWalkthrough(t *testing.T) {
 	if info.CAURL == "" || info.OwnerPassword == "" || len(info.BackofficeUsers) < 2 || info.RootCAFile == "" {
 		t.Fatalf("demo.json: %+v", info)
 	}
+	backofficeLogin(t, info)
 	pw := filepath.Join(dir, "pw")
 	os.WriteFile(pw, []byte("correct-horse-battery\n"), 0o600)
 
@@ -222,5 +227,28 @@ func TestCLIRefusesBadInput(t *testing.T) {
 	}
 	if code, out, _ := cli(t, "--help"); code != 0 || !strings.Contains(out, "demo") || !strings.Contains(out, "enroll") {
 		t.Fatalf("--help: %d %q", code, out)
+	}
+}
+
+// backofficeLogin logs in to the demo back-office app with a seeded
+// sub-account, the form POST the acceptance checks use.
+func backofficeLogin(t *testing.T, info demoInfo) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	u := info.BackofficeUsers[0]
+	resp, err := c.PostForm(info.BackofficeURL+"/login", url.Values{"username": {u.Name}, "password": {u.Password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = c.Get(info.BackofficeURL + "/orders/sold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), u.Name) {
+		t.Fatalf("back-office /orders/sold as %s: %d", u.Name, resp.StatusCode)
 	}
 }

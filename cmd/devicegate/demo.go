@@ -81,9 +81,14 @@ func runDemo(ctx context.Context, args []string, env *cliEnv) error {
 		return err
 	}
 	go a.ca.Run(ctx)
+	bo, err := startBackoffice(a.cfg.Demo.BackofficeListen, creds.Users, log)
+	if err != nil {
+		return err
+	}
 
 	info := demoInfo{
 		CAURL:           caSrv.URL(),
+		BackofficeURL:   bo.url,
 		CRLURL:          caSrv.URL() + "/crl.pem",
 		RootCAFile:      filepath.Join(a.cfg.CA.Dir, ca.RootCertFile),
 		RootFingerprint: ca.Fingerprint(a.ca.Keys().Root),
@@ -96,7 +101,14 @@ func runDemo(ctx context.Context, args []string, env *cliEnv) error {
 		return err
 	}
 	printDemoInfo(env, info, infoPath)
-	return caSrv.serve(ctx)
+	errc := make(chan error, 2)
+	go func() { errc <- caSrv.serve(ctx) }()
+	go func() { errc <- bo.serve(ctx) }()
+	err = <-errc
+	if err2 := <-errc; err == nil {
+		err = err2
+	}
+	return err
 }
 
 func printDemoInfo(env *cliEnv, info demoInfo, infoPath string) {
@@ -104,6 +116,7 @@ func printDemoInfo(env *cliEnv, info demoInfo, infoPath string) {
 	fmt.Fprintln(w, "devicegate demo is running (Ctrl-C stops it)")
 	fmt.Fprintf(w, "  CA / enrollment API  %s\n", info.CAURL)
 	fmt.Fprintf(w, "  CRL                  %s\n", info.CRLURL)
+	fmt.Fprintf(w, "  back-office app      %s (direct; the mTLS proxy will front it)\n", info.BackofficeURL)
 	fmt.Fprintf(w, "  root CA              %s\n", info.RootCAFile)
 	fmt.Fprintf(w, "  root fingerprint     %s\n", info.RootFingerprint)
 	fmt.Fprintf(w, "  owner login          store %s, password %s\n", info.Store, info.OwnerPassword)

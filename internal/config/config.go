@@ -25,6 +25,7 @@ type Config struct {
 	CA                CA       `yaml:"ca"`
 	Proxy             Proxy    `yaml:"proxy"`
 	Portal            Portal   `yaml:"portal"`
+	Demo              Demo     `yaml:"demo"`
 	PermissionsFile   string   `yaml:"permissions_file"`
 	Log               Log      `yaml:"log"`
 }
@@ -63,6 +64,11 @@ type Proxy struct {
 // Portal is the browser enrollment portal.
 type Portal struct {
 	Listen string `yaml:"listen"`
+}
+
+// Demo configures what only `devicegate demo` runs.
+type Demo struct {
+	BackofficeListen string `yaml:"backoffice_listen"` // the demo back-office app (plain HTTP, loopback)
 }
 
 // Log configures slog.
@@ -156,6 +162,7 @@ func (c *Config) setDefaults(baseDir string, p *problems) {
 	def(&c.Proxy.AdminListen, "127.0.0.1:9090")
 	defDur(&c.Proxy.MaxStaleness, 30*time.Second)
 	def(&c.Portal.Listen, "127.0.0.1:8444")
+	def(&c.Demo.BackofficeListen, "127.0.0.1:8081")
 	c.PermissionsFile = abs(c.PermissionsFile)
 	def(&c.Log.Level, "info")
 	def(&c.Log.Format, "text")
@@ -203,6 +210,7 @@ func (c *Config) validate(p *problems) {
 	for path, addr := range map[string]string{
 		"ca.listen": c.CA.Listen, "proxy.listen": c.Proxy.Listen,
 		"proxy.admin_listen": c.Proxy.AdminListen, "portal.listen": c.Portal.Listen,
+		"demo.backoffice_listen": c.Demo.BackofficeListen,
 	} {
 		c.checkListen(p, path, addr)
 	}
