@@ -72,6 +72,10 @@ type Store interface {
 	RevocationsForCRL(ctx context.Context, now time.Time) ([]Revocation, error)
 	// CurrentSeq is the newest policy change number; cheap enough to poll.
 	CurrentSeq(ctx context.Context) (int64, error)
+	// PolicyChangesSince returns, across tenants, the sub-accounts and
+	// devices whose last change has a seq > afterSeq, and the seq the
+	// answer is complete up to (proxies build their policy snapshot from it).
+	PolicyChangesSince(ctx context.Context, afterSeq int64) (PolicyChanges, error)
 
 	// Audit log: append-only, per-tenant sequence, SHA-256 hash chain.
 	AppendAudit(ctx context.Context, tenantID string, e AuditEntry) (AuditEvent, error)

@@ -234,3 +234,10 @@ type AuditFilter struct {
 	AfterSeq int64
 	Limit    int // 0: 1000
 }
+
+// PolicyChanges is what changed for access decisions after a seq.
+type PolicyChanges struct {
+	Seq         int64 // complete up to here
+	SubAccounts []SubAccount
+	Devices     []Device
+}

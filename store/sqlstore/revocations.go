@@ -40,3 +40,34 @@ func (s *DB) RevocationsSince(ctx context.Context, afterSeq int64, limit int) ([
 func (s *DB) RevocationsForCRL(ctx context.Context, now time.Time) ([]store.Revocation, error) {
 	return s.listRevocations(ctx, `SELECT `+revocationColumns+` FROM revocations WHERE expires_at > ? ORDER BY seq`, ts(now))
 }
+
+// PolicyChangesSince reads the seq first, then the rows: a change that
+// commits in between is included or comes again next time, never lost.
+func (s *DB) PolicyChangesSince(ctx context.Context, afterSeq int64) (store.PolicyChanges, error) {
+	cur, err := s.CurrentSeq(ctx)
+	if err != nil {
+		return store.PolicyChanges{}, err
+	}
+	out := store.PolicyChanges{Seq: cur}
+	if cur <= afterSeq {
+		return out, nil
+	}
+	rows, err := s.ro().QueryContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.change_seq > ? ORDER BY s.change_seq`), afterSeq)
+	if err != nil {
+		return out, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		a, err := s.scanSub(rows)
+		if err != nil {
+			return out, err
+		}
+		a.TOTPSecret, a.PasswordHash = nil, "" // a proxy needs neither
+		out.SubAccounts = append(out.SubAccounts, a)
+	}
+	if err := rows.Err(); err != nil {
+		return out, err
+	}
+	out.Devices, err = scanDevices(s.ro().QueryContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE change_seq > ? ORDER BY change_seq`), afterSeq))
+	return out, err
+}

@@ -39,6 +39,7 @@ func Run(t *testing.T, open Opener) {
 		{"RevocationFeedOrder", testRevocationFeedOrder},
 		{"SealedSecrets", testSealedSecrets},
 		{"AuditChain", testAuditChain},
+		{"PolicyChanges", testPolicyChanges},
 		{"BadInput", testBadInput},
 	}
 	for _, tc := range tests {

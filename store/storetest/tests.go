@@ -575,3 +575,35 @@ func testBadInput(t *testing.T, e *env) {
 	_, err := e.st.CreateSubAccount(e.ctx, store.NewSubAccount{TenantID: store.NewID(), Name: "ghost", Role: "x", PasswordHash: "h"}, actor)
 	wantErr(t, err, store.ErrNotFound)
 }
+
+func testPolicyChanges(t *testing.T, e *env) {
+	all, err := e.st.PolicyChangesSince(e.ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := e.protected(e.tenant, "alice", 2)
+	d := e.issue(s)
+	ch, err := e.st.PolicyChangesSince(e.ctx, all.Seq)
+	if err != nil || ch.Seq <= all.Seq || len(ch.SubAccounts) != 1 || len(ch.Devices) != 1 || ch.Devices[0].ID != d.ID {
+		t.Fatalf("changes after setup: %+v %v", ch, err)
+	}
+	if ch.SubAccounts[0].TOTPSecret != nil || ch.SubAccounts[0].PasswordHash != "" || ch.SubAccounts[0].TenantName != "shop" {
+		t.Fatal("policy changes carry secrets or lack the store name")
+	}
+	if none, _ := e.st.PolicyChangesSince(e.ctx, ch.Seq); len(none.SubAccounts)+len(none.Devices) != 0 || none.Seq != ch.Seq {
+		t.Fatalf("no change: %+v", none)
+	}
+	if _, err := e.st.RevokeDevice(e.ctx, e.tenant.ID, d.ID, store.ReasonKeyCompromise, actor); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := e.st.PolicyChangesSince(e.ctx, ch.Seq)
+	if len(after.Devices) != 1 || after.Devices[0].Status != store.DeviceRevoked || len(after.SubAccounts) != 0 {
+		t.Fatalf("after revoke: %+v", after)
+	}
+	other := e.mustTenant("other")
+	e.mustSub(other, "bob")
+	cross, _ := e.st.PolicyChangesSince(e.ctx, after.Seq)
+	if len(cross.SubAccounts) != 1 || cross.SubAccounts[0].TenantID != other.ID {
+		t.Fatalf("changes of another store: %+v", cross)
+	}
+}

@@ -44,6 +44,8 @@ CREATE TABLE devices (
   change_seq BIGINT NOT NULL
 );
 CREATE INDEX devices_by_sub ON devices (sub_id, status, expires_at);
+CREATE INDEX devices_by_change ON devices (change_seq);
+CREATE INDEX sub_accounts_by_change ON sub_accounts (change_seq);
 CREATE TABLE tickets (
   hash BYTEA PRIMARY KEY,
   tenant_id TEXT NOT NULL REFERENCES tenants(id),
