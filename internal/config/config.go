@@ -54,11 +54,39 @@ type CA struct {
 // RSAAllowed reports whether RSA >= 2048 keys are accepted (default yes).
 func (c CA) RSAAllowed() bool { return c.AllowRSA == nil || *c.AllowRSA }
 
-// Proxy is extended by the gateway issue; only listeners and staleness now.
+// Proxy is the mTLS gateway.
 type Proxy struct {
-	Listen       string   `yaml:"listen"`
-	AdminListen  string   `yaml:"admin_listen"`
-	MaxStaleness Duration `yaml:"max_staleness"`
+	Listen       string     `yaml:"listen"`
+	AdminListen  string     `yaml:"admin_listen"`
+	MaxStaleness Duration   `yaml:"max_staleness"` // no policy sync this long: high-risk paths answer 503
+	SyncInterval Duration   `yaml:"sync_interval"` // how often the store's change seq is polled
+	EnrollURL    string     `yaml:"enroll_url"`    // linked from the refusal page
+	Upstreams    []Upstream `yaml:"upstreams"`
+}
+
+// Upstream is one back-office app behind the proxy.
+type Upstream struct {
+	Name            string           `yaml:"name"`
+	URL             string           `yaml:"url"`
+	Hosts           []string         `yaml:"hosts"` // Host header values routed here
+	CaseInsensitive bool             `yaml:"case_insensitive"`
+	Timeout         Duration         `yaml:"timeout"`
+	Binding         Binding          `yaml:"binding"`
+	Permissions     []PathPermission `yaml:"permissions"`
+}
+
+// Binding ties the app's login session to the certificate's sub-account.
+type Binding struct {
+	Mode          string `yaml:"mode"`           // whoami
+	WhoamiURL     string `yaml:"whoami_url"`     // called with the request's cookies
+	SessionCookie string `yaml:"session_cookie"` // the app's session cookie (cache key)
+	UserField     string `yaml:"user_field"`     // JSON field with "store:name"
+}
+
+// PathPermission maps a path prefix (whole segments) to a permission point.
+type PathPermission struct {
+	Path  string `yaml:"path"`
+	Point string `yaml:"point"`
 }
 
 // Portal is the browser enrollment portal.
@@ -161,6 +189,14 @@ func (c *Config) setDefaults(baseDir string, p *problems) {
 	def(&c.Proxy.Listen, "127.0.0.1:9443")
 	def(&c.Proxy.AdminListen, "127.0.0.1:9090")
 	defDur(&c.Proxy.MaxStaleness, 30*time.Second)
+	defDur(&c.Proxy.SyncInterval, 200*time.Millisecond)
+	def(&c.Proxy.EnrollURL, "https://localhost:8444/")
+	for i := range c.Proxy.Upstreams {
+		u := &c.Proxy.Upstreams[i]
+		defDur(&u.Timeout, 30*time.Second)
+		def(&u.Binding.Mode, "whoami")
+		def(&u.Binding.UserField, "user")
+	}
 	def(&c.Portal.Listen, "127.0.0.1:8444")
 	def(&c.Demo.BackofficeListen, "127.0.0.1:8081")
 	c.PermissionsFile = abs(c.PermissionsFile)
@@ -204,6 +240,10 @@ func (c *Config) validate(p *problems) {
 	checkRange(p, "ca.crl_validity", c.CA.CRLValidity, time.Hour, 90*24*time.Hour)
 	checkRange(p, "ca.ticket_ttl", c.CA.TicketTTL, time.Minute, 24*time.Hour)
 	checkRange(p, "proxy.max_staleness", c.Proxy.MaxStaleness, time.Second, time.Hour)
+	checkRange(p, "proxy.sync_interval", c.Proxy.SyncInterval, 10*time.Millisecond, time.Minute)
+	for i, u := range c.Proxy.Upstreams {
+		u.validate(p, fmt.Sprintf("proxy.upstreams[%d]", i))
+	}
 	if u, err := url.Parse(c.CA.PublicURL); err != nil || u.Scheme != "https" || u.Host == "" {
 		p.add("ca.public_url", "must be an https:// URL")
 	}
@@ -247,5 +287,42 @@ func (c *Config) checkListen(p *problems, path, addr string) {
 	ip := net.ParseIP(host)
 	if ip == nil || !ip.IsLoopback() {
 		p.add(path, "%q is not a loopback address; set allow_public_listen: true to listen publicly", addr)
+	}
+}
+
+func checkHTTPURL(p *problems, path, raw string) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		p.add(path, "must be an http:// or https:// URL")
+	}
+}
+
+func (u Upstream) validate(p *problems, path string) {
+	if u.Name == "" {
+		p.add(path+".name", "required")
+	}
+	checkHTTPURL(p, path+".url", u.URL)
+	if len(u.Hosts) == 0 {
+		p.add(path+".hosts", "at least one host is required")
+	}
+	checkRange(p, path+".timeout", u.Timeout, time.Second, 10*time.Minute)
+	switch u.Binding.Mode {
+	case "whoami":
+		checkHTTPURL(p, path+".binding.whoami_url", u.Binding.WhoamiURL)
+		if u.Binding.SessionCookie == "" {
+			p.add(path+".binding.session_cookie", "required for whoami binding")
+		}
+	default:
+		p.add(path+".binding.mode", "%q is not supported (supported: whoami)", u.Binding.Mode)
+	}
+	for j, pp := range u.Permissions {
+		pth := fmt.Sprintf("%s.permissions[%d]", path, j)
+		if !strings.HasPrefix(pp.Path, "/") || strings.Contains(pp.Path, "//") || strings.Contains(pp.Path, "/.") ||
+			strings.ContainsAny(pp.Path, "%;\\?#") {
+			p.add(pth+".path", "%q must be a plain, canonical path prefix", pp.Path)
+		}
+		if pp.Point == "" {
+			p.add(pth+".point", "required")
+		}
 	}
 }

@@ -1,0 +1,106 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// whoamiTTL is how long an app's "who am I" answer is reused (issue: <= 30 s).
+const whoamiTTL = 30 * time.Second
+
+// errNotLoggedIn means the request carries no valid app session.
+var errNotLoggedIn = errors.New("not logged in to the app")
+
+// whoamiBinder asks the app who the request's session belongs to, with the
+// request's own cookies, and caches the answer by a hash of the session
+// cookie (never the cookie itself).
+type whoamiBinder struct {
+	url       string
+	cookie    string
+	userField string
+	client    *http.Client
+
+	mu    sync.Mutex
+	cache map[[32]byte]whoamiEntry
+}
+
+type whoamiEntry struct {
+	user    string
+	expires time.Time
+}
+
+const maxWhoamiCache = 10000
+
+func newWhoamiBinder(url, cookie, userField string, client *http.Client) *whoamiBinder {
+	return &whoamiBinder{url: url, cookie: cookie, userField: userField, client: client, cache: map[[32]byte]whoamiEntry{}}
+}
+
+// User returns the app user ("store:name") of the request's session.
+func (b *whoamiBinder) User(ctx context.Context, r *http.Request) (string, error) {
+	c, err := r.Cookie(b.cookie)
+	if err != nil || c.Value == "" {
+		return "", errNotLoggedIn
+	}
+	key := sha256.Sum256([]byte(c.Value))
+	now := time.Now()
+	b.mu.Lock()
+	e, ok := b.cache[key]
+	b.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.user, nil
+	}
+	user, err := b.ask(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	b.mu.Lock()
+	if len(b.cache) >= maxWhoamiCache {
+		clear(b.cache) // bounded: a flood of sessions costs lookups, not memory
+	}
+	b.cache[key] = whoamiEntry{user: user, expires: now.Add(whoamiTTL)}
+	b.mu.Unlock()
+	return user, nil
+}
+
+func (b *whoamiBinder) ask(ctx context.Context, r *http.Request) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.url, nil)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range r.Cookies() {
+		req.AddCookie(c)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("whoami: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("whoami: %w", err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return "", errNotLoggedIn
+	default:
+		return "", fmt.Errorf("whoami: HTTP %d", resp.StatusCode)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(body, &out); err != nil {
+		return "", fmt.Errorf("whoami: %w", err)
+	}
+	user, _ := out[b.userField].(string)
+	if user == "" {
+		return "", errNotLoggedIn
+	}
+	return user, nil
+}

@@ -1,0 +1,65 @@
+package proxy
+
+import (
+	"crypto/x509"
+	"time"
+
+	"github.com/devicegate/devicegate/internal/identity"
+	"github.com/devicegate/devicegate/store"
+)
+
+// Reason codes shown on the refusal page and counted in metrics.
+const (
+	ReasonNoCertificate    = "no_certificate"
+	ReasonBadIdentity      = "bad_identity"
+	ReasonUnknownDevice    = "device_not_active" // revoked, superseded, or never issued
+	ReasonExpired          = "certificate_expired"
+	ReasonSubInactive      = "subaccount_inactive"
+	ReasonNotProtected     = "protection_disabled"
+	ReasonOutsideWindow    = "outside_validity_window"
+	ReasonNoPermission     = "permission_denied"
+	ReasonNotLoggedIn      = "not_logged_in"
+	ReasonSessionMismatch  = "session_mismatch"
+	ReasonBindingFailed    = "session_check_failed"
+	ReasonPolicyStale      = "policy_stale"
+	ReasonCertificateValid = "ok"
+)
+
+// Grant is who a valid device certificate speaks for.
+type Grant struct {
+	Principal identity.Principal
+	SubName   string // "store:name", from the store's records (not the CN)
+}
+
+// Check decides whether leaf may use permission at now: the serial must be
+// the device's current one, the device active, the sub-account active,
+// protected, inside its window and granted the permission point. It only
+// reads the immutable snapshot.
+func (s *Snapshot) Check(leaf *x509.Certificate, trustDomain, permission string, now time.Time) (Grant, string) {
+	if leaf == nil {
+		return Grant{}, ReasonNoCertificate
+	}
+	p, err := identity.FromCertificate(leaf, trustDomain)
+	if err != nil {
+		return Grant{}, ReasonBadIdentity
+	}
+	dev, ok := s.devices[p.DeviceID]
+	if !ok || dev.serial != leaf.SerialNumber.Text(16) || dev.tenantID != p.TenantID || dev.subID != p.SubID {
+		return Grant{}, ReasonUnknownDevice
+	}
+	if !now.Before(dev.expires) || !now.Before(leaf.NotAfter) {
+		return Grant{}, ReasonExpired
+	}
+	sub, ok := s.subs[p.SubID]
+	switch {
+	case !ok || sub.tenantID != p.TenantID || sub.status != store.StatusActive:
+		return Grant{}, ReasonSubInactive
+	case !sub.protected:
+		return Grant{}, ReasonNotProtected
+	case !sub.window.Contains(now):
+		return Grant{}, ReasonOutsideWindow
+	case !sub.perms[permission]:
+		return Grant{}, ReasonNoPermission
+	}
+	return Grant{Principal: p, SubName: sub.fullName}, ReasonCertificateValid
+}

@@ -1,0 +1,215 @@
+package proxy
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/devicegate/devicegate/internal/config"
+)
+
+// Options configure a Gateway.
+type Options struct {
+	TrustDomain  string
+	Upstreams    []config.Upstream
+	Catalog      *config.Catalog
+	Policy       *Policy
+	MaxStaleness time.Duration
+	EnrollURL    string
+	Audit        *Auditor // may be nil
+	Log          *slog.Logger
+	Transport    http.RoundTripper // upstream transport (nil: a tuned default)
+}
+
+// Gateway is the proxy's HTTP handler.
+type Gateway struct {
+	opts   Options
+	byHost map[string]*upstream
+}
+
+type upstream struct {
+	cfg    config.Upstream
+	target *url.URL
+	proxy  *httputil.ReverseProxy
+	binder *whoamiBinder
+	perms  []config.PathPermission // longest path first
+}
+
+// identityHeaders are never accepted from clients: they are stripped from
+// every request, and only the gateway sets its own.
+var identityHeaders = []string{
+	"Client-Cert", "Client-Cert-Chain", "X-Forwarded-Client-Cert", "X-Client-Cert", "X-Client-Verify",
+	"X-Ssl-Client-Cert", "X-Ssl-Client-Verify", "X-Ssl-Client-S-Dn", "Ssl-Client-Cert", "Forwarded",
+}
+
+const identityPrefix = "X-Devicegate-"
+
+// NewGateway checks the upstreams against the catalog and builds the
+// handler. Unknown permission points are a start-up error (fail closed).
+func NewGateway(o Options) (*Gateway, error) {
+	if o.Transport == nil {
+		o.Transport = newUpstreamTransport()
+	}
+	g := &Gateway{opts: o, byHost: map[string]*upstream{}}
+	var errs []error
+	for _, uc := range o.Upstreams {
+		target, err := url.Parse(uc.URL)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("upstream %s: %w", uc.Name, err))
+			continue
+		}
+		u := &upstream{cfg: uc, target: target}
+		for _, pp := range uc.Permissions {
+			if _, ok := o.Catalog.Point(pp.Point); !ok {
+				errs = append(errs, fmt.Errorf("upstream %s: unknown permission point %q", uc.Name, pp.Point))
+			}
+			path := pp.Path
+			if uc.CaseInsensitive {
+				path = strings.ToLower(path)
+			}
+			u.perms = append(u.perms, config.PathPermission{Path: strings.TrimSuffix(path, "/"), Point: pp.Point})
+		}
+		sort.SliceStable(u.perms, func(i, j int) bool { return len(u.perms[i].Path) > len(u.perms[j].Path) })
+		client := &http.Client{Transport: o.Transport, Timeout: 10 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		u.binder = newWhoamiBinder(uc.Binding.WhoamiURL, uc.Binding.SessionCookie, uc.Binding.UserField, client)
+		u.proxy = &httputil.ReverseProxy{
+			Rewrite:       u.rewrite,
+			Transport:     o.Transport,
+			FlushInterval: -1, // stream responses as they come
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				o.Log.Warn("upstream error", "upstream", uc.Name, "err", err)
+				http.Error(w, "upstream unavailable", http.StatusBadGateway)
+			},
+		}
+		for _, h := range uc.Hosts {
+			g.byHost[strings.ToLower(h)] = u
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// newUpstreamTransport keeps enough idle connections for a busy gateway.
+func newUpstreamTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        512,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		ForceAttemptHTTP2:   false,
+	}
+}
+
+// permission maps a canonical path to its permission point: the longest
+// configured prefix that matches whole segments.
+func (u *upstream) permission(path string) string {
+	for _, pp := range u.perms {
+		if path == pp.Path || strings.HasPrefix(path, pp.Path+"/") || pp.Path == "" {
+			return pp.Point
+		}
+	}
+	return ""
+}
+
+// canonicalKey is the request context key of the canonical path.
+type canonicalKey struct{}
+
+func (u *upstream) rewrite(pr *httputil.ProxyRequest) {
+	path := pr.In.Context().Value(canonicalKey{}).(string)
+	pr.SetURL(u.target)
+	pr.Out.URL.RawPath = strings.TrimSuffix(u.target.EscapedPath(), "/") + path
+	pr.Out.URL.Path, _ = url.PathUnescape(pr.Out.URL.RawPath)
+	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+	pr.SetXForwarded()
+}
+
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return strings.ToLower(h)
+	}
+	return strings.ToLower(hostport)
+}
+
+// ServeHTTP routes, canonicalizes, decides and forwards one request.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u := g.byHost[hostOnly(r.Host)]
+	if u == nil {
+		writePage(w, r, http.StatusMisdirectedRequest, badRequest, "unknown_host", "")
+		return
+	}
+	raw := r.RequestURI
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i]
+	}
+	path, err := NormalizePath(raw, u.cfg.CaseInsensitive)
+	if err != nil {
+		writePage(w, r, http.StatusBadRequest, badRequest, "bad_path", "")
+		return
+	}
+	for _, h := range identityHeaders {
+		r.Header.Del(h)
+	}
+	for k := range r.Header {
+		if strings.HasPrefix(k, identityPrefix) {
+			delete(r.Header, k)
+		}
+	}
+	point := u.permission(path)
+	if point != "" && g.opts.Catalog.IsHighRisk(point) {
+		grant, reason := g.decide(r, u, point)
+		g.opts.Audit.Record(r, grant, point, path, reason)
+		if reason != ReasonCertificateValid {
+			status, texts := http.StatusForbidden, refusal
+			if reason == ReasonPolicyStale {
+				status, texts = http.StatusServiceUnavailable, unavailable
+			}
+			writePage(w, r, status, texts, reason, g.opts.EnrollURL)
+			return
+		}
+		r.Header.Set(identityPrefix+"Subaccount", grant.SubName)
+		r.Header.Set(identityPrefix+"Device-Id", grant.Principal.DeviceID)
+		r.Header.Set(identityPrefix+"Permission", point)
+	}
+	u.proxy.ServeHTTP(w, r.WithContext(contextWithPath(r, path)))
+}
+
+// decide applies the high-risk rule: fresh policy, valid device
+// certificate of an eligible sub-account with the permission, and an app
+// session of the same sub-account.
+func (g *Gateway) decide(r *http.Request, u *upstream, point string) (Grant, string) {
+	now := time.Now()
+	if g.opts.Policy.Staleness(now) > g.opts.MaxStaleness {
+		return Grant{}, ReasonPolicyStale
+	}
+	var leaf *x509.Certificate
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		leaf = r.TLS.PeerCertificates[0]
+	}
+	grant, reason := g.opts.Policy.Snapshot().Check(leaf, g.opts.TrustDomain, point, now)
+	if reason != ReasonCertificateValid {
+		return grant, reason
+	}
+	user, err := u.binder.User(r.Context(), r)
+	switch {
+	case errors.Is(err, errNotLoggedIn):
+		return grant, ReasonNotLoggedIn
+	case err != nil:
+		g.opts.Log.Warn("session check failed", "upstream", u.cfg.Name, "err", err)
+		return grant, ReasonBindingFailed
+	case user != grant.SubName:
+		return grant, ReasonSessionMismatch
+	}
+	return grant, ReasonCertificateValid
+}

@@ -1,0 +1,369 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/devicegate/devicegate/examples/backoffice"
+	"github.com/devicegate/devicegate/internal/config"
+	"github.com/devicegate/devicegate/internal/identity"
+	"github.com/devicegate/devicegate/internal/secrets"
+	"github.com/devicegate/devicegate/internal/testpki"
+	"github.com/devicegate/devicegate/store"
+	"github.com/devicegate/devicegate/store/sqlite"
+)
+
+const td = "test.devicegate.local"
+
+var actor = store.Actor{Kind: "cli", Name: "test"}
+
+// env is a gateway over a real store, a throwaway device CA, and the demo
+// back-office app as upstream (plus /echo, which shows request headers).
+type env struct {
+	t       *testing.T
+	ctx     context.Context
+	pki     *testpki.PKI
+	st      store.Store
+	tenant  store.Tenant
+	policy  *Policy
+	gw      *Gateway
+	url     string // https://localhost:PORT
+	devices map[string]store.Device
+}
+
+func newEnv(t *testing.T, maxStale time.Duration) *env {
+	t.Helper()
+	ctx := context.Background()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"), store.Options{SealKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e := &env{t: t, ctx: ctx, pki: testpki.New(t), st: st, devices: map[string]store.Device{}}
+	if e.tenant, err = st.CreateTenant(ctx, store.NewTenant{Name: "shop"}, actor); err != nil {
+		t.Fatal(err)
+	}
+	var users []backoffice.User
+	for _, name := range []string{"alice", "bob"} {
+		s, err := st.CreateSubAccount(ctx, store.NewSubAccount{TenantID: e.tenant.ID, Name: name, Role: "operations", PasswordHash: "x"}, actor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.EnablePhone(ctx, e.tenant.ID, s.ID, []byte("JBSWY3DPEHPK3PXPJBSW"), actor); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.SetProtection(ctx, e.tenant.ID, s.ID, store.Protection{Enabled: true, MaxDevices: 2}, actor); err != nil {
+			t.Fatal(err)
+		}
+		h, _ := secrets.HashPassword(name + "-password")
+		users = append(users, backoffice.User{Name: "shop:" + name, PasswordHash: h})
+	}
+	app := backoffice.New(users)
+	upstreamMux := http.NewServeMux()
+	upstreamMux.Handle("/", app)
+	upstreamMux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"headers": r.Header, "path": r.URL.EscapedPath()})
+	})
+	up := httptest.NewServer(upstreamMux)
+	t.Cleanup(up.Close)
+
+	catalog, err := config.DefaultCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	e.policy = NewPolicy(st, catalog, log)
+	e.gw, err = NewGateway(Options{
+		TrustDomain: td, Catalog: catalog, Policy: e.policy, MaxStaleness: maxStale, EnrollURL: "https://localhost:8444/", Log: log,
+		Upstreams: []config.Upstream{{
+			Name: "backoffice", URL: up.URL, Hosts: []string{"localhost"},
+			Binding: config.Binding{Mode: "whoami", WhoamiURL: up.URL + "/whoami", SessionCookie: backoffice.SessionCookie, UserField: "user"},
+			Permissions: []config.PathPermission{
+				{Path: "/orders/sold", Point: "orders.sold"}, {Path: "/orders/export.csv", Point: "orders.export"},
+				{Path: "/shipping", Point: "shipping"}, {Path: "/members", Point: "members"}, {Path: "/products", Point: "products"},
+			},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(e.gw)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{e.pki.ServerCert(t, "localhost", "127.0.0.1")}}
+	ConfigureTLS(srv.TLS, poolOf(e.pki.Intermediate))
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	e.url = strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
+	e.sync()
+	return e
+}
+
+func poolOf(c *x509.Certificate) *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(c)
+	return p
+}
+
+func (e *env) sync() {
+	e.t.Helper()
+	if err := e.policy.Sync(e.ctx); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// device enrolls a device for "shop:name" and returns its TLS certificate.
+func (e *env) device(name string, o testpki.LeafOptions) tls.Certificate {
+	e.t.Helper()
+	s, err := e.st.GetSubAccountByName(e.ctx, e.tenant.ID, name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	id := store.NewID()
+	o.URIs = []string{identity.Principal{TrustDomain: td, TenantID: e.tenant.ID, SubID: s.ID, DeviceID: id}.URI().String()}
+	leaf, key := e.pki.Leaf(e.t, o)
+	d, _, err := e.st.IssueDevice(e.ctx, store.IssueRequest{TenantID: e.tenant.ID, SubID: s.ID, DeviceID: id, Serial: leaf.SerialNumber.Text(16),
+		Fingerprint: "00", IssuedAt: leaf.NotBefore, ExpiresAt: leaf.NotAfter, Now: time.Now()}, actor)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.devices[name] = d
+	e.sync()
+	return e.pki.TLSCertificate(leaf, key)
+}
+
+// client is a browser: its own cookie jar and, optionally, a certificate.
+func (e *env) client(cert *tls.Certificate) *http.Client {
+	tc := &tls.Config{RootCAs: e.pki.RootPool()}
+	if cert != nil {
+		tc.Certificates = []tls.Certificate{*cert}
+	}
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+}
+
+func (e *env) login(c *http.Client, name string) {
+	e.t.Helper()
+	resp, err := c.PostForm(e.url+"/login", url.Values{"username": {"shop:" + name}, "password": {name + "-password"}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK { // redirected to / after login
+		e.t.Fatalf("login as %s: %d", name, resp.StatusCode)
+	}
+}
+
+// get returns status, the refusal reason header and the body.
+func get(t *testing.T, c *http.Client, u string) (int, string, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("X-Devicegate-Reason"), string(b)
+}
+
+func TestHighRiskDecisions(t *testing.T) {
+	e := newEnv(t, time.Minute)
+	aliceCert := e.device("alice", testpki.LeafOptions{})
+	bobCert := e.device("bob", testpki.LeafOptions{})
+
+	alice := e.client(&aliceCert)
+	e.login(alice, "alice")
+	noCert := e.client(nil)
+	e.login(noCert, "alice")
+	mixed := e.client(&aliceCert) // alice's certificate, bob's app session
+	e.login(mixed, "bob")
+	anonymous := e.client(&bobCert) // a certificate, but not logged in
+
+	tests := []struct {
+		name   string
+		c      *http.Client
+		path   string
+		status int
+		reason string
+	}{
+		{"normal page without certificate", noCert, "/products", 200, ""},
+		{"high-risk page without certificate", noCert, "/orders/sold", 403, ReasonNoCertificate},
+		{"same sub-account: certificate and session", alice, "/orders/sold", 200, ""},
+		{"same sub-account: shipping", alice, "/shipping", 200, ""},
+		{"same sub-account: export", alice, "/orders/export.csv", 403, ReasonNoPermission},
+		{"permission not granted", alice, "/members", 403, ReasonNoPermission},
+		{"certificate of A, session of B", mixed, "/orders/sold", 403, ReasonSessionMismatch},
+		{"certificate, no session", anonymous, "/orders/sold", 403, ReasonNotLoggedIn},
+		{"sub-path of a high-risk prefix", noCert, "/orders/sold/123", 403, ReasonNoCertificate},
+		{"case variant is another path", noCert, "/Orders/Sold", 404, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, reason, body := get(t, tc.c, e.url+tc.path)
+			if status != tc.status || reason != tc.reason {
+				t.Fatalf("%s: %d %q, want %d %q", tc.path, status, reason, tc.status, tc.reason)
+			}
+			if status == 403 && (!strings.Contains(body, "Sorry, cannot pass verification") || !strings.Contains(body, "https://localhost:8444/")) {
+				t.Fatalf("refusal page: %q", body)
+			}
+		})
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.url+"/orders/sold", nil)
+	req.Header.Set("Accept-Language", "zh-CN,zh;q=0.9")
+	resp, err := noCert.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "抱歉，无法通过验证") {
+		t.Fatal("no zh refusal page")
+	}
+}
+
+func TestRevocationCutsOpenConnection(t *testing.T) {
+	e := newEnv(t, time.Minute)
+	cert := e.device("alice", testpki.LeafOptions{})
+	c := e.client(&cert)
+	e.login(c, "alice")
+	if status, _, _ := get(t, c, e.url+"/orders/sold"); status != 200 {
+		t.Fatalf("before revoke: %d", status)
+	}
+	if _, err := e.st.RevokeDevice(e.ctx, e.tenant.ID, e.devices["alice"].ID, store.ReasonKeyCompromise, actor); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	reused := false
+	req, _ := http.NewRequest(http.MethodGet, e.url+"/orders/sold", nil)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !reused || resp.StatusCode != 403 || resp.Header.Get("X-Devicegate-Reason") != ReasonUnknownDevice {
+		t.Fatalf("after revoke on the same connection (reused=%v): %d %q", reused, resp.StatusCode, resp.Header.Get("X-Devicegate-Reason"))
+	}
+	// Normal pages still work for the revoked device.
+	if status, _, _ := get(t, c, e.url+"/products"); status != 200 {
+		t.Fatalf("normal page after revoke: %d", status)
+	}
+}
+
+func TestHandshakeRefusesInvalidCertificates(t *testing.T) {
+	e := newEnv(t, time.Minute)
+	other := testpki.New(t)
+	foreignLeaf, foreignKey := other.Leaf(t, testpki.LeafOptions{})
+	for name, cert := range map[string]tls.Certificate{
+		"other CA":      other.TLSCertificate(foreignLeaf, foreignKey),
+		"expired":       e.device("alice", testpki.LeafOptions{NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Hour + time.Minute)}),
+		"not yet valid": e.device("bob", testpki.LeafOptions{NotBefore: time.Now().Add(time.Hour), NotAfter: time.Now().Add(2 * time.Hour)}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := e.client(&cert).Get(e.url + "/products"); err == nil {
+				t.Fatal("handshake accepted")
+			}
+		})
+	}
+	serverLeaf, serverKey := e.pki.Leaf(t, testpki.LeafOptions{EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	serverCert := e.pki.TLSCertificate(serverLeaf, serverKey)
+	if _, err := e.client(&serverCert).Get(e.url + "/products"); err == nil {
+		t.Fatal("server-EKU certificate accepted as a client certificate")
+	}
+}
+
+func TestSpoofedHeadersAreStripped(t *testing.T) {
+	e := newEnv(t, time.Minute)
+	req, _ := http.NewRequest(http.MethodGet, e.url+"/echo", nil)
+	for _, h := range []string{"X-Devicegate-Subaccount", "X-Devicegate-Device-Id", "Client-Cert", "Client-Cert-Chain", "X-Forwarded-Client-Cert", "Forwarded"} {
+		req.Header.Set(h, "shop:alice")
+	}
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	req.Header.Set("X-Forwarded-Proto", "http")
+	resp, err := e.client(nil).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var echo struct {
+		Headers http.Header
+	}
+	json.NewDecoder(resp.Body).Decode(&echo)
+	resp.Body.Close()
+	for k, v := range echo.Headers {
+		if strings.Contains(strings.Join(v, ","), "shop:alice") || strings.Contains(strings.Join(v, ","), "6.6.6.6") {
+			t.Fatalf("spoofed header reached the upstream: %s: %v", k, v)
+		}
+	}
+	if echo.Headers.Get("X-Forwarded-Proto") != "https" || echo.Headers.Get("X-Forwarded-For") != "127.0.0.1" {
+		t.Fatalf("X-Forwarded-*: %v", echo.Headers)
+	}
+}
+
+// rawRequest sends a request line as written (Go's client would clean it).
+func (e *env) rawRequest(t *testing.T, requestLine, host string) int {
+	t.Helper()
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(e.url, "https://"), &tls.Config{RootCAs: e.pki.RootPool(), ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "%s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", requestLine, host)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestPathAndHostTricks(t *testing.T) {
+	e := newEnv(t, time.Minute)
+	for _, p := range []string{"/orders%2fsold", "/./orders/sold", "/x/../orders/sold", "/%2e%2e/orders/sold", "/orders%5csold",
+		"/orders/sold%00", "/orders/%252e%252e/sold", "/orders/sold;x=1", "/orders/sold.", "/orders/sold%2e"} {
+		if status := e.rawRequest(t, "GET "+p, "localhost"); status != http.StatusBadRequest {
+			t.Errorf("GET %s: %d, want 400", p, status)
+		}
+	}
+	if status := e.rawRequest(t, "GET //orders//sold", "localhost"); status != http.StatusForbidden {
+		t.Errorf("GET //orders//sold: %d, want 403 (collapsed to the high-risk path)", status)
+	}
+	for _, host := range []string{"evil.example", "localhost.evil.example"} {
+		if status := e.rawRequest(t, "GET /products", host); status != http.StatusMisdirectedRequest {
+			t.Errorf("Host %s: %d, want 421", host, status)
+		}
+	}
+}
+
+func TestStalePolicyFailsClosed(t *testing.T) {
+	e := newEnv(t, 50*time.Millisecond)
+	cert := e.device("alice", testpki.LeafOptions{})
+	c := e.client(&cert)
+	e.login(c, "alice")
+	time.Sleep(100 * time.Millisecond) // no sync since: stale
+	if status, reason, _ := get(t, c, e.url+"/orders/sold"); status != 503 || reason != ReasonPolicyStale {
+		t.Fatalf("stale policy: %d %q", status, reason)
+	}
+	if status, _, _ := get(t, c, e.url+"/products"); status != 200 {
+		t.Fatalf("normal page with stale policy: %d", status)
+	}
+	e.sync()
+	if status, _, _ := get(t, c, e.url+"/orders/sold"); status != 200 {
+		t.Fatalf("after sync: %d", status)
+	}
+}

@@ -1,0 +1,119 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"sync/atomic"
+	"time"
+
+	"github.com/devicegate/devicegate/internal/config"
+	"github.com/devicegate/devicegate/store"
+)
+
+// deviceState is what a decision needs of a device: only active devices
+// are kept, so a revoked or superseded serial is simply absent.
+type deviceState struct {
+	tenantID, subID string
+	serial          string
+	expires         time.Time
+}
+
+// subState is what a decision needs of a sub-account.
+type subState struct {
+	tenantID  string
+	fullName  string
+	status    store.SubStatus
+	protected bool
+	window    store.Window
+	perms     map[string]bool // role defaults and grants
+}
+
+// Snapshot is an immutable view of the policy at Seq.
+type Snapshot struct {
+	Seq     int64
+	devices map[string]deviceState // device id -> state (active only)
+	subs    map[string]subState    // sub id -> state
+}
+
+// Policy keeps the current snapshot fresh from a store.
+type Policy struct {
+	st       store.Store
+	catalog  *config.Catalog
+	log      *slog.Logger
+	cur      atomic.Pointer[Snapshot]
+	lastSync atomic.Int64 // unix nanoseconds of the last successful sync
+}
+
+// NewPolicy starts with an empty snapshot that has never synced (so
+// high-risk paths fail closed until the first Sync).
+func NewPolicy(st store.Store, catalog *config.Catalog, log *slog.Logger) *Policy {
+	p := &Policy{st: st, catalog: catalog, log: log}
+	p.cur.Store(&Snapshot{devices: map[string]deviceState{}, subs: map[string]subState{}})
+	return p
+}
+
+// Snapshot returns the current snapshot.
+func (p *Policy) Snapshot() *Snapshot { return p.cur.Load() }
+
+// Staleness is the time since the last successful sync.
+func (p *Policy) Staleness(now time.Time) time.Duration {
+	last := p.lastSync.Load()
+	if last == 0 {
+		return time.Duration(1<<63 - 1)
+	}
+	return now.Sub(time.Unix(0, last))
+}
+
+// Sync applies the store's changes since the snapshot's seq. Polling it is
+// cheap when nothing changed: one read of the change sequence.
+func (p *Policy) Sync(ctx context.Context) error {
+	cur := p.cur.Load()
+	ch, err := p.st.PolicyChangesSince(ctx, cur.Seq)
+	if err != nil {
+		return err
+	}
+	if ch.Seq != cur.Seq {
+		p.cur.Store(cur.apply(ch, p.catalog))
+	}
+	p.lastSync.Store(time.Now().UnixNano())
+	return nil
+}
+
+// apply returns a new snapshot with the changes (copy on write).
+func (s *Snapshot) apply(ch store.PolicyChanges, catalog *config.Catalog) *Snapshot {
+	next := &Snapshot{Seq: ch.Seq, devices: maps.Clone(s.devices), subs: maps.Clone(s.subs)}
+	for _, a := range ch.SubAccounts {
+		perms := map[string]bool{}
+		for _, k := range catalog.Permissions(a.Role, a.Grants) {
+			perms[k] = true
+		}
+		next.subs[a.ID] = subState{tenantID: a.TenantID, fullName: a.FullName(), status: a.Status,
+			protected: a.Protection.Enabled, window: a.Window, perms: perms}
+	}
+	for _, d := range ch.Devices {
+		if d.Status != store.DeviceActive {
+			delete(next.devices, d.ID)
+			continue
+		}
+		next.devices[d.ID] = deviceState{tenantID: d.TenantID, subID: d.SubID, serial: d.Serial, expires: d.ExpiresAt}
+	}
+	return next
+}
+
+// Run syncs every interval until ctx ends; failures are logged, and the
+// growing staleness makes high-risk paths fail closed.
+func (p *Policy) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := p.Sync(ctx); err != nil && ctx.Err() == nil {
+				p.log.Error("policy sync failed", "err", err)
+			}
+		}
+	}
+}
