@@ -198,6 +198,11 @@ func (g *Gateway) decide(r *http.Request, u *upstream, point string) (Grant, str
 		leaf = r.TLS.PeerCertificates[0]
 	}
 	grant, reason := g.opts.Policy.Snapshot().Check(leaf, g.opts.TrustDomain, point, now)
+	if reason == ReasonUnknownDevice {
+		// Maybe enrolled a moment ago: look again after a fresh sync.
+		g.opts.Policy.SyncIfOlder(r.Context())
+		grant, reason = g.opts.Policy.Snapshot().Check(leaf, g.opts.TrustDomain, point, now)
+	}
 	if reason != ReasonCertificateValid {
 		return grant, reason
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,7 @@ type Policy struct {
 	log      *slog.Logger
 	cur      atomic.Pointer[Snapshot]
 	lastSync atomic.Int64 // unix nanoseconds of the last successful sync
+	syncMu   sync.Mutex   // one on-demand sync at a time
 }
 
 // NewPolicy starts with an empty snapshot that has never synced (so
@@ -99,6 +101,23 @@ func (s *Snapshot) apply(ch store.PolicyChanges, catalog *config.Catalog) *Snaps
 		next.devices[d.ID] = deviceState{tenantID: d.TenantID, subID: d.SubID, serial: d.Serial, expires: d.ExpiresAt}
 	}
 	return next
+}
+
+// minOnDemandSync spaces syncs asked for by requests.
+const minOnDemandSync = 50 * time.Millisecond
+
+// SyncIfOlder syncs now unless the last sync is younger than
+// minOnDemandSync: a device enrolled a moment ago passes at once instead of
+// after the next poll, and a flood of refusals costs at most one cheap
+// sequence read per interval.
+func (p *Policy) SyncIfOlder(ctx context.Context) {
+	if p.Staleness(time.Now()) < minOnDemandSync || !p.syncMu.TryLock() {
+		return
+	}
+	defer p.syncMu.Unlock()
+	if err := p.Sync(ctx); err != nil {
+		p.log.Warn("on-demand policy sync failed", "err", err)
+	}
 }
 
 // Run syncs every interval until ctx ends; failures are logged, and the

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -84,7 +85,7 @@ func startDemo(t *testing.T, cfg string) (demoInfo, func()) {
 func writeConfig(t *testing.T) string {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "devicegate.yaml")
-	if err := os.WriteFile(cfg, []byte("data_dir: data\nca:\n  listen: 127.0.0.1:0\ndemo:\n  backoffice_listen: 127.0.0.1:0\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("data_dir: data\nca:\n  listen: 127.0.0.1:0\nproxy:\n  listen: 127.0.0.1:0\ndemo:\n  backoffice_listen: 127.0.0.1:0\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return cfg
@@ -177,6 +178,7 @@ func TestWalkthrough(t *testing.T) {
 	// The revocation freed the slot: the unused code works now.
 	mustCLI(t, "enroll", "--url", info.CAURL, "--code", code2, "--out", filepath.Join(dir, "pc3"),
 		"--fingerprint", info.RootFingerprint, "--p12-password-file", pw)
+	throughProxy(t, cfg, info, dir, pw)
 	mustCLI(t, "admin", "--config", cfg, "audit", "verify", "demo-store")
 	stop()
 
@@ -250,5 +252,63 @@ func backofficeLogin(t *testing.T, info demoInfo) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), u.Name) {
 		t.Fatalf("back-office /orders/sold as %s: %d", u.Name, resp.StatusCode)
+	}
+}
+
+// proxyStatus logs in to the back-office app through the proxy with a
+// device certificate from dir and returns the status of /orders/sold.
+func proxyStatus(t *testing.T, info demoInfo, dir, user, password string) int {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "chain.pem"), filepath.Join(dir, "key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootPEM, err := os.ReadFile(info.RootCAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(rootPEM)
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}}}}
+	resp, err := c.PostForm(info.ProxyURL+"/login", url.Values{"username": {user}, "password": {password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = c.Get(info.ProxyURL + "/orders/sold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// throughProxy: a seeded staff member (known to the demo app) enrolls,
+// passes the proxy to a high-risk page with the device certificate and the
+// app session, and is refused within a second of the owner's revocation.
+func throughProxy(t *testing.T, cfg string, info demoInfo, dir, p12pw string) {
+	t.Helper()
+	alice := info.BackofficeUsers[0]
+	code := strings.TrimSpace(mustCLI(t, "admin", "--config", cfg, "sub", "ticket", alice.Name))
+	out := filepath.Join(dir, "alice-pc")
+	mustCLI(t, "enroll", "--url", info.CAURL, "--code", code, "--out", out, "--root", info.RootCAFile, "--p12-password-file", p12pw)
+	if got := proxyStatus(t, info, out, alice.Name, alice.Password); got != http.StatusOK {
+		t.Fatalf("proxy /orders/sold with %s's device and session: %d", alice.Name, got)
+	}
+	var listing struct {
+		Devices []struct{ ID string } `json:"devices"`
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, "admin", "--config", cfg, "sub", "devices", alice.Name, "--json")), &listing); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, "admin", "--config", cfg, "device", "revoke", listing.Devices[0].ID)
+	deadline := time.Now().Add(time.Second)
+	for proxyStatus(t, info, out, alice.Name, alice.Password) != http.StatusForbidden {
+		if time.Now().After(deadline) {
+			t.Fatal("revoked device still passes the proxy after 1 s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

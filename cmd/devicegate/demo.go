@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/devicegate/devicegate/ca"
+	"github.com/devicegate/devicegate/internal/config"
 	"github.com/devicegate/devicegate/internal/secrets"
 	"github.com/devicegate/devicegate/store"
 )
@@ -85,10 +86,15 @@ func runDemo(ctx context.Context, args []string, env *cliEnv) error {
 	if err != nil {
 		return err
 	}
+	gw, err := a.startGateway(ctx, []config.Upstream{demoUpstream(bo.url)}, log)
+	if err != nil {
+		return err
+	}
 
 	info := demoInfo{
 		CAURL:           caSrv.URL(),
 		BackofficeURL:   bo.url,
+		ProxyURL:        gw.URL(),
 		CRLURL:          caSrv.URL() + "/crl.pem",
 		RootCAFile:      filepath.Join(a.cfg.CA.Dir, ca.RootCertFile),
 		RootFingerprint: ca.Fingerprint(a.ca.Keys().Root),
@@ -101,12 +107,23 @@ func runDemo(ctx context.Context, args []string, env *cliEnv) error {
 		return err
 	}
 	printDemoInfo(env, info, infoPath)
-	errc := make(chan error, 2)
-	go func() { errc <- caSrv.serve(ctx) }()
-	go func() { errc <- bo.serve(ctx) }()
-	err = <-errc
-	if err2 := <-errc; err == nil {
-		err = err2
+	return serveAll(ctx, caSrv.serve, bo.serve, gw.serve)
+}
+
+// serveAll runs servers until ctx ends or one fails, which stops the rest.
+func serveAll(ctx context.Context, servers ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(servers))
+	for _, serve := range servers {
+		go func() { errc <- serve(ctx) }()
+	}
+	var err error
+	for range servers {
+		if e := <-errc; e != nil && err == nil {
+			err = e
+			cancel()
+		}
 	}
 	return err
 }
@@ -116,7 +133,8 @@ func printDemoInfo(env *cliEnv, info demoInfo, infoPath string) {
 	fmt.Fprintln(w, "devicegate demo is running (Ctrl-C stops it)")
 	fmt.Fprintf(w, "  CA / enrollment API  %s\n", info.CAURL)
 	fmt.Fprintf(w, "  CRL                  %s\n", info.CRLURL)
-	fmt.Fprintf(w, "  back-office app      %s (direct; the mTLS proxy will front it)\n", info.BackofficeURL)
+	fmt.Fprintf(w, "  mTLS proxy           %s (the back-office app with device-certificate checks)\n", info.ProxyURL)
+	fmt.Fprintf(w, "  back-office app      %s (direct, loopback only)\n", info.BackofficeURL)
 	fmt.Fprintf(w, "  root CA              %s\n", info.RootCAFile)
 	fmt.Fprintf(w, "  root fingerprint     %s\n", info.RootFingerprint)
 	fmt.Fprintf(w, "  owner login          store %s, password %s\n", info.Store, info.OwnerPassword)

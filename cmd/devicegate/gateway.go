@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/devicegate/devicegate/examples/backoffice"
+	"github.com/devicegate/devicegate/internal/config"
+	"github.com/devicegate/devicegate/proxy"
+)
+
+// demoPermissions maps the demo back-office app's pages to permission
+// points of the catalog.
+var demoPermissions = []config.PathPermission{
+	{Path: "/orders/sold", Point: "orders.sold"},
+	{Path: "/orders/export.csv", Point: "orders.export"},
+	{Path: "/shipping", Point: "shipping"},
+	{Path: "/members", Point: "members"},
+	{Path: "/products", Point: "products"},
+}
+
+// startGateway runs the policy sync and the audit writer until ctx ends and
+// returns the proxy's listener, fronting upstreams.
+func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log *slog.Logger) (*httpsServer, error) {
+	policy := proxy.NewPolicy(a.store, a.catalog, log)
+	if err := policy.Sync(ctx); err != nil {
+		return nil, fmt.Errorf("proxy: first policy sync: %w", err)
+	}
+	go policy.Run(ctx, a.cfg.Proxy.SyncInterval.Duration())
+	auditor := proxy.NewAuditor(a.store, 4096, log)
+	go auditor.Run(ctx)
+	gw, err := proxy.NewGateway(proxy.Options{
+		TrustDomain:  a.cfg.CA.TrustDomain,
+		Upstreams:    upstreams,
+		Catalog:      a.catalog,
+		Policy:       policy,
+		MaxStaleness: a.cfg.Proxy.MaxStaleness.Duration(),
+		EnrollURL:    a.cfg.Proxy.EnrollURL,
+		Audit:        auditor,
+		Log:          log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	tc, err := a.serverTLS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	proxy.ConfigureTLS(tc, a.ca.Keys().DevicePool())
+	return listenTLS("proxy", a.cfg.Proxy.Listen, gw, tc, log)
+}
+
+// demoUpstream is the demo back-office app as the gateway's upstream, with
+// "whoami" session binding.
+func demoUpstream(boURL string) config.Upstream {
+	return config.Upstream{
+		Name:        "backoffice",
+		URL:         boURL,
+		Hosts:       localHosts,
+		Timeout:     config.Duration(30e9),
+		Binding:     config.Binding{Mode: "whoami", WhoamiURL: boURL + "/whoami", SessionCookie: backoffice.SessionCookie, UserField: "user"},
+		Permissions: demoPermissions,
+	}
+}
