@@ -36,6 +36,18 @@ type Grant struct {
 // protected, inside its window and granted the permission point. It only
 // reads the immutable snapshot.
 func (s *Snapshot) Check(leaf *x509.Certificate, trustDomain, permission string, now time.Time) (Grant, string) {
+	g, reason := s.identify(leaf, trustDomain, now)
+	if reason != ReasonCertificateValid {
+		return g, reason
+	}
+	if !s.subs[g.Principal.SubID].perms[permission] {
+		return Grant{}, ReasonNoPermission
+	}
+	return g, ReasonCertificateValid
+}
+
+// identify checks everything but the permission point.
+func (s *Snapshot) identify(leaf *x509.Certificate, trustDomain string, now time.Time) (Grant, string) {
 	if leaf == nil {
 		return Grant{}, ReasonNoCertificate
 	}
@@ -58,8 +70,6 @@ func (s *Snapshot) Check(leaf *x509.Certificate, trustDomain, permission string,
 		return Grant{}, ReasonNotProtected
 	case !sub.window.Contains(now):
 		return Grant{}, ReasonOutsideWindow
-	case !sub.perms[permission]:
-		return Grant{}, ReasonNoPermission
 	}
 	return Grant{Principal: p, SubName: sub.fullName}, ReasonCertificateValid
 }

@@ -158,6 +158,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writePage(w, r, http.StatusBadRequest, badRequest, "bad_path", "")
 		return
 	}
+	if path == WhoamiPath {
+		g.serveWhoami(w, r)
+		return
+	}
 	for _, h := range identityHeaders {
 		r.Header.Del(h)
 	}

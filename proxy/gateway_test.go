@@ -367,3 +367,68 @@ func TestStalePolicyFailsClosed(t *testing.T) {
 		t.Fatalf("after sync: %d", status)
 	}
 }
+
+func TestWhoamiEndpoint(t *testing.T) {
+	e := newEnv(t, time.Minute)
+	cert := e.device("alice", testpki.LeafOptions{})
+	ask := func(c *http.Client) whoamiAnswer {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, e.url+WhoamiPath, nil)
+		req.Header.Set("Origin", "https://localhost:8444")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.Header.Get("Access-Control-Allow-Origin") != "https://localhost:8444" {
+			t.Fatalf("CORS for the portal: %v", resp.Header)
+		}
+		var a whoamiAnswer
+		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	if a := ask(e.client(nil)); a.Certificate || a.Status != ReasonNoCertificate {
+		t.Fatalf("without certificate: %+v", a)
+	}
+	c := e.client(&cert)
+	if a := ask(c); a.Status != "ok" || a.SubAccount != "shop:alice" || a.Installed != 1 || a.Limit != 2 || a.DeviceID != e.devices["alice"].ID {
+		t.Fatalf("with alice's certificate: %+v", a)
+	}
+	if _, err := e.st.RevokeDevice(e.ctx, e.tenant.ID, e.devices["alice"].ID, store.ReasonUnspecified, actor); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	if a := ask(c); a.Status != ReasonUnknownDevice || a.SubAccount != "" {
+		t.Fatalf("after revoke: %+v", a)
+	}
+}
+
+// TestSmugglingCLTE: a request with both Content-Length and
+// Transfer-Encoding cannot carry a second request past the gateway.
+func TestSmugglingCLTE(t *testing.T) {
+	e := newEnv(t, time.Minute)
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(e.url, "https://"), &tls.Config{RootCAs: e.pki.RootPool(), ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	smuggled := "GET /orders/sold HTTP/1.1\r\nHost: localhost\r\n\r\n"
+	body := "0\r\n\r\n" + smuggled
+	fmt.Fprintf(conn, "POST /products HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n%s", len(body), body)
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	br := bufio.NewReader(conn)
+	for i := 0; i < 2; i++ {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			break // the connection was closed: nothing more was served
+		}
+		resp.Body.Close()
+		// Whatever the parser made of the body, a second request is a
+		// request of its own and goes through the gateway's checks.
+		if i == 1 && resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("second request on the connection: %d, want the gateway's 403 (checked like any request)", resp.StatusCode)
+		}
+	}
+}

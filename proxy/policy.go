@@ -26,6 +26,7 @@ type subState struct {
 	fullName  string
 	status    store.SubStatus
 	protected bool
+	limit     int // N
 	window    store.Window
 	perms     map[string]bool // role defaults and grants
 }
@@ -35,6 +36,7 @@ type Snapshot struct {
 	Seq     int64
 	devices map[string]deviceState // device id -> state (active only)
 	subs    map[string]subState    // sub id -> state
+	active  map[string]int         // sub id -> number of active devices
 }
 
 // Policy keeps the current snapshot fresh from a store.
@@ -51,7 +53,7 @@ type Policy struct {
 // high-risk paths fail closed until the first Sync).
 func NewPolicy(st store.Store, catalog *config.Catalog, log *slog.Logger) *Policy {
 	p := &Policy{st: st, catalog: catalog, log: log}
-	p.cur.Store(&Snapshot{devices: map[string]deviceState{}, subs: map[string]subState{}})
+	p.cur.Store(&Snapshot{devices: map[string]deviceState{}, subs: map[string]subState{}, active: map[string]int{}})
 	return p
 }
 
@@ -84,21 +86,24 @@ func (p *Policy) Sync(ctx context.Context) error {
 
 // apply returns a new snapshot with the changes (copy on write).
 func (s *Snapshot) apply(ch store.PolicyChanges, catalog *config.Catalog) *Snapshot {
-	next := &Snapshot{Seq: ch.Seq, devices: maps.Clone(s.devices), subs: maps.Clone(s.subs)}
+	next := &Snapshot{Seq: ch.Seq, devices: maps.Clone(s.devices), subs: maps.Clone(s.subs), active: maps.Clone(s.active)}
 	for _, a := range ch.SubAccounts {
 		perms := map[string]bool{}
 		for _, k := range catalog.Permissions(a.Role, a.Grants) {
 			perms[k] = true
 		}
 		next.subs[a.ID] = subState{tenantID: a.TenantID, fullName: a.FullName(), status: a.Status,
-			protected: a.Protection.Enabled, window: a.Window, perms: perms}
+			protected: a.Protection.Enabled, limit: a.Protection.MaxDevices, window: a.Window, perms: perms}
 	}
 	for _, d := range ch.Devices {
-		if d.Status != store.DeviceActive {
+		if old, ok := next.devices[d.ID]; ok {
+			next.active[old.subID]--
 			delete(next.devices, d.ID)
-			continue
 		}
-		next.devices[d.ID] = deviceState{tenantID: d.TenantID, subID: d.SubID, serial: d.Serial, expires: d.ExpiresAt}
+		if d.Status == store.DeviceActive {
+			next.devices[d.ID] = deviceState{tenantID: d.TenantID, subID: d.SubID, serial: d.Serial, expires: d.ExpiresAt}
+			next.active[d.SubID]++
+		}
 	}
 	return next
 }
