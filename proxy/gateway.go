@@ -25,6 +25,7 @@ type Options struct {
 	MaxStaleness time.Duration
 	EnrollURL    string
 	Audit        *Auditor // may be nil
+	Metrics      *Metrics // may be nil
 	Log          *slog.Logger
 	Transport    http.RoundTripper // upstream transport (nil: a tuned default)
 }
@@ -174,6 +175,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if point != "" && g.opts.Catalog.IsHighRisk(point) {
 		grant, reason := g.decide(r, u, point)
 		g.opts.Audit.Record(r, grant, point, path, reason)
+		decision := "allow"
+		if reason != ReasonCertificateValid {
+			decision = "deny"
+		}
+		g.opts.Metrics.request(u.cfg.Name, point, decision, reason)
 		if reason != ReasonCertificateValid {
 			status, texts := http.StatusForbidden, refusal
 			if reason == ReasonPolicyStale {
@@ -185,8 +191,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set(identityPrefix+"Subaccount", grant.SubName)
 		r.Header.Set(identityPrefix+"Device-Id", grant.Principal.DeviceID)
 		r.Header.Set(identityPrefix+"Permission", point)
+	} else {
+		g.opts.Metrics.request(u.cfg.Name, "", "pass", "")
 	}
+	start := time.Now()
 	u.proxy.ServeHTTP(w, r.WithContext(contextWithPath(r, path)))
+	g.opts.Metrics.upstreamTime(u.cfg.Name, time.Since(start))
 }
 
 // decide applies the high-risk rule: fresh policy, valid device

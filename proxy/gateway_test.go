@@ -107,7 +107,7 @@ func newEnv(t *testing.T, maxStale time.Duration) *env {
 	}
 	srv := httptest.NewUnstartedServer(e.gw)
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{e.pki.ServerCert(t, "localhost", "127.0.0.1")}}
-	ConfigureTLS(srv.TLS, poolOf(e.pki.Intermediate))
+	ConfigureTLS(srv.TLS, poolOf(e.pki.Intermediate), nil)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	e.url = strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 )
 
@@ -11,7 +12,7 @@ import (
 // alert). A certificate that is presented must chain to the device CA with
 // clientAuth: that is checked in VerifyConnection, which also runs on
 // resumed sessions. Revocation and status are checked per request.
-func ConfigureTLS(c *tls.Config, deviceCA *x509.CertPool) {
+func ConfigureTLS(c *tls.Config, deviceCA *x509.CertPool, m *Metrics) {
 	c.MinVersion = tls.VersionTLS12
 	c.ClientAuth = tls.RequestClientCert
 	c.ClientCAs = deviceCA
@@ -29,8 +30,24 @@ func ConfigureTLS(c *tls.Config, deviceCA *x509.CertPool) {
 			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		})
 		if err != nil {
+			m.handshakeFailure(handshakeReason(err))
 			return fmt.Errorf("client certificate: %w", err)
 		}
 		return nil
 	}
+}
+
+// handshakeReason classifies a chain verification error for metrics.
+func handshakeReason(err error) string {
+	var inv x509.CertificateInvalidError
+	var unk x509.UnknownAuthorityError
+	switch {
+	case errors.As(err, &inv) && inv.Reason == x509.Expired:
+		return "expired_or_not_yet_valid"
+	case errors.As(err, &inv) && inv.Reason == x509.IncompatibleUsage:
+		return "wrong_key_usage"
+	case errors.As(err, &unk):
+		return "unknown_authority"
+	}
+	return "invalid"
 }

@@ -13,12 +13,38 @@ import (
 	"github.com/devicegate/devicegate/internal/secrets"
 )
 
-// backofficeServer is the demo back-office app on loopback (plain HTTP: it
-// is the upstream the proxy will front).
-type backofficeServer struct {
-	url string
-	ln  net.Listener
-	srv *http.Server
+// plainServer is a plain-HTTP listener on loopback: the demo back-office
+// app (the proxy's upstream) and the admin (metrics) listener.
+type plainServer struct {
+	name string
+	url  string
+	ln   net.Listener
+	srv  *http.Server
+}
+
+type (
+	backofficeServer = plainServer
+	adminServer      = plainServer
+)
+
+func listenPlain(name, addr string, h http.Handler, log *slog.Logger) (*plainServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen %s: %w", name, addr, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return &plainServer{name: name, url: "http://" + ln.Addr().String(), ln: ln, srv: srv}, nil
+}
+
+// listenAdmin serves metrics at /metrics.
+func listenAdmin(addr string, metrics http.Handler, log *slog.Logger) (*adminServer, error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	return listenPlain("admin", addr, mux, log)
 }
 
 func startBackoffice(addr string, users []demoUser, log *slog.Logger) (*backofficeServer, error) {
@@ -30,24 +56,15 @@ func startBackoffice(addr string, users []demoUser, log *slog.Logger) (*backoffi
 		}
 		boUsers = append(boUsers, backoffice.User{Name: u.Name, PasswordHash: h})
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("back-office app: listen %s: %w", addr, err)
-	}
-	srv := &http.Server{
-		Handler:           backoffice.New(boUsers),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	return &backofficeServer{url: "http://" + ln.Addr().String(), ln: ln, srv: srv}, nil
+	return listenPlain("back-office app", addr, backoffice.New(boUsers), log)
 }
 
-func (b *backofficeServer) serve(ctx context.Context) error {
+func (b *plainServer) serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- b.srv.Serve(b.ln) }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("back-office app: %w", err)
+		return fmt.Errorf("%s: %w", b.name, err)
 	case <-ctx.Done():
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -85,7 +85,7 @@ func startDemo(t *testing.T, cfg string) (demoInfo, func()) {
 func writeConfig(t *testing.T) string {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "devicegate.yaml")
-	if err := os.WriteFile(cfg, []byte("data_dir: data\nca:\n  listen: 127.0.0.1:0\nproxy:\n  listen: 127.0.0.1:0\ndemo:\n  backoffice_listen: 127.0.0.1:0\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("data_dir: data\nca:\n  listen: 127.0.0.1:0\nproxy:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\ndemo:\n  backoffice_listen: 127.0.0.1:0\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return cfg
@@ -179,6 +179,7 @@ func TestWalkthrough(t *testing.T) {
 	mustCLI(t, "enroll", "--url", info.CAURL, "--code", code2, "--out", filepath.Join(dir, "pc3"),
 		"--fingerprint", info.RootFingerprint, "--p12-password-file", pw)
 	throughProxy(t, cfg, info, dir, pw)
+	checkMetrics(t, info)
 	mustCLI(t, "admin", "--config", cfg, "audit", "verify", "demo-store")
 	stop()
 
@@ -310,5 +311,38 @@ func throughProxy(t *testing.T, cfg string, info demoInfo, dir, p12pw string) {
 			t.Fatal("revoked device still passes the proxy after 1 s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// Both decisions reach the store's audit log (written asynchronously).
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		audit := mustCLI(t, "admin", "--config", cfg, "audit", "demo-store", "--target", alice.Name)
+		if strings.Contains(audit, "proxy.allow") && strings.Contains(audit, "proxy.deny") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy decisions missing from the audit log:\n%s", audit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkMetrics reads the proxy's metrics after the walkthrough.
+func checkMetrics(t *testing.T, info demoInfo) {
+	t.Helper()
+	resp, err := http.Get(info.MetricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`devicegate_proxy_requests_total{decision="allow",permission="orders.sold",reason="ok",upstream="backoffice"}`,
+		`devicegate_proxy_requests_total{decision="deny",permission="orders.sold",reason="device_not_active",upstream="backoffice"}`,
+		"devicegate_proxy_policy_seq", "devicegate_proxy_policy_staleness_seconds", "devicegate_proxy_open_connections",
+		"devicegate_proxy_audit_dropped_total 0",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }

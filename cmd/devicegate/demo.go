@@ -94,7 +94,8 @@ func runDemo(ctx context.Context, args []string, env *cliEnv) error {
 	info := demoInfo{
 		CAURL:           caSrv.URL(),
 		BackofficeURL:   bo.url,
-		ProxyURL:        gw.URL(),
+		ProxyURL:        gw.proxy.URL(),
+		MetricsURL:      gw.admin.url + "/metrics",
 		CRLURL:          caSrv.URL() + "/crl.pem",
 		RootCAFile:      filepath.Join(a.cfg.CA.Dir, ca.RootCertFile),
 		RootFingerprint: ca.Fingerprint(a.ca.Keys().Root),
@@ -107,7 +108,7 @@ func runDemo(ctx context.Context, args []string, env *cliEnv) error {
 		return err
 	}
 	printDemoInfo(env, info, infoPath)
-	return serveAll(ctx, caSrv.serve, bo.serve, gw.serve)
+	return serveAll(ctx, caSrv.serve, bo.serve, gw.proxy.serve, gw.admin.serve)
 }
 
 // serveAll runs servers until ctx ends or one fails, which stops the rest.
@@ -135,6 +136,7 @@ func printDemoInfo(env *cliEnv, info demoInfo, infoPath string) {
 	fmt.Fprintf(w, "  CRL                  %s\n", info.CRLURL)
 	fmt.Fprintf(w, "  mTLS proxy           %s (the back-office app with device-certificate checks)\n", info.ProxyURL)
 	fmt.Fprintf(w, "  back-office app      %s (direct, loopback only)\n", info.BackofficeURL)
+	fmt.Fprintf(w, "  metrics              %s\n", info.MetricsURL)
 	fmt.Fprintf(w, "  root CA              %s\n", info.RootCAFile)
 	fmt.Fprintf(w, "  root fingerprint     %s\n", info.RootFingerprint)
 	fmt.Fprintf(w, "  owner login          store %s, password %s\n", info.Store, info.OwnerPassword)

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/devicegate/devicegate/examples/backoffice"
 	"github.com/devicegate/devicegate/internal/config"
 	"github.com/devicegate/devicegate/proxy"
@@ -20,9 +23,15 @@ var demoPermissions = []config.PathPermission{
 	{Path: "/products", Point: "products"},
 }
 
+// gatewayServers are the proxy's TLS listener and its admin (metrics) listener.
+type gatewayServers struct {
+	proxy *httpsServer
+	admin *adminServer
+}
+
 // startGateway runs the policy sync and the audit writer until ctx ends and
-// returns the proxy's listener, fronting upstreams.
-func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log *slog.Logger) (*httpsServer, error) {
+// returns the proxy's listeners, fronting upstreams.
+func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log *slog.Logger) (*gatewayServers, error) {
 	policy := proxy.NewPolicy(a.store, a.catalog, log)
 	if err := policy.Sync(ctx); err != nil {
 		return nil, fmt.Errorf("proxy: first policy sync: %w", err)
@@ -30,6 +39,8 @@ func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log
 	go policy.Run(ctx, a.cfg.Proxy.SyncInterval.Duration())
 	auditor := proxy.NewAuditor(a.store, 4096, log)
 	go auditor.Run(ctx)
+	reg := prometheus.NewRegistry()
+	metrics := proxy.NewMetrics(reg, policy, auditor)
 	gw, err := proxy.NewGateway(proxy.Options{
 		TrustDomain:  a.cfg.CA.TrustDomain,
 		Upstreams:    upstreams,
@@ -38,6 +49,7 @@ func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log
 		MaxStaleness: a.cfg.Proxy.MaxStaleness.Duration(),
 		EnrollURL:    a.cfg.Proxy.EnrollURL,
 		Audit:        auditor,
+		Metrics:      metrics,
 		Log:          log,
 	})
 	if err != nil {
@@ -47,8 +59,18 @@ func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log
 	if err != nil {
 		return nil, err
 	}
-	proxy.ConfigureTLS(tc, a.ca.Keys().DevicePool())
-	return listenTLS("proxy", a.cfg.Proxy.Listen, gw, tc, log)
+	proxy.ConfigureTLS(tc, a.ca.Keys().DevicePool(), metrics)
+	srv, err := listenTLS("proxy", a.cfg.Proxy.Listen, gw, tc, log)
+	if err != nil {
+		return nil, err
+	}
+	srv.srv.ConnState = metrics.ConnState
+	admin, err := listenAdmin(a.cfg.Proxy.AdminListen, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), log)
+	if err != nil {
+		srv.ln.Close()
+		return nil, err
+	}
+	return &gatewayServers{proxy: srv, admin: admin}, nil
 }
 
 // demoUpstream is the demo back-office app as the gateway's upstream, with

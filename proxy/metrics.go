@@ -1,0 +1,82 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the gateway's Prometheus metrics, registered on an injected
+// registry (served on the admin listener).
+type Metrics struct {
+	requests   *prometheus.CounterVec
+	handshakes *prometheus.CounterVec
+	upstream   *prometheus.HistogramVec
+	openConns  prometheus.Gauge
+}
+
+// NewMetrics registers the gateway's metrics on reg; the policy's seq,
+// staleness and the audit drops are read when scraped.
+func NewMetrics(reg prometheus.Registerer, p *Policy, a *Auditor) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "devicegate_proxy_requests_total",
+			Help: "Requests by upstream, permission point, decision and reason (permission and reason empty for normal paths).",
+		}, []string{"upstream", "permission", "decision", "reason"}),
+		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "devicegate_proxy_handshake_failures_total",
+			Help: "Client certificates refused during the TLS handshake, by reason.",
+		}, []string{"reason"}),
+		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "devicegate_proxy_upstream_seconds",
+			Help:    "Time from forwarding a request to the end of the upstream's response.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+		}, []string{"upstream"}),
+		openConns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "devicegate_proxy_open_connections",
+			Help: "Client connections currently open.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.handshakes, m.upstream, m.openConns,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "devicegate_proxy_policy_seq", Help: "Policy change sequence of the current snapshot."},
+			func() float64 { return float64(p.Snapshot().Seq) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "devicegate_proxy_policy_staleness_seconds", Help: "Seconds since the last successful policy sync."},
+			func() float64 { return p.Staleness(time.Now()).Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "devicegate_proxy_audit_dropped_total", Help: "Audit events dropped because the buffer was full."},
+			func() float64 { return float64(a.Dropped()) }),
+	)
+	return m
+}
+
+func (m *Metrics) request(upstream, permission, decision, reason string) {
+	if m != nil {
+		m.requests.WithLabelValues(upstream, permission, decision, reason).Inc()
+	}
+}
+
+func (m *Metrics) handshakeFailure(reason string) {
+	if m != nil {
+		m.handshakes.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) upstreamTime(upstream string, d time.Duration) {
+	if m != nil {
+		m.upstream.WithLabelValues(upstream).Observe(d.Seconds())
+	}
+}
+
+// ConnState counts open connections; set it as http.Server.ConnState.
+func (m *Metrics) ConnState(_ net.Conn, s http.ConnState) {
+	if m == nil {
+		return
+	}
+	switch s {
+	case http.StateNew:
+		m.openConns.Inc()
+	case http.StateClosed, http.StateHijacked:
+		m.openConns.Dec()
+	}
+}
