@@ -41,7 +41,7 @@ func (s *Snapshot) Check(leaf *x509.Certificate, trustDomain, permission string,
 		return g, reason
 	}
 	if !s.subs[g.Principal.SubID].perms[permission] {
-		return Grant{}, ReasonNoPermission
+		return g, ReasonNoPermission
 	}
 	return g, ReasonCertificateValid
 }
@@ -55,21 +55,27 @@ func (s *Snapshot) identify(leaf *x509.Certificate, trustDomain string, now time
 	if err != nil {
 		return Grant{}, ReasonBadIdentity
 	}
+	// From here on a refusal still names who was refused (the chain was
+	// verified in the handshake), so it can be audited in that store.
+	g := Grant{Principal: p, SubName: p.DisplayName}
+	sub, known := s.subs[p.SubID]
+	if known && sub.tenantID == p.TenantID {
+		g.SubName = sub.fullName
+	}
 	dev, ok := s.devices[p.DeviceID]
 	if !ok || dev.serial != leaf.SerialNumber.Text(16) || dev.tenantID != p.TenantID || dev.subID != p.SubID {
-		return Grant{}, ReasonUnknownDevice
+		return g, ReasonUnknownDevice
 	}
 	if !now.Before(dev.expires) || !now.Before(leaf.NotAfter) {
-		return Grant{}, ReasonExpired
+		return g, ReasonExpired
 	}
-	sub, ok := s.subs[p.SubID]
 	switch {
-	case !ok || sub.tenantID != p.TenantID || sub.status != store.StatusActive:
-		return Grant{}, ReasonSubInactive
+	case !known || sub.tenantID != p.TenantID || sub.status != store.StatusActive:
+		return g, ReasonSubInactive
 	case !sub.protected:
-		return Grant{}, ReasonNotProtected
+		return g, ReasonNotProtected
 	case !sub.window.Contains(now):
-		return Grant{}, ReasonOutsideWindow
+		return g, ReasonOutsideWindow
 	}
-	return Grant{Principal: p, SubName: sub.fullName}, ReasonCertificateValid
+	return g, ReasonCertificateValid
 }
