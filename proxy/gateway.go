@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/internal/config"
+	"github.com/devicegate/devicegate/internal/secrets"
 )
 
 // Options configure a Gateway.
@@ -37,11 +38,12 @@ type Gateway struct {
 }
 
 type upstream struct {
-	cfg    config.Upstream
-	target *url.URL
-	proxy  *httputil.ReverseProxy
-	binder *whoamiBinder
-	perms  []config.PathPermission // longest path first
+	cfg     config.Upstream
+	hmacKey []byte // header binding
+	target  *url.URL
+	proxy   *httputil.ReverseProxy
+	binder  *whoamiBinder
+	perms   []config.PathPermission // longest path first
 }
 
 // identityHeaders are never accepted from clients: they are stripped from
@@ -68,6 +70,11 @@ func NewGateway(o Options) (*Gateway, error) {
 			continue
 		}
 		u := &upstream{cfg: uc, target: target}
+		if uc.Binding.Mode == "header" {
+			if u.hmacKey, err = secrets.LoadKey(uc.Binding.HMACKeyFile); err != nil {
+				errs = append(errs, fmt.Errorf("upstream %s: header binding key: %w", uc.Name, err))
+			}
+		}
 		for _, pp := range uc.Permissions {
 			if _, ok := o.Catalog.Point(pp.Point); !ok {
 				errs = append(errs, fmt.Errorf("upstream %s: unknown permission point %q", uc.Name, pp.Point))
@@ -127,10 +134,15 @@ func (u *upstream) permission(path string) string {
 // canonicalKey is the request context key of the canonical path.
 type canonicalKey struct{}
 
+// forwardedPath is the escaped path the upstream receives.
+func (u *upstream) forwardedPath(path string) string {
+	return strings.TrimSuffix(u.target.EscapedPath(), "/") + path
+}
+
 func (u *upstream) rewrite(pr *httputil.ProxyRequest) {
 	path := pr.In.Context().Value(canonicalKey{}).(string)
 	pr.SetURL(u.target)
-	pr.Out.URL.RawPath = strings.TrimSuffix(u.target.EscapedPath(), "/") + path
+	pr.Out.URL.RawPath = u.forwardedPath(path)
 	pr.Out.URL.Path, _ = url.PathUnescape(pr.Out.URL.RawPath)
 	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 	pr.SetXForwarded()
@@ -188,9 +200,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writePage(w, r, status, texts, reason, g.opts.EnrollURL)
 			return
 		}
-		r.Header.Set(identityPrefix+"Subaccount", grant.SubName)
-		r.Header.Set(identityPrefix+"Device-Id", grant.Principal.DeviceID)
-		r.Header.Set(identityPrefix+"Permission", point)
+		if u.hmacKey != nil {
+			signIdentity(r.Header, u.hmacKey, grant, point, r.Method, u.forwardedPath(path), r.TLS.PeerCertificates, time.Now())
+		} else {
+			r.Header.Set(HeaderSubaccount, grant.SubName)
+			r.Header.Set(HeaderDeviceID, grant.Principal.DeviceID)
+			r.Header.Set(HeaderPermission, point)
+		}
 	} else {
 		g.opts.Metrics.request(u.cfg.Name, "", "pass", "")
 	}
@@ -217,7 +233,9 @@ func (g *Gateway) decide(r *http.Request, u *upstream, point string) (Grant, str
 		g.opts.Policy.SyncIfOlder(r.Context())
 		grant, reason = g.opts.Policy.Snapshot().Check(leaf, g.opts.TrustDomain, point, now)
 	}
-	if reason != ReasonCertificateValid {
+	if reason != ReasonCertificateValid || u.hmacKey != nil {
+		// Header binding: the app checks the signed identity against its
+		// own session.
 		return grant, reason
 	}
 	user, err := u.binder.User(r.Context(), r)

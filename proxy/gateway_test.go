@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,6 +51,12 @@ type env struct {
 
 func newEnv(t *testing.T, maxStale time.Duration) *env {
 	t.Helper()
+	return newEnvWith(t, maxStale, nil)
+}
+
+// newEnvWith lets a test change the upstream's configuration.
+func newEnvWith(t *testing.T, maxStale time.Duration, change func(*config.Upstream)) *env {
+	t.Helper()
 	ctx := context.Background()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -82,6 +90,14 @@ func newEnv(t *testing.T, maxStale time.Duration) *env {
 	upstreamMux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"headers": r.Header, "path": r.URL.EscapedPath()})
 	})
+	upstreamMux.HandleFunc("/signed/", func(w http.ResponseWriter, r *http.Request) {
+		sub, dev, err := VerifyIdentity(testHMACKey, r, time.Minute)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprintf(w, "%s %s %s", sub, dev, r.Header.Get("Client-Cert")[:10])
+	})
 	up := httptest.NewServer(upstreamMux)
 	t.Cleanup(up.Close)
 
@@ -91,16 +107,21 @@ func newEnv(t *testing.T, maxStale time.Duration) *env {
 	}
 	log := slog.New(slog.DiscardHandler)
 	e.policy = NewPolicy(st, catalog, log)
+	uc := config.Upstream{
+		Name: "backoffice", URL: up.URL, Hosts: []string{"localhost"},
+		Binding: config.Binding{Mode: "whoami", WhoamiURL: up.URL + "/whoami", SessionCookie: backoffice.SessionCookie, UserField: "user"},
+		Permissions: []config.PathPermission{
+			{Path: "/orders/sold", Point: "orders.sold"}, {Path: "/orders/export.csv", Point: "orders.export"},
+			{Path: "/shipping", Point: "shipping"}, {Path: "/members", Point: "members"}, {Path: "/products", Point: "products"},
+			{Path: "/signed", Point: "orders.sold"},
+		},
+	}
+	if change != nil {
+		change(&uc)
+	}
 	e.gw, err = NewGateway(Options{
 		TrustDomain: td, Catalog: catalog, Policy: e.policy, MaxStaleness: maxStale, EnrollURL: "https://localhost:8444/", Log: log,
-		Upstreams: []config.Upstream{{
-			Name: "backoffice", URL: up.URL, Hosts: []string{"localhost"},
-			Binding: config.Binding{Mode: "whoami", WhoamiURL: up.URL + "/whoami", SessionCookie: backoffice.SessionCookie, UserField: "user"},
-			Permissions: []config.PathPermission{
-				{Path: "/orders/sold", Point: "orders.sold"}, {Path: "/orders/export.csv", Point: "orders.export"},
-				{Path: "/shipping", Point: "shipping"}, {Path: "/members", Point: "members"}, {Path: "/products", Point: "products"},
-			},
-		}},
+		Upstreams: []config.Upstream{uc},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -430,5 +451,35 @@ func TestSmugglingCLTE(t *testing.T) {
 		if i == 1 && resp.StatusCode != http.StatusForbidden {
 			t.Fatalf("second request on the connection: %d, want the gateway's 403 (checked like any request)", resp.StatusCode)
 		}
+	}
+}
+
+var testHMACKey = []byte("0123456789abcdef0123456789abcdef")
+
+func TestHeaderBinding(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "hmac.key")
+	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(testHMACKey)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, time.Minute, func(u *config.Upstream) {
+		u.Binding = config.Binding{Mode: "header", HMACKeyFile: keyFile}
+	})
+	cert := e.device("alice", testpki.LeafOptions{})
+	// No app session needed: the app verifies the signed identity itself.
+	status, _, body := get(t, e.client(&cert), e.url+"/signed/x")
+	if status != 200 || !strings.HasPrefix(body, "shop:alice "+e.devices["alice"].ID+" :") {
+		t.Fatalf("signed identity: %d %q", status, body)
+	}
+	if status, reason, _ := get(t, e.client(nil), e.url+"/signed/x"); status != 403 || reason != ReasonNoCertificate {
+		t.Fatalf("without certificate: %d %q", status, reason)
+	}
+	// A forged signature (client-sent headers are stripped anyway) fails.
+	req := httptest.NewRequest(http.MethodGet, "/signed/x", nil)
+	req.Header.Set(HeaderSubaccount, "shop:alice")
+	req.Header.Set(HeaderDeviceID, "d")
+	req.Header.Set(HeaderTimestamp, fmt.Sprint(time.Now().Unix()))
+	req.Header.Set(HeaderSignature, "AAAA")
+	if _, _, err := VerifyIdentity(testHMACKey, req, time.Minute); err == nil {
+		t.Fatal("forged identity headers verified")
 	}
 }

@@ -77,7 +77,8 @@ type Upstream struct {
 
 // Binding ties the app's login session to the certificate's sub-account.
 type Binding struct {
-	Mode          string `yaml:"mode"`           // whoami
+	Mode          string `yaml:"mode"`           // whoami | header
+	HMACKeyFile   string `yaml:"hmac_key_file"`  // header: key signing the identity headers
 	WhoamiURL     string `yaml:"whoami_url"`     // called with the request's cookies
 	SessionCookie string `yaml:"session_cookie"` // the app's session cookie (cache key)
 	UserField     string `yaml:"user_field"`     // JSON field with "store:name"
@@ -196,6 +197,9 @@ func (c *Config) setDefaults(baseDir string, p *problems) {
 		defDur(&u.Timeout, 30*time.Second)
 		def(&u.Binding.Mode, "whoami")
 		def(&u.Binding.UserField, "user")
+		if u.Binding.HMACKeyFile != "" && !filepath.IsAbs(u.Binding.HMACKeyFile) {
+			u.Binding.HMACKeyFile = filepath.Join(baseDir, u.Binding.HMACKeyFile)
+		}
 	}
 	def(&c.Portal.Listen, "127.0.0.1:8444")
 	def(&c.Demo.BackofficeListen, "127.0.0.1:8081")
@@ -307,13 +311,17 @@ func (u Upstream) validate(p *problems, path string) {
 	}
 	checkRange(p, path+".timeout", u.Timeout, time.Second, 10*time.Minute)
 	switch u.Binding.Mode {
+	case "header":
+		if u.Binding.HMACKeyFile == "" {
+			p.add(path+".binding.hmac_key_file", "required for header binding")
+		}
 	case "whoami":
 		checkHTTPURL(p, path+".binding.whoami_url", u.Binding.WhoamiURL)
 		if u.Binding.SessionCookie == "" {
 			p.add(path+".binding.session_cookie", "required for whoami binding")
 		}
 	default:
-		p.add(path+".binding.mode", "%q is not supported (supported: whoami)", u.Binding.Mode)
+		p.add(path+".binding.mode", "%q is not supported (supported: whoami, header)", u.Binding.Mode)
 	}
 	for j, pp := range u.Permissions {
 		pth := fmt.Sprintf("%s.permissions[%d]", path, j)
