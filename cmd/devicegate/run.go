@@ -27,6 +27,7 @@ func commands() map[string]command {
 		"ca":           {"CA operations: init, proxy-cert, crl", runCA},
 		"admin":        {"owner/operator CLI: stores, sub-accounts, devices, audit", runAdmin},
 		"enroll":       {"enroll this computer with a one-time code (key generated locally)", runEnroll},
+		"proxy":        {"run the mTLS gateway in front of back-office apps from --config", runProxy},
 		"check-config": {"validate config files and report every problem", runCheckConfig},
 	}
 }
