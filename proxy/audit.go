@@ -21,10 +21,7 @@ type Auditor struct {
 	dropped atomic.Int64
 }
 
-type auditEvent struct {
-	tenantID string
-	entry    store.AuditEntry
-}
+type auditEvent store.AuditRecord
 
 // NewAuditor makes an auditor with room for size pending events.
 func NewAuditor(st store.Store, size int, log *slog.Logger) *Auditor {
@@ -49,7 +46,7 @@ func (a *Auditor) Record(r *http.Request, g Grant, point, path, reason string) {
 	if reason == ReasonCertificateValid {
 		outcome = "allow"
 	}
-	ev := auditEvent{tenantID: g.Principal.TenantID, entry: store.AuditEntry{
+	ev := auditEvent{TenantID: g.Principal.TenantID, Entry: store.AuditEntry{
 		Time:    time.Now(),
 		Actor:   store.Actor{Kind: "proxy", Name: g.SubName, IP: ip},
 		Action:  "proxy." + outcome,
@@ -64,16 +61,32 @@ func (a *Auditor) Record(r *http.Request, g Grant, point, path, reason string) {
 	}
 }
 
-// Run writes queued events until ctx ends.
+// maxAuditBatch bounds how many queued events share one transaction.
+const maxAuditBatch = 512
+
+// Run writes queued events until ctx ends, in batches: whatever has queued
+// while the previous batch was written goes into one transaction.
 func (a *Auditor) Run(ctx context.Context) {
+	batch := make([]store.AuditRecord, 0, maxAuditBatch)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case ev := <-a.events:
-			if _, err := a.st.AppendAudit(ctx, ev.tenantID, ev.entry); err != nil && ctx.Err() == nil {
-				a.log.Error("audit write failed", "err", err)
+			batch = append(batch[:0], store.AuditRecord(ev))
+		}
+	drain:
+		for len(batch) < maxAuditBatch {
+			select {
+			case ev := <-a.events:
+				batch = append(batch, store.AuditRecord(ev))
+			default:
+				break drain
 			}
+		}
+		if err := a.st.AppendAuditBatch(ctx, batch); err != nil && ctx.Err() == nil {
+			a.dropped.Add(int64(len(batch)))
+			a.log.Error("audit write failed; events dropped", "events", len(batch), "err", err)
 		}
 	}
 }

@@ -79,6 +79,9 @@ type Store interface {
 
 	// Audit log: append-only, per-tenant sequence, SHA-256 hash chain.
 	AppendAudit(ctx context.Context, tenantID string, e AuditEntry) (AuditEvent, error)
+	// AppendAuditBatch appends many events (of any tenants, each chain in
+	// the given order) in one transaction: the proxy's audit writer.
+	AppendAuditBatch(ctx context.Context, records []AuditRecord) error
 	ListAudit(ctx context.Context, tenantID string, f AuditFilter) ([]AuditEvent, error)
 	// VerifyAudit recomputes the chain of one tenant and reports the first break.
 	VerifyAudit(ctx context.Context, tenantID string) error

@@ -227,6 +227,12 @@ type AuditEvent struct {
 	Hash     string // hex SHA-256 over PrevHash and the canonical entry
 }
 
+// AuditRecord is one event of AppendAuditBatch.
+type AuditRecord struct {
+	TenantID string
+	Entry    AuditEntry
+}
+
 // AuditFilter narrows ListAudit.
 type AuditFilter struct {
 	Target   string

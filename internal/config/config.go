@@ -190,7 +190,7 @@ func (c *Config) setDefaults(baseDir string, p *problems) {
 	def(&c.Proxy.Listen, "127.0.0.1:9443")
 	def(&c.Proxy.AdminListen, "127.0.0.1:9090")
 	defDur(&c.Proxy.MaxStaleness, 30*time.Second)
-	defDur(&c.Proxy.SyncInterval, 200*time.Millisecond)
+	defDur(&c.Proxy.SyncInterval, 50*time.Millisecond)
 	def(&c.Proxy.EnrollURL, "https://localhost:8444/")
 	for i := range c.Proxy.Upstreams {
 		u := &c.Proxy.Upstreams[i]

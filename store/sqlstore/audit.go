@@ -105,6 +105,33 @@ func (s *DB) AppendAudit(ctx context.Context, tenantID string, e store.AuditEntr
 	return ev, err
 }
 
+// AppendAuditBatch appends records in one transaction, tenants in id order
+// (a fixed lock order), each tenant's events in their given order.
+func (s *DB) AppendAuditBatch(ctx context.Context, records []store.AuditRecord) error {
+	if len(records) == 0 {
+		return nil
+	}
+	byTenant := map[string][]store.AuditEntry{}
+	for _, r := range records {
+		byTenant[r.TenantID] = append(byTenant[r.TenantID], r.Entry)
+	}
+	tenants := make([]string, 0, len(byTenant))
+	for t := range byTenant {
+		tenants = append(tenants, t)
+	}
+	sort.Strings(tenants)
+	return s.inTx(ctx, func(tx *txn) error {
+		for _, t := range tenants {
+			for _, e := range byTenant[t] {
+				if _, err := s.appendAudit(ctx, tx, t, e); err != nil {
+					return fmt.Errorf("audit of store %s: %w", t, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
 const auditColumns = `seq, at, actor_kind, actor_name, actor_ip, actor_ua, action, target, outcome, detail, prev_hash, hash`
 
 func scanAudit(rows *sql.Rows, tenantID string) (store.AuditEvent, error) {

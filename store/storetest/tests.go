@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -512,6 +513,33 @@ func testAuditChain(t *testing.T, e *env) {
 	other := e.mustTenant("other")
 	if evs, _ := e.st.ListAudit(e.ctx, other.ID, store.AuditFilter{}); len(evs) != 1 {
 		t.Fatalf("other store sees %d events", len(evs))
+	}
+	// A batch across stores keeps each chain intact and in order.
+	var batch []store.AuditRecord
+	for i := 0; i < 10; i++ {
+		tn := e.tenant.ID
+		if i%3 == 0 {
+			tn = other.ID
+		}
+		batch = append(batch, store.AuditRecord{TenantID: tn, Entry: store.AuditEntry{Action: "proxy.allow", Target: fmt.Sprint(i)}})
+	}
+	if err := e.st.AppendAuditBatch(e.ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range []string{e.tenant.ID, other.ID} {
+		if err := e.st.VerifyAudit(e.ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	otherEvs, _ := e.st.ListAudit(e.ctx, other.ID, store.AuditFilter{Action: "proxy."})
+	if len(otherEvs) != 4 || otherEvs[0].Target != "0" || otherEvs[3].Target != "9" {
+		t.Fatalf("batch order in the other store: %+v", otherEvs)
+	}
+	// A batch naming an unknown store writes nothing.
+	before := len(mustAudit(t, e))
+	err := e.st.AppendAuditBatch(e.ctx, []store.AuditRecord{{TenantID: e.tenant.ID, Entry: store.AuditEntry{Action: "x"}}, {TenantID: store.NewID(), Entry: store.AuditEntry{Action: "x"}}})
+	if err == nil || len(mustAudit(t, e)) != before {
+		t.Fatalf("batch with an unknown store: %v", err)
 	}
 }
 
