@@ -22,6 +22,7 @@ printf '%s\n' \
   "proxy:" \
   "  listen: 127.0.0.1:18447" \
   "  admin_listen: 127.0.0.1:18448" \
+  "  pprof: ${PPROF:-false}" \
   "  upstreams:" \
   "    - name: peerbench" \
   "      url: http://127.0.0.1:18080" \

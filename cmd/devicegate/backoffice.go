@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/devicegate/devicegate/examples/backoffice"
@@ -40,10 +41,14 @@ func listenPlain(name, addr string, h http.Handler, log *slog.Logger) (*plainSer
 	return &plainServer{name: name, url: "http://" + ln.Addr().String(), ln: ln, srv: srv}, nil
 }
 
-// listenAdmin serves metrics at /metrics.
-func listenAdmin(addr string, metrics http.Handler, log *slog.Logger) (*adminServer, error) {
+// listenAdmin serves metrics at /metrics and, when asked, the Go profiler.
+func listenAdmin(addr string, metrics http.Handler, withPprof bool, log *slog.Logger) (*adminServer, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics)
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	return listenPlain("admin", addr, mux, log)
 }
 

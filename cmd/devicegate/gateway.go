@@ -65,7 +65,7 @@ func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log
 		return nil, err
 	}
 	srv.srv.ConnState = metrics.ConnState
-	admin, err := listenAdmin(a.cfg.Proxy.AdminListen, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), log)
+	admin, err := listenAdmin(a.cfg.Proxy.AdminListen, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), a.cfg.Proxy.Pprof, log)
 	if err != nil {
 		srv.ln.Close()
 		return nil, err

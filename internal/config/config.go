@@ -61,6 +61,7 @@ type Proxy struct {
 	MaxStaleness Duration   `yaml:"max_staleness"` // no policy sync this long: high-risk paths answer 503
 	SyncInterval Duration   `yaml:"sync_interval"` // how often the store's change seq is polled
 	EnrollURL    string     `yaml:"enroll_url"`    // linked from the refusal page
+	Pprof        bool       `yaml:"pprof"`         // serve /debug/pprof/ on the admin listener (profiling)
 	Upstreams    []Upstream `yaml:"upstreams"`
 }
 

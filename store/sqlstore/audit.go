@@ -54,38 +54,53 @@ func chainHash(prev string, tenantID string, seq int64, e store.AuditEntry) stri
 // appendAudit adds one event to the tenant's chain inside tx. The head row
 // is locked (PostgreSQL) so concurrent appends cannot fork the chain.
 func (s *DB) appendAudit(ctx context.Context, tx *txn, tenantID string, e store.AuditEntry) (store.AuditEvent, error) {
-	if e.Time.IsZero() {
-		e.Time = time.Now()
+	evs, err := s.appendAuditChain(ctx, tx, tenantID, []store.AuditEntry{e})
+	if err != nil {
+		return store.AuditEvent{}, err
 	}
-	e.Time = fromTS(ts(e.Time)) // the precision that is stored
-	if e.Action == "" {
-		return store.AuditEvent{}, invalid("audit action is required")
-	}
+	return evs[0], nil
+}
+
+// appendAuditChain appends entries to one tenant's chain: the head is read
+// (and locked) once and written once, whatever the number of entries.
+func (s *DB) appendAuditChain(ctx context.Context, tx *txn, tenantID string, entries []store.AuditEntry) ([]store.AuditEvent, error) {
 	var seq int64
 	var prev string
 	err := tx.QueryRowContext(ctx, s.q(`SELECT seq, hash FROM audit_heads WHERE tenant_id = ?`+s.d.ForUpdate), tenantID).Scan(&seq, &prev)
 	if err != nil {
-		return store.AuditEvent{}, notFound(err, "store")
+		return nil, notFound(err, "store")
 	}
-	seq++
-	hash := chainHash(prev, tenantID, seq, e)
-	detail := "{}"
-	if len(e.Detail) > 0 {
-		b, err := json.Marshal(e.Detail)
-		if err != nil {
-			return store.AuditEvent{}, err
+	out := make([]store.AuditEvent, 0, len(entries))
+	for _, e := range entries {
+		if e.Time.IsZero() {
+			e.Time = time.Now()
 		}
-		detail = string(b)
-	}
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO audit (tenant_id, seq, at, actor_kind, actor_name, actor_ip, actor_ua, action, target, outcome, detail, prev_hash, hash)
+		e.Time = fromTS(ts(e.Time)) // the precision that is stored
+		if e.Action == "" {
+			return nil, invalid("audit action is required")
+		}
+		seq++
+		hash := chainHash(prev, tenantID, seq, e)
+		detail := "{}"
+		if len(e.Detail) > 0 {
+			b, err := json.Marshal(e.Detail)
+			if err != nil {
+				return nil, err
+			}
+			detail = string(b)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO audit (tenant_id, seq, at, actor_kind, actor_name, actor_ip, actor_ua, action, target, outcome, detail, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		tenantID, seq, ts(e.Time), e.Actor.Kind, e.Actor.Name, e.Actor.IP, e.Actor.UA, e.Action, e.Target, e.Outcome, detail, prev, hash); err != nil {
-		return store.AuditEvent{}, err
+			tenantID, seq, ts(e.Time), e.Actor.Kind, e.Actor.Name, e.Actor.IP, e.Actor.UA, e.Action, e.Target, e.Outcome, detail, prev, hash); err != nil {
+			return nil, err
+		}
+		out = append(out, store.AuditEvent{AuditEntry: e, TenantID: tenantID, Seq: seq, PrevHash: prev, Hash: hash})
+		prev = hash
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant_id = ?`), seq, hash, tenantID); err != nil {
-		return store.AuditEvent{}, err
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant_id = ?`), seq, prev, tenantID); err != nil {
+		return nil, err
 	}
-	return store.AuditEvent{AuditEntry: e, TenantID: tenantID, Seq: seq, PrevHash: prev, Hash: hash}, nil
+	return out, nil
 }
 
 // audit is the short form used by mutating methods.
@@ -122,10 +137,8 @@ func (s *DB) AppendAuditBatch(ctx context.Context, records []store.AuditRecord) 
 	sort.Strings(tenants)
 	return s.inTx(ctx, func(tx *txn) error {
 		for _, t := range tenants {
-			for _, e := range byTenant[t] {
-				if _, err := s.appendAudit(ctx, tx, t, e); err != nil {
-					return fmt.Errorf("audit of store %s: %w", t, err)
-				}
+			if _, err := s.appendAuditChain(ctx, tx, t, byTenant[t]); err != nil {
+				return fmt.Errorf("audit of store %s: %w", t, err)
 			}
 		}
 		return nil
