@@ -93,9 +93,12 @@ func (a *Auditor) Run(ctx context.Context) {
 			}
 		}
 		linger.Stop()
-		if err := a.st.AppendAuditBatch(ctx, batch); err != nil && ctx.Err() == nil {
+		// Written even while shutting down: decisions already taken are kept.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := a.st.AppendAuditBatch(wctx, batch); err != nil {
 			a.dropped.Add(int64(len(batch)))
 			a.log.Error("audit write failed; events dropped", "events", len(batch), "err", err)
 		}
+		cancel()
 	}
 }
