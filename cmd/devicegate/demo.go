@@ -71,17 +71,10 @@ func runDemo(ctx context.Context, args []string, env *cliEnv) error {
 	if err != nil {
 		return fmt.Errorf("seed demo data: %w", err)
 	}
-	tc, err := a.serverTLS(ctx)
+	caSrv, err := a.startCA(ctx, log)
 	if err != nil {
 		return err
 	}
-	api := ca.NewServer(a.ca)
-	api.ConfigureTLS(tc)
-	caSrv, err := listenTLS("ca", a.cfg.CA.Listen, api, tc, log)
-	if err != nil {
-		return err
-	}
-	go a.ca.Run(ctx)
 	bo, err := startBackoffice(a.cfg.Demo.BackofficeListen, creds.Users, log)
 	if err != nil {
 		return err

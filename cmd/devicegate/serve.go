@@ -12,37 +12,62 @@ import (
 // runServe runs the CA node (enrollment API, CRL, OCSP, revocation feed)
 // from a config file.
 func runServe(ctx context.Context, args []string, env *cliEnv) error {
-	fs := newFlagSet("serve", env.stderr)
-	configPath := fs.String("config", "", "config file (required)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *configPath == "" {
-		return errors.New("--config is required")
-	}
-	log := newLogger(env, "info", "json")
-	a, err := openApp(ctx, *configPath, "", openOptions{log: log})
+	a, log, err := openFromConfigFlag(ctx, "serve", args, env)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if a.ca == nil {
-		return errNoCA
-	}
-	tc, err := a.serverTLS(ctx)
+	srv, err := a.startCA(ctx, log)
 	if err != nil {
 		return err
+	}
+	log.Info("CA listening", "url", srv.URL())
+	fmt.Fprintf(env.stdout, "ca_url: %s\n", srv.URL())
+	return srv.serve(ctx)
+}
+
+// openFromConfigFlag parses `--config F` (required), logs as the file says
+// and opens the app; the data directory must hold a CA.
+func openFromConfigFlag(ctx context.Context, name string, args []string, env *cliEnv) (*app, *slog.Logger, error) {
+	fs := newFlagSet(name, env.stderr)
+	configPath := fs.String("config", "", "config file (required)")
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if *configPath == "" {
+		return nil, nil, errors.New("--config is required")
+	}
+	cfg, err := loadConfig(*configPath, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	log := newLogger(env, cfg.Log.Level, cfg.Log.Format)
+	a, err := openApp(ctx, *configPath, "", openOptions{log: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.ca == nil {
+		a.Close()
+		return nil, nil, errNoCA
+	}
+	return a, log, nil
+}
+
+// startCA binds the CA's HTTPS API (certificate from the internal server
+// CA) and keeps its CRL fresh until ctx ends.
+func (a *app) startCA(ctx context.Context, log *slog.Logger) (*httpsServer, error) {
+	tc, err := a.serverTLS(ctx)
+	if err != nil {
+		return nil, err
 	}
 	api := ca.NewServer(a.ca)
 	api.ConfigureTLS(tc)
 	srv, err := listenTLS("ca", a.cfg.CA.Listen, api, tc, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	go a.ca.Run(ctx)
-	log.Info("CA listening", "url", srv.URL())
-	fmt.Fprintf(env.stdout, "ca_url: %s\n", srv.URL())
-	return srv.serve(ctx)
+	return srv, nil
 }
 
 func newLogger(env *cliEnv, level, format string) *slog.Logger {
