@@ -105,7 +105,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		ok, _ = secrets.VerifyPassword(hash, pw)
 	} else {
 		// Same work for unknown users, so timing does not list accounts.
-		_, _ = secrets.VerifyPassword(dummyHash, pw)
+		_, _ = secrets.VerifyPassword(dummyHash(), pw)
 	}
 	if !ok {
 		render(w, http.StatusUnauthorized, loginTmpl, map[string]string{"Error": "Wrong username or password."})
@@ -199,14 +199,16 @@ func newSessionID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// dummyHash is verified for unknown users (its password is random).
-var dummyHash = func() string {
+// dummyHash is verified for unknown users (its password is random). It is
+// made on first use: an argon2id hash at package init cost every devicegate
+// command 200 ms.
+var dummyHash = sync.OnceValue(func() string {
 	h, err := secrets.HashPassword(newSessionID())
 	if err != nil {
 		panic(err)
 	}
 	return h
-}()
+})
 
 func render(w http.ResponseWriter, status int, t *template.Template, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
