@@ -90,6 +90,21 @@ func newEnvWith(t *testing.T, maxStale time.Duration, change func(*config.Upstre
 	upstreamMux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"headers": r.Header, "path": r.URL.EscapedPath()})
 	})
+	upstreamMux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		// A minimal upgrade: switch protocols, then echo lines.
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		brw.Flush()
+		line, err := brw.ReadString('\n')
+		if err == nil {
+			brw.WriteString("echo: " + line)
+			brw.Flush()
+		}
+	})
 	upstreamMux.HandleFunc("/signed/", func(w http.ResponseWriter, r *http.Request) {
 		sub, dev, err := VerifyIdentity(testHMACKey, r, time.Minute)
 		if err != nil {
@@ -129,6 +144,7 @@ func newEnvWith(t *testing.T, maxStale time.Duration, change func(*config.Upstre
 	srv := httptest.NewUnstartedServer(e.gw)
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{e.pki.ServerCert(t, "localhost", "127.0.0.1")}}
 	ConfigureTLS(srv.TLS, poolOf(e.pki.Intermediate), nil)
+	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	e.url = strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
@@ -171,12 +187,17 @@ func (e *env) device(name string, o testpki.LeafOptions) tls.Certificate {
 
 // client is a browser: its own cookie jar and, optionally, a certificate.
 func (e *env) client(cert *tls.Certificate) *http.Client {
+	return e.clientProto(cert, false)
+}
+
+// clientProto is a client speaking HTTP/2 (h2) or HTTP/1.1.
+func (e *env) clientProto(cert *tls.Certificate, h2 bool) *http.Client {
 	tc := &tls.Config{RootCAs: e.pki.RootPool()}
 	if cert != nil {
 		tc.Certificates = []tls.Certificate{*cert}
 	}
 	jar, _ := cookiejar.New(nil)
-	return &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+	return &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: h2}}
 }
 
 func (e *env) login(c *http.Client, name string) {
@@ -481,5 +502,61 @@ func TestHeaderBinding(t *testing.T) {
 	req.Header.Set(HeaderSignature, "AAAA")
 	if _, _, err := VerifyIdentity(testHMACKey, req, time.Minute); err == nil {
 		t.Fatal("forged identity headers verified")
+	}
+}
+
+// TestRevocationCutsHTTP2Stream: on one HTTP/2 connection, the stream after
+// the revocation is refused.
+func TestRevocationCutsHTTP2Stream(t *testing.T) {
+	e := newEnv(t, time.Minute)
+	cert := e.device("alice", testpki.LeafOptions{})
+	c := e.clientProto(&cert, true)
+	e.login(c, "alice")
+	resp, err := c.Get(e.url + "/orders/sold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
+		t.Fatalf("before revoke: HTTP/%d %d", resp.ProtoMajor, resp.StatusCode)
+	}
+	if _, err := e.st.RevokeDevice(e.ctx, e.tenant.ID, e.devices["alice"].ID, store.ReasonKeyCompromise, actor); err != nil {
+		t.Fatal(err)
+	}
+	e.sync()
+	reused := false
+	req, _ := http.NewRequest(http.MethodGet, e.url+"/orders/sold", nil)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}))
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !reused || resp.ProtoMajor != 2 || resp.StatusCode != 403 {
+		t.Fatalf("after revoke on the same h2 connection (reused=%v): HTTP/%d %d", reused, resp.ProtoMajor, resp.StatusCode)
+	}
+}
+
+// TestWebSocketUpgradePasses: an Upgrade request is tunneled to the app.
+func TestWebSocketUpgradePasses(t *testing.T) {
+	e := newEnv(t, time.Minute)
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(e.url, "https://"), &tls.Config{RootCAs: e.pki.RootPool(), ServerName: "localhost", NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %d", resp.StatusCode)
+	}
+	fmt.Fprint(conn, "ping\n")
+	line, err := br.ReadString('\n')
+	if err != nil || line != "echo: ping\n" {
+		t.Fatalf("tunnel: %q %v", line, err)
 	}
 }
