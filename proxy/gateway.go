@@ -186,6 +186,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			delete(r.Header, k)
 		}
 	}
+	if u.cfg.RequireCertForLogin && samePath(path, u.cfg.LoginPath, u.cfg.CaseInsensitive) {
+		if reason := g.loginAllowed(r); reason != ReasonCertificateValid {
+			g.opts.Metrics.request(u.cfg.Name, "login", "deny", reason)
+			writePage(w, r, http.StatusForbidden, refusal, reason, g.opts.EnrollURL)
+			return
+		}
+	}
 	point := u.permission(path)
 	if point != "" && g.opts.Catalog.IsHighRisk(point) {
 		grant, reason := g.decide(r, u, point)
@@ -216,6 +223,29 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	u.proxy.ServeHTTP(w, r.WithContext(contextWithPath(r, path)))
 	g.opts.Metrics.upstreamTime(u.cfg.Name, time.Since(start))
+}
+
+// samePath compares a canonical path with a configured one.
+func samePath(path, configured string, foldCase bool) bool {
+	if foldCase {
+		return strings.EqualFold(path, configured)
+	}
+	return path == configured
+}
+
+// loginAllowed: the login page needs a valid certificate of an active,
+// protected sub-account (no permission point, no session yet).
+func (g *Gateway) loginAllowed(r *http.Request) string {
+	now := time.Now()
+	if g.opts.Policy.Staleness(now) > g.opts.MaxStaleness {
+		return ReasonPolicyStale
+	}
+	var leaf *x509.Certificate
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		leaf = r.TLS.PeerCertificates[0]
+	}
+	_, reason := g.opts.Policy.Snapshot().identify(leaf, g.opts.TrustDomain, now)
+	return reason
 }
 
 // decide applies the high-risk rule: fresh policy, valid device

@@ -560,3 +560,23 @@ func TestWebSocketUpgradePasses(t *testing.T) {
 		t.Fatalf("tunnel: %q %v", line, err)
 	}
 }
+
+func TestLoginRequiresCertificateWhenConfigured(t *testing.T) {
+	e := newEnvWith(t, time.Minute, func(u *config.Upstream) {
+		u.LoginPath, u.RequireCertForLogin = "/login", true
+	})
+	cert := e.device("alice", testpki.LeafOptions{})
+	form := url.Values{"username": {"shop:alice"}, "password": {"alice-password"}}
+	resp, err := e.client(nil).PostForm(e.url+"/login", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 || resp.Header.Get("X-Devicegate-Reason") != ReasonNoCertificate {
+		t.Fatalf("login without certificate: %d", resp.StatusCode)
+	}
+	e.login(e.client(&cert), "alice") // with the certificate: the app's login works
+	if status, _, _ := get(t, e.client(nil), e.url+"/echo"); status != 200 {
+		t.Fatalf("other normal pages still open without a certificate: %d", status)
+	}
+}

@@ -74,6 +74,11 @@ type Upstream struct {
 	Timeout         Duration         `yaml:"timeout"`
 	Binding         Binding          `yaml:"binding"`
 	Permissions     []PathPermission `yaml:"permissions"`
+	// LoginPath with RequireCertForLogin: the app's login page itself needs
+	// a valid device certificate (seed 000: sub-accounts without a
+	// certificate cannot log in).
+	LoginPath           string `yaml:"login_path"`
+	RequireCertForLogin bool   `yaml:"require_cert_for_login"`
 }
 
 // Binding ties the app's login session to the certificate's sub-account.
@@ -323,6 +328,9 @@ func (u Upstream) validate(p *problems, path string) {
 		}
 	default:
 		p.add(path+".binding.mode", "%q is not supported (supported: whoami, header)", u.Binding.Mode)
+	}
+	if u.RequireCertForLogin && !strings.HasPrefix(u.LoginPath, "/") {
+		p.add(path+".login_path", "required (a path) when require_cert_for_login is on")
 	}
 	for j, pp := range u.Permissions {
 		pth := fmt.Sprintf("%s.permissions[%d]", path, j)
