@@ -234,6 +234,9 @@ func (a *Authority) SetStatus(ctx context.Context, tenantID, subID string, statu
 // afterRevocation republishes the CRL and wakes the feed. The revocation is
 // already durable; a CRL failure is logged and retried by Run.
 func (a *Authority) afterRevocation(ctx context.Context) {
+	if fn := a.onRevoke.Load(); fn != nil {
+		(*fn)()
+	}
 	if err := a.revs.refresh(ctx); err != nil {
 		a.opts.Logger.Error("CRL refresh after revocation failed; retrying in the background", "err", err)
 	}

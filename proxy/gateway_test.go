@@ -580,3 +580,22 @@ func TestLoginRequiresCertificateWhenConfigured(t *testing.T) {
 		t.Fatalf("other normal pages still open without a certificate: %d", status)
 	}
 }
+
+func TestKickSyncsAtOnce(t *testing.T) {
+	e := newEnv(t, time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.policy.Run(ctx, time.Hour) // the poll alone would never come
+	seq := e.policy.Snapshot().Seq
+	if _, err := e.st.CreateSubAccount(e.ctx, store.NewSubAccount{TenantID: e.tenant.ID, Name: "carol", Role: "finance", PasswordHash: "x"}, actor); err != nil {
+		t.Fatal(err)
+	}
+	e.policy.Kick()
+	deadline := time.Now().Add(2 * time.Second)
+	for e.policy.Snapshot().Seq == seq {
+		if time.Now().After(deadline) {
+			t.Fatal("Kick did not sync")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

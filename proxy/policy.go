@@ -47,12 +47,13 @@ type Policy struct {
 	cur      atomic.Pointer[Snapshot]
 	lastSync atomic.Int64 // unix nanoseconds of the last successful sync
 	syncMu   sync.Mutex   // one on-demand sync at a time
+	kick     chan struct{}
 }
 
 // NewPolicy starts with an empty snapshot that has never synced (so
 // high-risk paths fail closed until the first Sync).
 func NewPolicy(st store.Store, catalog *config.Catalog, log *slog.Logger) *Policy {
-	p := &Policy{st: st, catalog: catalog, log: log}
+	p := &Policy{st: st, catalog: catalog, log: log, kick: make(chan struct{}, 1)}
 	p.cur.Store(&Snapshot{devices: map[string]deviceState{}, subs: map[string]subState{}, active: map[string]int{}})
 	return p
 }
@@ -125,8 +126,17 @@ func (p *Policy) SyncIfOlder(ctx context.Context) {
 	}
 }
 
-// Run syncs every interval until ctx ends; failures are logged, and the
-// growing staleness makes high-risk paths fail closed.
+// Kick asks Run to sync now: a change made in this process (a revocation
+// by the in-process CA) reaches the gateway without waiting for the poll.
+func (p *Policy) Kick() {
+	select {
+	case p.kick <- struct{}{}:
+	default: // a sync is already due
+	}
+}
+
+// Run syncs every interval (and when kicked) until ctx ends; failures are
+// logged, and the growing staleness makes high-risk paths fail closed.
 func (p *Policy) Run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -135,9 +145,10 @@ func (p *Policy) Run(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := p.Sync(ctx); err != nil && ctx.Err() == nil {
-				p.log.Error("policy sync failed", "err", err)
-			}
+		case <-p.kick:
+		}
+		if err := p.Sync(ctx); err != nil && ctx.Err() == nil {
+			p.log.Error("policy sync failed", "err", err)
 		}
 	}
 }

@@ -37,6 +37,7 @@ func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log
 		return nil, fmt.Errorf("proxy: first policy sync: %w", err)
 	}
 	go policy.Run(ctx, a.cfg.Proxy.SyncInterval.Duration())
+	a.ca.OnRevoke(policy.Kick) // revocations by this process's CA apply at once
 	auditor := proxy.NewAuditor(a.store, 4096, log)
 	go auditor.Run(ctx)
 	reg := prometheus.NewRegistry()
