@@ -599,3 +599,47 @@ func TestKickSyncsAtOnce(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestSnapshotPersistsAcrossRestart(t *testing.T) {
+	e := newEnv(t, time.Minute)
+	file := filepath.Join(t.TempDir(), "snapshot.json")
+	catalog, _ := config.DefaultCatalog()
+	first := NewPolicy(e.st, catalog, slog.New(slog.DiscardHandler))
+	if err := first.PersistTo(file); err != nil {
+		t.Fatal(err)
+	}
+	cert := e.device("alice", testpki.LeafOptions{}) // syncs e.policy; first must sync itself
+	if err := first.Sync(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A new proxy process, before any sync: it decides from the file.
+	restarted := NewPolicy(e.st, catalog, slog.New(slog.DiscardHandler))
+	if err := restarted.PersistTo(file); err != nil {
+		t.Fatal(err)
+	}
+	if restarted.Staleness(time.Now()) > time.Minute {
+		t.Fatal("loaded snapshot lost its sync time")
+	}
+	if g, reason := restarted.Snapshot().Check(cert.Leaf, td, "orders.sold", time.Now()); reason != ReasonCertificateValid || g.SubName != "shop:alice" {
+		t.Fatalf("decision from the loaded snapshot: %q", reason)
+	}
+	if restarted.Snapshot().Seq != first.Snapshot().Seq || restarted.Snapshot().active[g0(first)] != 1 {
+		t.Fatal("loaded snapshot differs")
+	}
+	st, _ := os.Stat(file)
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("snapshot mode %v", st.Mode().Perm())
+	}
+	os.WriteFile(file, []byte("{broken"), 0o600)
+	if err := NewPolicy(e.st, catalog, slog.New(slog.DiscardHandler)).PersistTo(file); err == nil {
+		t.Fatal("a broken snapshot file was accepted")
+	}
+}
+
+// g0 returns the sub id of the only device of a snapshot.
+func g0(p *Policy) string {
+	for _, d := range p.Snapshot().devices {
+		return d.subID
+	}
+	return ""
+}

@@ -46,8 +46,24 @@ type Policy struct {
 	log      *slog.Logger
 	cur      atomic.Pointer[Snapshot]
 	lastSync atomic.Int64 // unix nanoseconds of the last successful sync
-	syncMu   sync.Mutex   // one on-demand sync at a time
+	syncMu   sync.Mutex   // one sync at a time
 	kick     chan struct{}
+	file     string // persisted snapshot ("" = none)
+}
+
+// PersistTo loads the snapshot saved at path (if any) as the starting
+// point, with its original sync time, and saves every later change there.
+func (p *Policy) PersistTo(path string) error {
+	snap, syncedAt, ok, err := loadSnapshot(path)
+	if err != nil {
+		return err
+	}
+	if ok {
+		p.cur.Store(snap)
+		p.lastSync.Store(syncedAt.UnixNano())
+	}
+	p.file = path
+	return nil
 }
 
 // NewPolicy starts with an empty snapshot that has never synced (so
@@ -73,15 +89,30 @@ func (p *Policy) Staleness(now time.Time) time.Duration {
 // Sync applies the store's changes since the snapshot's seq. Polling it is
 // cheap when nothing changed: one read of the change sequence.
 func (p *Policy) Sync(ctx context.Context) error {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
+	return p.syncLocked(ctx)
+}
+
+// syncLocked does the work of Sync; syncs never overlap, so a slower one
+// cannot put back an older snapshot over a newer one.
+func (p *Policy) syncLocked(ctx context.Context) error {
 	cur := p.cur.Load()
 	ch, err := p.st.PolicyChangesSince(ctx, cur.Seq)
 	if err != nil {
 		return err
 	}
+	now := time.Now()
 	if ch.Seq != cur.Seq {
-		p.cur.Store(cur.apply(ch, p.catalog))
+		next := cur.apply(ch, p.catalog)
+		p.cur.Store(next)
+		if p.file != "" {
+			if err := saveSnapshot(p.file, next, now); err != nil {
+				p.log.Error("saving the policy snapshot failed", "err", err)
+			}
+		}
 	}
-	p.lastSync.Store(time.Now().UnixNano())
+	p.lastSync.Store(now.UnixNano())
 	return nil
 }
 
@@ -121,7 +152,7 @@ func (p *Policy) SyncIfOlder(ctx context.Context) {
 		return
 	}
 	defer p.syncMu.Unlock()
-	if err := p.Sync(ctx); err != nil {
+	if err := p.syncLocked(ctx); err != nil {
 		p.log.Warn("on-demand policy sync failed", "err", err)
 	}
 }

@@ -33,8 +33,13 @@ type gatewayServers struct {
 // returns the proxy's listeners, fronting upstreams.
 func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log *slog.Logger) (*gatewayServers, error) {
 	policy := proxy.NewPolicy(a.store, a.catalog, log)
+	if err := policy.PersistTo(a.cfg.Proxy.SnapshotFile); err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
 	if err := policy.Sync(ctx); err != nil {
-		return nil, fmt.Errorf("proxy: first policy sync: %w", err)
+		// Start anyway: decisions come from the saved snapshot until it is
+		// older than max_staleness, then high-risk paths fail closed.
+		log.Error("proxy: first policy sync failed", "err", err)
 	}
 	go policy.Run(ctx, a.cfg.Proxy.SyncInterval.Duration())
 	a.ca.OnRevoke(policy.Kick) // revocations by this process's CA apply at once

@@ -62,6 +62,7 @@ type Proxy struct {
 	SyncInterval Duration   `yaml:"sync_interval"` // how often the store's change seq is polled
 	EnrollURL    string     `yaml:"enroll_url"`    // linked from the refusal page
 	Pprof        bool       `yaml:"pprof"`         // serve /debug/pprof/ on the admin listener (profiling)
+	SnapshotFile string     `yaml:"snapshot_file"` // the policy snapshot, saved on change, loaded at start
 	Upstreams    []Upstream `yaml:"upstreams"`
 }
 
@@ -198,6 +199,8 @@ func (c *Config) setDefaults(baseDir string, p *problems) {
 	defDur(&c.Proxy.MaxStaleness, 30*time.Second)
 	defDur(&c.Proxy.SyncInterval, 50*time.Millisecond)
 	def(&c.Proxy.EnrollURL, "https://localhost:8444/")
+	def(&c.Proxy.SnapshotFile, filepath.Join(c.DataDir, "proxy-snapshot.json"))
+	c.Proxy.SnapshotFile = abs(c.Proxy.SnapshotFile)
 	for i := range c.Proxy.Upstreams {
 		u := &c.Proxy.Upstreams[i]
 		defDur(&u.Timeout, 30*time.Second)
