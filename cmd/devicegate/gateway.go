@@ -11,6 +11,7 @@ import (
 	"github.com/devicegate/devicegate/examples/backoffice"
 	"github.com/devicegate/devicegate/internal/config"
 	"github.com/devicegate/devicegate/proxy"
+	"github.com/devicegate/devicegate/store/postgres"
 )
 
 // demoPermissions maps the demo back-office app's pages to permission
@@ -43,6 +44,10 @@ func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log
 	}
 	go policy.Run(ctx, a.cfg.Proxy.SyncInterval.Duration())
 	a.ca.OnRevoke(policy.Kick) // revocations by this process's CA apply at once
+	if a.cfg.Database.Driver == "postgres" {
+		// Changes by other nodes arrive by notification, not by the poll.
+		go postgres.ListenPolicy(ctx, a.cfg.Database.DSN, policy.Kick, log)
+	}
 	auditor := proxy.NewAuditor(a.store, 4096, log)
 	go auditor.Run(ctx)
 	reg := prometheus.NewRegistry()

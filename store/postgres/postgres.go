@@ -43,6 +43,7 @@ func Open(ctx context.Context, dsn string, opts store.Options) (*sqlstore.DB, er
 		IsUniqueViolation:  isUnique,
 		Migrations:         sub,
 		MigrationLock:      "SELECT pg_advisory_xact_lock(7418203366)",
+		NotifySQL:          "SELECT pg_notify('" + PolicyChannel + "', ?)",
 	}, opts)
 	if err != nil {
 		db.Close()

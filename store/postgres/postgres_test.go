@@ -3,8 +3,10 @@ package postgres
 import (
 	"context"
 	"crypto/rand"
+	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/devicegate/devicegate/store"
 	"github.com/devicegate/devicegate/store/postgres/pgtest"
@@ -33,6 +35,36 @@ func TestPostgres(t *testing.T) {
 	})
 	t.Run("Internals", func(t *testing.T) {
 		storetest.RunInternals(t, open(t), `DROP TRIGGER audit_no_update ON audit`)
+	})
+	t.Run("PolicyNotifications", func(t *testing.T) {
+		dsn := srv.NewDatabase(t)
+		key := make([]byte, 32)
+		st, err := Open(context.Background(), dsn, store.Options{SealKey: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		got := make(chan struct{}, 16)
+		go ListenPolicy(ctx, dsn, func() { got <- struct{}{} }, slog.New(slog.DiscardHandler))
+		select { // the first call comes once LISTEN is in place
+		case <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("listener did not start")
+		}
+		tn, err := st.CreateTenant(context.Background(), store.NewTenant{Name: "shop"}, store.Actor{Kind: "cli"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.CreateSubAccount(context.Background(), store.NewSubAccount{TenantID: tn.ID, Name: "a", Role: "other", PasswordHash: "x"}, store.Actor{Kind: "cli"}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-got:
+		case <-time.After(time.Second):
+			t.Fatal("no notification within 1 s of a policy change")
+		}
 	})
 	t.Run("ConcurrentMigrations", func(t *testing.T) {
 		// Several nodes starting at once on an empty database.

@@ -32,6 +32,9 @@ type Dialect struct {
 	// MigrationLock, if set, runs inside the migration transaction first
 	// (PostgreSQL: an advisory lock, so nodes starting together agree).
 	MigrationLock string
+	// NotifySQL, if set, runs after every policy seq bump with the new seq
+	// as its argument (PostgreSQL: pg_notify, delivered on commit).
+	NotifySQL string
 	// GroupCommit queues this process's write transactions and commits them
 	// in batches (see groupcommit.go): for SQLite, which has one writer.
 	GroupCommit bool
@@ -223,8 +226,15 @@ func invalid(format string, args ...any) error {
 // locked until commit, so seq order equals commit order.
 func (s *DB) nextSeq(ctx context.Context, tx *txn) (int64, error) {
 	var v int64
-	err := tx.QueryRowContext(ctx, s.q(`UPDATE policy_seq SET v = v + 1 WHERE id = 1 RETURNING v`)).Scan(&v)
-	return v, err
+	if err := tx.QueryRowContext(ctx, s.q(`UPDATE policy_seq SET v = v + 1 WHERE id = 1 RETURNING v`)).Scan(&v); err != nil {
+		return 0, err
+	}
+	if s.d.NotifySQL != "" {
+		if _, err := tx.ExecContext(ctx, s.q(s.d.NotifySQL), strconv.FormatInt(v, 10)); err != nil {
+			return 0, err
+		}
+	}
+	return v, nil
 }
 
 // CurrentSeq returns the newest committed policy seq.
