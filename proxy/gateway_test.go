@@ -38,7 +38,7 @@ var actor = store.Actor{Kind: "cli", Name: "test"}
 // env is a gateway over a real store, a throwaway device CA, and the demo
 // back-office app as upstream (plus /echo, which shows request headers).
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	pki     *testpki.PKI
 	st      store.Store
@@ -49,13 +49,13 @@ type env struct {
 	devices map[string]store.Device
 }
 
-func newEnv(t *testing.T, maxStale time.Duration) *env {
+func newEnv(t testing.TB, maxStale time.Duration) *env {
 	t.Helper()
 	return newEnvWith(t, maxStale, nil)
 }
 
 // newEnvWith lets a test change the upstream's configuration.
-func newEnvWith(t *testing.T, maxStale time.Duration, change func(*config.Upstream)) *env {
+func newEnvWith(t testing.TB, maxStale time.Duration, change func(*config.Upstream)) *env {
 	t.Helper()
 	ctx := context.Background()
 	key := make([]byte, 32)

@@ -61,6 +61,18 @@ func (s *DB) appendAudit(ctx context.Context, tx *txn, tenantID string, e store.
 	return evs[0], nil
 }
 
+const (
+	auditInsertColumns = 13
+	auditRowsPerInsert = 64
+)
+
+// auditInsert is the INSERT of n audit rows.
+func auditInsert(n int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", auditInsertColumns), ", ") + ")"
+	return `INSERT INTO audit (tenant_id, seq, at, actor_kind, actor_name, actor_ip, actor_ua, action, target, outcome, detail, prev_hash, hash) VALUES ` +
+		strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+}
+
 // appendAuditChain appends entries to one tenant's chain: the head is read
 // (and locked) once and written once, whatever the number of entries.
 func (s *DB) appendAuditChain(ctx context.Context, tx *txn, tenantID string, entries []store.AuditEntry) ([]store.AuditEvent, error) {
@@ -71,6 +83,7 @@ func (s *DB) appendAuditChain(ctx context.Context, tx *txn, tenantID string, ent
 		return nil, notFound(err, "store")
 	}
 	out := make([]store.AuditEvent, 0, len(entries))
+	args := make([]any, 0, len(entries)*auditInsertColumns)
 	for _, e := range entries {
 		if e.Time.IsZero() {
 			e.Time = time.Now()
@@ -89,13 +102,17 @@ func (s *DB) appendAuditChain(ctx context.Context, tx *txn, tenantID string, ent
 			}
 			detail = string(b)
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO audit (tenant_id, seq, at, actor_kind, actor_name, actor_ip, actor_ua, action, target, outcome, detail, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			tenantID, seq, ts(e.Time), e.Actor.Kind, e.Actor.Name, e.Actor.IP, e.Actor.UA, e.Action, e.Target, e.Outcome, detail, prev, hash); err != nil {
-			return nil, err
-		}
+		args = append(args, tenantID, seq, ts(e.Time), e.Actor.Kind, e.Actor.Name, e.Actor.IP, e.Actor.UA, e.Action, e.Target, e.Outcome, detail, prev, hash)
 		out = append(out, store.AuditEvent{AuditEntry: e, TenantID: tenantID, Seq: seq, PrevHash: prev, Hash: hash})
 		prev = hash
+	}
+	// Many rows per INSERT: per-statement overhead dominated batched writes.
+	for start := 0; start < len(out); start += auditRowsPerInsert {
+		n := min(auditRowsPerInsert, len(out)-start)
+		chunk := args[start*auditInsertColumns : (start+n)*auditInsertColumns]
+		if _, err := tx.ExecContext(ctx, s.q(auditInsert(n)), chunk...); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant_id = ?`), seq, prev, tenantID); err != nil {
 		return nil, err

@@ -516,7 +516,7 @@ func testAuditChain(t *testing.T, e *env) {
 	}
 	// A batch across stores keeps each chain intact and in order.
 	var batch []store.AuditRecord
-	for i := 0; i < 10; i++ {
+	for i := 0; i < 150; i++ { // more than one multi-row INSERT
 		tn := e.tenant.ID
 		if i%3 == 0 {
 			tn = other.ID
@@ -532,7 +532,7 @@ func testAuditChain(t *testing.T, e *env) {
 		}
 	}
 	otherEvs, _ := e.st.ListAudit(e.ctx, other.ID, store.AuditFilter{Action: "proxy."})
-	if len(otherEvs) != 4 || otherEvs[0].Target != "0" || otherEvs[3].Target != "9" {
+	if len(otherEvs) != 50 || otherEvs[0].Target != "0" || otherEvs[49].Target != "147" {
 		t.Fatalf("batch order in the other store: %+v", otherEvs)
 	}
 	// A batch naming an unknown store writes nothing.
