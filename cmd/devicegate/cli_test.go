@@ -180,6 +180,7 @@ func TestWalkthrough(t *testing.T) {
 		"--fingerprint", info.RootFingerprint, "--p12-password-file", pw)
 	throughProxy(t, cfg, info, dir, pw)
 	checkMetrics(t, info)
+	oversizedHeadersRefused(t, info)
 	mustCLI(t, "admin", "--config", cfg, "audit", "verify", "demo-store")
 	stop()
 
@@ -344,5 +345,28 @@ func checkMetrics(t *testing.T, info demoInfo) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// oversizedHeadersRefused: the real proxy listener refuses header blocks
+// over its 32 KiB limit with 431 before any routing.
+func oversizedHeadersRefused(t *testing.T, info demoInfo) {
+	t.Helper()
+	rootPEM, err := os.ReadFile(info.RootCAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(rootPEM)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	req, _ := http.NewRequest(http.MethodGet, info.ProxyURL+"/products", nil)
+	req.Header.Set("X-Padding", strings.Repeat("a", 40<<10))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("40 KiB of headers: %d, want 431", resp.StatusCode)
 	}
 }
