@@ -43,7 +43,7 @@ type upstream struct {
 	hmacKey []byte // header binding
 	target  *url.URL
 	proxy   *httputil.ReverseProxy
-	binder  *whoamiBinder
+	binder  sessionBinder
 	perms   []config.PathPermission // longest path first
 }
 
@@ -90,7 +90,16 @@ func NewGateway(o Options) (*Gateway, error) {
 		sort.SliceStable(u.perms, func(i, j int) bool { return len(u.perms[i].Path) > len(u.perms[j].Path) })
 		client := &http.Client{Transport: o.Transport, Timeout: 10 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		u.binder = newWhoamiBinder(uc.Binding.WhoamiURL, uc.Binding.SessionCookie, uc.Binding.UserField, client)
+		switch uc.Binding.Mode {
+		case "jwt":
+			jb, err := newJWTBinder(uc.Binding.JWTKeyFile, uc.Binding.JWTCookie, uc.Binding.JWTClaim, uc.Binding.JWTIssuer, uc.Binding.JWTAudience)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("upstream %s: jwt binding: %w", uc.Name, err))
+			}
+			u.binder = jb
+		case "whoami":
+			u.binder = newWhoamiBinder(uc.Binding.WhoamiURL, uc.Binding.SessionCookie, uc.Binding.UserField, client)
+		}
 		u.proxy = &httputil.ReverseProxy{
 			Rewrite:    u.rewrite,
 			Transport:  o.Transport,

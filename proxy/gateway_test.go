@@ -3,11 +3,13 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +23,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.step.sm/crypto/jose"
 
 	"github.com/devicegate/devicegate/examples/backoffice"
 	"github.com/devicegate/devicegate/internal/config"
@@ -642,4 +646,77 @@ func g0(p *Policy) string {
 		return d.subID
 	}
 	return ""
+}
+
+// signJWT makes a token for user with the given signer and lifetime.
+func signJWT(t *testing.T, key crypto.Signer, alg jose.SignatureAlgorithm, user string, ttl time.Duration) string {
+	t.Helper()
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tok, err := jose.Signed(sig).Claims(jose.Claims{Subject: user, Expiry: jose.NewNumericDate(now.Add(ttl)), IssuedAt: jose.NewNumericDate(now.Add(-time.Minute))}).CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestJWTBinding(t *testing.T) {
+	appKey := testpki.NewKey(t, testpki.P256)
+	keyFile := filepath.Join(t.TempDir(), "app.pub")
+	der, _ := x509.MarshalPKIXPublicKey(appKey.Public())
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+	e := newEnvWith(t, time.Minute, func(u *config.Upstream) {
+		u.Binding = config.Binding{Mode: "jwt", JWTKeyFile: keyFile, JWTCookie: "app_jwt", JWTClaim: "sub"}
+	})
+	cert := e.device("alice", testpki.LeafOptions{})
+	other := testpki.NewKey(t, testpki.P256)
+	tests := []struct {
+		name, token, reason string
+		status              int
+	}{
+		{"alice's token", signJWT(t, appKey, jose.ES256, "shop:alice", time.Hour), "", 200},
+		{"bob's token", signJWT(t, appKey, jose.ES256, "shop:bob", time.Hour), ReasonSessionMismatch, 403},
+		{"expired token", signJWT(t, appKey, jose.ES256, "shop:alice", -time.Hour), ReasonNotLoggedIn, 403},
+		{"token of another key", signJWT(t, other, jose.ES256, "shop:alice", time.Hour), ReasonNotLoggedIn, 403},
+		{"alg none", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzaG9wOmFsaWNlIn0.", ReasonNotLoggedIn, 403},
+		{"HS256 with the public key as secret", hmacJWT(t, keyFile, "shop:alice"), ReasonNotLoggedIn, 403},
+		{"no token", "", ReasonNotLoggedIn, 403},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, e.url+"/orders/sold", nil)
+			if tc.token != "" {
+				req.AddCookie(&http.Cookie{Name: "app_jwt", Value: tc.token})
+			}
+			resp, err := e.client(&cert).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			// 200 here is the app's own answer (its login redirect is followed to
+			// the login page): what matters is that the gateway let it through.
+			if got := resp.Header.Get("X-Devicegate-Reason"); got != tc.reason || (tc.status == 403 && resp.StatusCode != 403) {
+				t.Fatalf("%d %q, want %d %q", resp.StatusCode, got, tc.status, tc.reason)
+			}
+		})
+	}
+}
+
+// hmacJWT is the algorithm-confusion attack: HS256 keyed with the public
+// key file's bytes.
+func hmacJWT(t *testing.T, keyFile, user string) string {
+	t.Helper()
+	secret, _ := os.ReadFile(keyFile)
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: secret}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jose.Signed(sig).Claims(jose.Claims{Subject: user, Expiry: jose.NewNumericDate(time.Now().Add(time.Hour))}).CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }

@@ -84,8 +84,13 @@ type Upstream struct {
 
 // Binding ties the app's login session to the certificate's sub-account.
 type Binding struct {
-	Mode          string `yaml:"mode"`           // whoami | header
+	Mode          string `yaml:"mode"`           // whoami | header | jwt
 	HMACKeyFile   string `yaml:"hmac_key_file"`  // header: key signing the identity headers
+	JWTKeyFile    string `yaml:"jwt_key_file"`   // jwt: the app's public key (PEM)
+	JWTCookie     string `yaml:"jwt_cookie"`     // jwt: cookie holding the token (else Authorization: Bearer)
+	JWTClaim      string `yaml:"jwt_claim"`      // jwt: claim with "store:name" (default sub)
+	JWTIssuer     string `yaml:"jwt_issuer"`     // jwt: required issuer, if set
+	JWTAudience   string `yaml:"jwt_audience"`   // jwt: required audience, if set
 	WhoamiURL     string `yaml:"whoami_url"`     // called with the request's cookies
 	SessionCookie string `yaml:"session_cookie"` // the app's session cookie (cache key)
 	UserField     string `yaml:"user_field"`     // JSON field with "store:name"
@@ -206,9 +211,8 @@ func (c *Config) setDefaults(baseDir string, p *problems) {
 		defDur(&u.Timeout, 30*time.Second)
 		def(&u.Binding.Mode, "whoami")
 		def(&u.Binding.UserField, "user")
-		if u.Binding.HMACKeyFile != "" && !filepath.IsAbs(u.Binding.HMACKeyFile) {
-			u.Binding.HMACKeyFile = filepath.Join(baseDir, u.Binding.HMACKeyFile)
-		}
+		def(&u.Binding.JWTClaim, "sub")
+		u.Binding.HMACKeyFile, u.Binding.JWTKeyFile = abs(u.Binding.HMACKeyFile), abs(u.Binding.JWTKeyFile)
 	}
 	def(&c.Portal.Listen, "127.0.0.1:8444")
 	def(&c.Demo.BackofficeListen, "127.0.0.1:8081")
@@ -324,13 +328,17 @@ func (u Upstream) validate(p *problems, path string) {
 		if u.Binding.HMACKeyFile == "" {
 			p.add(path+".binding.hmac_key_file", "required for header binding")
 		}
+	case "jwt":
+		if u.Binding.JWTKeyFile == "" {
+			p.add(path+".binding.jwt_key_file", "required for jwt binding")
+		}
 	case "whoami":
 		checkHTTPURL(p, path+".binding.whoami_url", u.Binding.WhoamiURL)
 		if u.Binding.SessionCookie == "" {
 			p.add(path+".binding.session_cookie", "required for whoami binding")
 		}
 	default:
-		p.add(path+".binding.mode", "%q is not supported (supported: whoami, header)", u.Binding.Mode)
+		p.add(path+".binding.mode", "%q is not supported (supported: whoami, header, jwt)", u.Binding.Mode)
 	}
 	if u.RequireCertForLogin && !strings.HasPrefix(u.LoginPath, "/") {
 		p.add(path+".login_path", "required (a path) when require_cert_for_login is on")
