@@ -75,6 +75,7 @@ type Store interface {
 	// PolicyChangesSince returns, across tenants, the sub-accounts and
 	// devices whose last change has a seq > afterSeq, and the seq the
 	// answer is complete up to (proxies build their policy snapshot from it).
+	// With afterSeq 0 (a first load) only active devices are returned.
 	PolicyChangesSince(ctx context.Context, afterSeq int64) (PolicyChanges, error)
 
 	// Audit log: append-only, per-tenant sequence, SHA-256 hash chain.

@@ -68,6 +68,12 @@ func (s *DB) PolicyChangesSince(ctx context.Context, afterSeq int64) (store.Poli
 	if err := rows.Err(); err != nil {
 		return out, err
 	}
+	if afterSeq == 0 {
+		// A first load needs only the active devices: revoked ones (there
+		// may be millions) decide nothing and would only cost memory.
+		out.Devices, err = scanDevices(s.ro().QueryContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE status = ? ORDER BY change_seq`), store.DeviceActive))
+		return out, err
+	}
 	out.Devices, err = scanDevices(s.ro().QueryContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE change_seq > ? ORDER BY change_seq`), afterSeq))
 	return out, err
 }

@@ -628,6 +628,9 @@ func testPolicyChanges(t *testing.T, e *env) {
 	if len(after.Devices) != 1 || after.Devices[0].Status != store.DeviceRevoked || len(after.SubAccounts) != 0 {
 		t.Fatalf("after revoke: %+v", after)
 	}
+	if first, _ := e.st.PolicyChangesSince(e.ctx, 0); len(first.Devices) != 0 {
+		t.Fatalf("a first load returned %d revoked devices", len(first.Devices))
+	}
 	other := e.mustTenant("other")
 	e.mustSub(other, "bob")
 	cross, _ := e.st.PolicyChangesSince(e.ctx, after.Seq)
