@@ -1,40 +1,83 @@
 package proxy
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 )
 
 // ConfigureTLS asks every client for a certificate without requiring one
 // (normal paths work without, and a refused user gets a page, not an
-// alert). A certificate that is presented must chain to the device CA with
-// clientAuth: that is checked in VerifyConnection, which also runs on
+// alert). A certificate that is presented must be signed by the device CA
+// with clientAuth: that is checked in VerifyConnection, which also runs on
 // resumed sessions. Revocation and status are checked per request.
 func ConfigureTLS(c *tls.Config, deviceCA *x509.CertPool, m *Metrics) {
 	c.MinVersion = tls.VersionTLS12
 	c.ClientAuth = tls.RequestClientCert
 	c.ClientCAs = deviceCA
+	verified := newVerifiedCache()
 	c.VerifyConnection = func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
 			return nil
 		}
-		inter := x509.NewCertPool()
-		for _, ic := range cs.PeerCertificates[1:] {
-			inter.AddCert(ic)
+		leaf := cs.PeerCertificates[0]
+		now := time.Now()
+		if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+			m.handshakeFailure("expired_or_not_yet_valid")
+			return errors.New("client certificate: expired or not yet valid")
 		}
-		_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
-			Roots:         deviceCA,
-			Intermediates: inter,
-			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		key := sha256.Sum256(leaf.Raw)
+		if verified.has(key) {
+			return nil
+		}
+		// Device certificates are signed by the device intermediate itself,
+		// the only trust anchor: intermediates sent by the client are not
+		// needed and not consulted.
+		_, err := leaf.Verify(x509.VerifyOptions{
+			Roots:       deviceCA,
+			CurrentTime: now,
+			KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		})
 		if err != nil {
 			m.handshakeFailure(handshakeReason(err))
 			return fmt.Errorf("client certificate: %w", err)
 		}
+		verified.add(key)
 		return nil
 	}
+}
+
+// verifiedCache remembers certificates (by the SHA-256 of their DER) whose
+// signature chain verified, so a returning device costs no signature check
+// in the handshake. Validity times are checked on every handshake; status
+// and revocation on every request.
+type verifiedCache struct {
+	mu sync.Mutex
+	ok map[[32]byte]struct{}
+}
+
+const maxVerifiedCache = 100000
+
+func newVerifiedCache() *verifiedCache { return &verifiedCache{ok: map[[32]byte]struct{}{}} }
+
+func (v *verifiedCache) has(k [32]byte) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	_, ok := v.ok[k]
+	return ok
+}
+
+func (v *verifiedCache) add(k [32]byte) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.ok) >= maxVerifiedCache {
+		clear(v.ok) // bounded; the next handshakes verify again
+	}
+	v.ok[k] = struct{}{}
 }
 
 // handshakeReason classifies a chain verification error for metrics.
