@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/devicegate/devicegate/internal/atomicfile"
 )
 
 // File names inside the CA directory. The root key is only needed by
@@ -93,7 +95,7 @@ func Init(dir string, o InitOptions) error {
 		if filepath.Ext(name) == ".key" {
 			mode = 0o600
 		}
-		if err := writeFileAtomic(filepath.Join(dir, name), files[name], mode); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, name), files[name], mode); err != nil {
 			return err
 		}
 	}
@@ -150,30 +152,4 @@ func pemKey(k crypto.PrivateKey) ([]byte, error) {
 		return nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
-}
-
-// writeFileAtomic writes via a temp file and rename so readers never see a
-// half-written file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

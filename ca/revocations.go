@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/devicegate/devicegate/internal/atomicfile"
 	"github.com/devicegate/devicegate/store"
 )
 
@@ -64,7 +65,7 @@ func (r *revocationState) refresh(ctx context.Context) error {
 	}
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
 	if r.a.opts.CRLFile != "" {
-		if err := writeFileAtomic(r.a.opts.CRLFile, pemBytes, 0o644); err != nil {
+		if err := atomicfile.Write(r.a.opts.CRLFile, pemBytes, 0o644); err != nil {
 			return fmt.Errorf("write CRL file: %w", err)
 		}
 	}

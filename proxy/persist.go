@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/devicegate/devicegate/internal/atomicfile"
 	"github.com/devicegate/devicegate/store"
 )
 
@@ -73,29 +73,13 @@ func (p persistedSnapshot) snapshot() *Snapshot {
 	return s
 }
 
-// save writes the snapshot atomically (temp file, fsync, rename), 0600.
+// saveSnapshot writes the snapshot atomically, readable by the owner only.
 func saveSnapshot(path string, s *Snapshot, syncedAt time.Time) error {
 	data, err := json.Marshal(s.persisted(syncedAt))
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".snapshot-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, data, 0o600)
 }
 
 // loadSnapshot reads a persisted snapshot; a missing file is not an error.

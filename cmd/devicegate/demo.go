@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/devicegate/devicegate/ca"
+	"github.com/devicegate/devicegate/internal/atomicfile"
 	"github.com/devicegate/devicegate/internal/config"
 	"github.com/devicegate/devicegate/internal/secrets"
 	"github.com/devicegate/devicegate/store"
@@ -204,9 +205,5 @@ func writeJSONFile(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, append(data, '\n'), 0o600)
 }
