@@ -80,16 +80,16 @@ func runDemo(ctx context.Context, args []string, env *cliEnv) error {
 	if err != nil {
 		return err
 	}
-	gw, err := a.startGateway(ctx, []config.Upstream{demoUpstream(bo.url)}, log)
+	gw, err := a.startGateway(ctx, []config.Upstream{demoUpstream(bo.URL())}, log)
 	if err != nil {
 		return err
 	}
 
 	info := demoInfo{
 		CAURL:           caSrv.URL(),
-		BackofficeURL:   bo.url,
+		BackofficeURL:   bo.URL(),
 		ProxyURL:        gw.proxy.URL(),
-		MetricsURL:      gw.admin.url + "/metrics",
+		MetricsURL:      gw.admin.URL() + "/metrics",
 		CRLURL:          caSrv.URL() + "/crl.pem",
 		RootCAFile:      filepath.Join(a.cfg.CA.Dir, ca.RootCertFile),
 		RootFingerprint: ca.Fingerprint(a.ca.Keys().Root),

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/pprof"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -26,8 +28,8 @@ var demoPermissions = []config.PathPermission{
 
 // gatewayServers are the proxy's TLS listener and its admin (metrics) listener.
 type gatewayServers struct {
-	proxy *httpsServer
-	admin *adminServer
+	proxy *server
+	admin *server
 }
 
 // startGateway runs the policy sync and the audit writer until ctx ends and
@@ -71,7 +73,7 @@ func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log
 		return nil, err
 	}
 	proxy.ConfigureTLS(tc, a.ca.Keys().DevicePool(), metrics)
-	srv, err := listenTLS("proxy", a.cfg.Proxy.Listen, gw, tc, log)
+	srv, err := listen("proxy", a.cfg.Proxy.Listen, gw, tc, log)
 	if err != nil {
 		return nil, err
 	}
@@ -95,4 +97,15 @@ func demoUpstream(boURL string) config.Upstream {
 		Binding:     config.Binding{Mode: "whoami", WhoamiURL: boURL + "/whoami", SessionCookie: backoffice.SessionCookie, UserField: "user"},
 		Permissions: demoPermissions,
 	}
+}
+
+// listenAdmin serves metrics at /metrics and, when asked, the Go profiler.
+func listenAdmin(addr string, metrics http.Handler, withPprof bool, log *slog.Logger) (*server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
+	return listen("admin", addr, mux, nil, log)
 }

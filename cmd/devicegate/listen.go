@@ -23,15 +23,16 @@ func (a *app) serverTLS(ctx context.Context) (*tls.Config, error) {
 	return ca.ServerTLS(ctx, a.ca.Keys(), filepath.Join(a.cfg.DataDir, "tls"), localHosts)
 }
 
-// httpsServer is one TLS listener with its http.Server.
-type httpsServer struct {
+// server is one listener with its http.Server: TLS (CA, proxy) or, with
+// a nil TLS config, plain HTTP on loopback (the demo app, the admin port).
+type server struct {
 	name string
 	ln   net.Listener
 	srv  *http.Server
 }
 
-// listenTLS binds addr (so ":0" picks a port) and prepares a server.
-func listenTLS(name, addr string, h http.Handler, tc *tls.Config, log *slog.Logger) (*httpsServer, error) {
+// listen binds addr (so ":0" picks a port) and prepares a server.
+func listen(name, addr string, h http.Handler, tc *tls.Config, log *slog.Logger) (*server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: listen %s: %w", name, addr, err)
@@ -45,20 +46,27 @@ func listenTLS(name, addr string, h http.Handler, tc *tls.Config, log *slog.Logg
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	return &httpsServer{name: name, ln: ln, srv: srv}, nil
+	return &server{name: name, ln: ln, srv: srv}, nil
 }
 
-// URL is the https URL of the bound address, using "localhost" for loopback
-// so it matches the server certificate.
-func (s *httpsServer) URL() string {
+// URL is the server's URL; for TLS it names "localhost", which the server
+// certificate covers.
+func (s *server) URL() string {
+	if s.srv.TLSConfig == nil {
+		return "http://" + s.ln.Addr().String()
+	}
 	_, port, _ := net.SplitHostPort(s.ln.Addr().String())
 	return "https://localhost:" + port
 }
 
 // serve runs until ctx ends, then drains connections for up to 10 s.
-func (s *httpsServer) serve(ctx context.Context) error {
+func (s *server) serve(ctx context.Context) error {
+	ln := s.ln
+	if s.srv.TLSConfig != nil {
+		ln = tls.NewListener(ln, s.srv.TLSConfig)
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(tls.NewListener(s.ln, s.srv.TLSConfig)) }()
+	go func() { errc <- s.srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("%s: %w", s.name, err)

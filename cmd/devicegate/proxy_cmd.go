@@ -22,6 +22,6 @@ func runProxy(ctx context.Context, args []string, env *cliEnv) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "proxy_url: %s\nmetrics_url: %s/metrics\n", gw.proxy.URL(), gw.admin.url)
+	fmt.Fprintf(env.stdout, "proxy_url: %s\nmetrics_url: %s/metrics\n", gw.proxy.URL(), gw.admin.URL())
 	return serveAll(ctx, gw.proxy.serve, gw.admin.serve)
 }

@@ -55,14 +55,14 @@ func openFromConfigFlag(ctx context.Context, name string, args []string, env *cl
 
 // startCA binds the CA's HTTPS API (certificate from the internal server
 // CA) and keeps its CRL fresh until ctx ends.
-func (a *app) startCA(ctx context.Context, log *slog.Logger) (*httpsServer, error) {
+func (a *app) startCA(ctx context.Context, log *slog.Logger) (*server, error) {
 	tc, err := a.serverTLS(ctx)
 	if err != nil {
 		return nil, err
 	}
 	api := ca.NewServer(a.ca)
 	api.ConfigureTLS(tc)
-	srv, err := listenTLS("ca", a.cfg.CA.Listen, api, tc, log)
+	srv, err := listen("ca", a.cfg.CA.Listen, api, tc, log)
 	if err != nil {
 		return nil, err
 	}
