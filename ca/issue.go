@@ -84,11 +84,11 @@ func (a *Authority) Issue(ctx context.Context, r IssueRequest) (*Issued, error) 
 	}
 	// Cheap pre-check so a full quota costs no signature; the store's
 	// transaction below is the authoritative check.
-	devices, err := a.store.ListDevices(ctx, tenantID, subID)
+	active, err := a.store.CountActiveDevices(ctx, tenantID, subID, now)
 	if err != nil {
 		return nil, err
 	}
-	if store.CountActive(devices, now) >= sub.Protection.MaxDevices {
+	if active >= sub.Protection.MaxDevices {
 		return nil, store.ErrQuotaExceeded
 	}
 

@@ -61,6 +61,8 @@ type Store interface {
 	RevokeSubAccountDevices(ctx context.Context, tenantID, subID string, reason RevocationReason, actor Actor) ([]Revocation, error)
 	GetDevice(ctx context.Context, tenantID, deviceID string) (Device, error)
 	ListDevices(ctx context.Context, tenantID, subID string) ([]Device, error)
+	// CountActiveDevices counts the devices holding a quota slot at now.
+	CountActiveDevices(ctx context.Context, tenantID, subID string, now time.Time) (int, error)
 	// FindDevice looks a device up across tenants by device id or serial
 	// (hex). For the operator CLI and the OCSP responder only.
 	FindDevice(ctx context.Context, idOrSerial string) (Device, error)

@@ -294,6 +294,14 @@ func (s *DB) ListDevices(ctx context.Context, tenantID, subID string) ([]store.D
 	return scanDevices(s.ro().QueryContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND sub_id = ? ORDER BY issued_at, id`), tenantID, subID))
 }
 
+// CountActiveDevices counts active, unexpired devices of a sub-account.
+func (s *DB) CountActiveDevices(ctx context.Context, tenantID, subID string, now time.Time) (int, error) {
+	var n int
+	err := s.ro().QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM devices WHERE tenant_id = ? AND sub_id = ? AND status = ? AND expires_at > ?`),
+		tenantID, subID, store.DeviceActive, ts(now)).Scan(&n)
+	return n, err
+}
+
 // FindDevice looks up by device id or serial across tenants.
 func (s *DB) FindDevice(ctx context.Context, idOrSerial string) (store.Device, error) {
 	if idOrSerial == "" || len(idOrSerial) > 128 {

@@ -173,6 +173,12 @@ func testIssueQuotaAndSlots(t *testing.T, e *env) {
 	s := e.protected(e.tenant, "alice", 2)
 	d1 := e.issue(s)
 	e.issue(s)
+	if n, err := e.st.CountActiveDevices(e.ctx, e.tenant.ID, s.ID, e.now); err != nil || n != 2 {
+		t.Fatalf("CountActiveDevices: %d %v", n, err)
+	}
+	if n, _ := e.st.CountActiveDevices(e.ctx, store.NewID(), s.ID, e.now); n != 0 {
+		t.Fatal("CountActiveDevices across stores")
+	}
 	e.unchanged(s, func() {
 		_, _, err := e.st.IssueDevice(e.ctx, e.issueReq(s), actor)
 		wantErr(t, err, store.ErrQuotaExceeded)
