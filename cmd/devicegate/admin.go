@@ -498,24 +498,34 @@ func (a *app) adminSubStatus(ctx context.Context, verb string, args []string, en
 	return nil
 }
 
-func (a *app) adminSubRevokeAll(ctx context.Context, args []string, env *cliEnv) error {
-	fs := newFlagSet("sub revoke-all", env.stderr)
-	reason := fs.String("reason", "cessationOfOperation", "RFC 5280 reason")
+// revokeArgs parses "<one target> [--reason R]" of the revoke commands and
+// checks that this data directory has a CA to revoke with.
+func (a *app) revokeArgs(name, usage, defaultReason string, args []string, env *cliEnv) (string, store.RevocationReason, error) {
+	fs := newFlagSet(name, env.stderr)
+	reason := fs.String("reason", defaultReason, "RFC 5280 reason: unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn (or its number)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return err
+		return "", 0, err
 	}
-	if err := wantArgs(pos, 1, "sub revoke-all STORE:NAME [--reason R]"); err != nil {
-		return err
+	if err := wantArgs(pos, 1, usage); err != nil {
+		return "", 0, err
 	}
 	r, err := parseReason(*reason)
 	if err != nil {
-		return err
+		return "", 0, err
 	}
 	if a.ca == nil {
-		return errNoCA
+		return "", 0, errNoCA
 	}
-	t, s, err := a.resolveSub(ctx, pos[0])
+	return pos[0], r, nil
+}
+
+func (a *app) adminSubRevokeAll(ctx context.Context, args []string, env *cliEnv) error {
+	target, r, err := a.revokeArgs("sub revoke-all", "sub revoke-all STORE:NAME [--reason R]", "cessationOfOperation", args, env)
+	if err != nil {
+		return err
+	}
+	t, s, err := a.resolveSub(ctx, target)
 	if err != nil {
 		return err
 	}
@@ -528,25 +538,13 @@ func (a *app) adminSubRevokeAll(ctx context.Context, args []string, env *cliEnv)
 }
 
 func (a *app) adminDeviceRevoke(ctx context.Context, args []string, env *cliEnv) error {
-	fs := newFlagSet("device revoke", env.stderr)
-	reason := fs.String("reason", "unspecified", "RFC 5280 reason: unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn (or its number)")
-	pos, err := parseInterleaved(fs, args)
+	target, r, err := a.revokeArgs("device revoke", "device revoke SERIAL|DEVICE-ID [--reason R]", "unspecified", args, env)
 	if err != nil {
 		return err
 	}
-	if err := wantArgs(pos, 1, "device revoke SERIAL|DEVICE-ID [--reason R]"); err != nil {
-		return err
-	}
-	r, err := parseReason(*reason)
+	d, err := a.store.FindDevice(ctx, target)
 	if err != nil {
-		return err
-	}
-	if a.ca == nil {
-		return errNoCA
-	}
-	d, err := a.store.FindDevice(ctx, pos[0])
-	if err != nil {
-		return fmt.Errorf("device %q: %w", pos[0], err)
+		return fmt.Errorf("device %q: %w", target, err)
 	}
 	rv, err := a.ca.RevokeDevice(ctx, d.TenantID, d.ID, r, cliActor())
 	if err != nil {
