@@ -295,14 +295,7 @@ func TestRevocationCutsOpenConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.sync()
-	reused := false
-	req, _ := http.NewRequest(http.MethodGet, e.url+"/orders/sold", nil)
-	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}))
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, reused := getOnConn(t, c, e.url+"/orders/sold")
 	if !reused || resp.StatusCode != 403 || resp.Header.Get("X-Devicegate-Reason") != ReasonUnknownDevice {
 		t.Fatalf("after revoke on the same connection (reused=%v): %d %q", reused, resp.StatusCode, resp.Header.Get("X-Devicegate-Reason"))
 	}
@@ -528,14 +521,7 @@ func TestRevocationCutsHTTP2Stream(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.sync()
-	reused := false
-	req, _ := http.NewRequest(http.MethodGet, e.url+"/orders/sold", nil)
-	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}))
-	resp, err = c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, reused := getOnConn(t, c, e.url+"/orders/sold")
 	if !reused || resp.ProtoMajor != 2 || resp.StatusCode != 403 {
 		t.Fatalf("after revoke on the same h2 connection (reused=%v): HTTP/%d %d", reused, resp.ProtoMajor, resp.StatusCode)
 	}
@@ -719,4 +705,18 @@ func hmacJWT(t *testing.T, keyFile, user string) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// getOnConn makes one GET and reports whether it reused an open connection.
+func getOnConn(t *testing.T, c *http.Client, u string) (*http.Response, bool) {
+	t.Helper()
+	reused := false
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp, reused
 }
