@@ -29,7 +29,7 @@ type Options struct {
 	Audit        *Auditor // may be nil
 	Metrics      *Metrics // may be nil
 	Log          *slog.Logger
-	Transport    http.RoundTripper // upstream transport (nil: a tuned default)
+	Transport    http.RoundTripper // upstream transport (nil: a tuned default per upstream)
 }
 
 // Gateway is the proxy's HTTP handler.
@@ -43,6 +43,7 @@ type upstream struct {
 	hmacKey []byte // header binding
 	target  *url.URL
 	proxy   *httputil.ReverseProxy
+	direct  *directForwarder // nil for https upstreams
 	binder  sessionBinder
 	perms   []config.PathPermission // longest path first
 }
@@ -59,9 +60,6 @@ const identityPrefix = "X-Devicegate-"
 // NewGateway checks the upstreams against the catalog and builds the
 // handler. Unknown permission points are a start-up error (fail closed).
 func NewGateway(o Options) (*Gateway, error) {
-	if o.Transport == nil {
-		o.Transport = newUpstreamTransport()
-	}
 	g := &Gateway{opts: o, byHost: map[string]*upstream{}}
 	buffers := newBufferPool()
 	var errs []error
@@ -88,7 +86,18 @@ func NewGateway(o Options) (*Gateway, error) {
 			u.perms = append(u.perms, config.PathPermission{Path: strings.TrimSuffix(path, "/"), Point: pp.Point})
 		}
 		sort.SliceStable(u.perms, func(i, j int) bool { return len(u.perms[i].Path) > len(u.perms[j].Path) })
-		client := &http.Client{Transport: o.Transport, Timeout: 10 * time.Second,
+		timeout := uc.Timeout.Duration()
+		if timeout <= 0 {
+			timeout = 30 * time.Second
+		}
+		transport := o.Transport
+		if transport == nil {
+			transport = newUpstreamTransport(timeout)
+		}
+		if target.Scheme == "http" && o.Transport == nil {
+			u.direct = newDirectForwarder(hostPort(target), target.Host, timeout, buffers)
+		}
+		client := &http.Client{Transport: transport, Timeout: 10 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		switch uc.Binding.Mode {
 		case "jwt":
@@ -102,15 +111,14 @@ func NewGateway(o Options) (*Gateway, error) {
 		}
 		u.proxy = &httputil.ReverseProxy{
 			Rewrite:    u.rewrite,
-			Transport:  o.Transport,
+			Transport:  transport,
 			BufferPool: buffers,
 			// 0: buffered writes, except that responses of unknown length
 			// or text/event-stream are flushed at once (streaming is never
 			// held back); flushing every write cost 15 % of the CPU.
 			FlushInterval: 0,
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-				o.Log.Warn("upstream error", "upstream", uc.Name, "err", err)
-				http.Error(w, "upstream unavailable", http.StatusBadGateway)
+				g.upstreamFailed(w, uc.Name, err)
 			},
 		}
 		for _, h := range uc.Hosts {
@@ -134,15 +142,49 @@ func newBufferPool() *bufferPool {
 func (p *bufferPool) Get() []byte  { return *(p.pool.Get().(*[]byte)) }
 func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
 
-// newUpstreamTransport keeps enough idle connections for a busy gateway.
-func newUpstreamTransport() *http.Transport {
+// newUpstreamTransport keeps enough idle connections for a busy gateway and
+// gives the upstream timeout to answer.
+func newUpstreamTransport(timeout time.Duration) *http.Transport {
 	return &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        512,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
-		ForceAttemptHTTP2:   false,
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       50 * time.Second,
+		ResponseHeaderTimeout: timeout,
+		ForceAttemptHTTP2:     false,
+	}
+}
+
+// hostPort is the dial address of an upstream URL.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
+// upstreamFailed answers a request the upstream did not: 504 when it timed
+// out, 502 otherwise. The error is logged, never shown.
+func (g *Gateway) upstreamFailed(w http.ResponseWriter, name string, err error) {
+	g.opts.Log.Warn("upstream error", "upstream", name, "err", err)
+	status := http.StatusBadGateway
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		status = http.StatusGatewayTimeout
+	}
+	http.Error(w, "upstream unavailable", status)
+}
+
+// Close drops idle upstream connections.
+func (g *Gateway) Close() {
+	for _, u := range g.byHost {
+		if u.direct != nil {
+			u.direct.Close()
+		}
 	}
 }
 
@@ -244,7 +286,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.opts.Metrics.request(u.cfg.Name, "", "pass", "")
 	}
 	start := time.Now()
-	u.proxy.ServeHTTP(w, r.WithContext(contextWithPath(r, path)))
+	if u.direct != nil && canForwardDirect(r) {
+		if err := u.direct.forward(w, r, u.forwardedPath(path)); err != nil {
+			g.upstreamFailed(w, u.cfg.Name, err)
+		}
+	} else {
+		u.proxy.ServeHTTP(w, r.WithContext(contextWithPath(r, path)))
+	}
 	g.opts.Metrics.upstreamTime(u.cfg.Name, time.Since(start))
 }
 
