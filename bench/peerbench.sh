@@ -4,6 +4,8 @@
 # the whole upstream as a high-risk path (full policy check on every
 # request, header binding), with client certificates it issued itself.
 #   bash bench/peerbench.sh            (env: DURATION, CONCURRENCY, PEERS as in peerbench)
+#   REVOKED=1000000 bash bench/peerbench.sh   (first adds that many revoked devices to the store)
+# At the end it prints the proxy's peak and current RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -39,6 +41,10 @@ printf '%s\n' \
 "$dg" admin --config "$cfg" sub phone bench:staff >/dev/null
 "$dg" admin --config "$cfg" sub protect bench:staff --devices 2 >/dev/null
 
+if [ "${REVOKED:-0}" -gt 0 ]; then
+  go run ./bench/seedrevoked -db "$W/data/devicegate.db" -sub bench:staff -n "$REVOKED"
+fi
+
 "$dg" serve --config "$cfg" >"$W/ca.log" 2>&1 &
 ca_pid=$!
 "$dg" proxy --config "$cfg" >"$W/proxy.log" 2>&1 &
@@ -64,4 +70,5 @@ serial=$(openssl x509 -in "$W/revoked/cert.pem" -noout -serial | cut -d= -f2)
 EXTRA_TARGET_URL=https://127.0.0.1:18447/ EXTRA_TARGET_NAME=devicegate EXTRA_TARGET_PIDS=$proxy_pid \
 EXTRA_TARGET_CERTS="$W/certs" EXTRA_TARGET_SWAP="$dg admin --config $cfg device revoke $serial" \
   bash "$PB/run.sh"
+echo "devicegate proxy with ${REVOKED:-0} revoked devices in the store: $(grep -E 'VmHWM|VmRSS' /proc/$proxy_pid/status | tr -s ' \t' ' ' | paste -sd ' ')"
 echo "devicegate work dir: $W"

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devicegate/devicegate/bench/revokedrows"
 	"github.com/devicegate/devicegate/internal/config"
 	"github.com/devicegate/devicegate/internal/identity"
 	"github.com/devicegate/devicegate/internal/testpki"
@@ -43,7 +44,7 @@ func BenchmarkPolicyCheckRevoked(b *testing.B) {
 				Fingerprint: "00", IssuedAt: leaf.NotBefore, ExpiresAt: leaf.NotAfter, Now: time.Now()}, actor); err != nil {
 				b.Fatal(err)
 			}
-			if err := insertRevoked(ctx, st.SQL(), t.ID, s.ID, revoked); err != nil {
+			if err := revokedrows.Insert(ctx, st.SQL(), t.ID, s.ID, revoked); err != nil {
 				b.Fatal(err)
 			}
 			catalog, _ := config.DefaultCatalog()

@@ -16,6 +16,7 @@ var (
 	ErrNotEligible    = errors.New("sub-account is not eligible for a device certificate")
 	ErrDeviceInactive = errors.New("device is revoked or expired")
 	ErrStale          = errors.New("record changed concurrently; retry")
+	ErrCodeReused     = errors.New("verification code was already used")
 )
 
 // NotEligibleError says why a sub-account may not get a certificate now.

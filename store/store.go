@@ -23,6 +23,11 @@ type Store interface {
 	// (plaintext in memory, sealed at rest; nil clears it).
 	SetOwnerLogin(ctx context.Context, tenantID, passwordHash string, totpSecret []byte, actor Actor) error
 
+	// UseTOTPStep spends a verified TOTP code: it records its time step for
+	// the owner (subID "") or a sub-account and refuses (ErrCodeReused) a
+	// step at or before the last one spent, so every code works once.
+	UseTOTPStep(ctx context.Context, tenantID, subID string, step int64) error
+
 	// Sub-accounts.
 	CreateSubAccount(ctx context.Context, s NewSubAccount, actor Actor) (SubAccount, error)
 	GetSubAccount(ctx context.Context, tenantID, subID string) (SubAccount, error)

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -101,5 +102,41 @@ func (s *DB) SetOwnerLogin(ctx context.Context, tenantID, passwordHash string, t
 			return fmt.Errorf("store: %w", store.ErrNotFound)
 		}
 		return s.audit(ctx, tx, tenantID, actor, "tenant.owner_login", tenantID, map[string]string{"totp": fmt.Sprint(totpSecret != nil)})
+	})
+}
+
+// UseTOTPStep spends a TOTP time step with one conditional UPDATE: two
+// logins racing with the same code cannot both succeed.
+func (s *DB) UseTOTPStep(ctx context.Context, tenantID, subID string, step int64) error {
+	return s.inTx(ctx, func(tx *txn) error {
+		var res sql.Result
+		var err error
+		if subID == "" {
+			res, err = tx.ExecContext(ctx, s.q(`UPDATE tenants SET owner_totp_last_step = ? WHERE id = ? AND owner_totp_last_step < ?`),
+				step, tenantID, step)
+		} else {
+			res, err = tx.ExecContext(ctx, s.q(`UPDATE sub_accounts SET totp_last_step = ? WHERE tenant_id = ? AND id = ? AND totp_last_step < ?`),
+				step, tenantID, subID, step)
+		}
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
+		}
+		// Nothing updated: unknown row, or the step was spent already.
+		var exists int
+		q := `SELECT COUNT(*) FROM tenants WHERE id = ?`
+		args := []any{tenantID}
+		if subID != "" {
+			q, args = `SELECT COUNT(*) FROM sub_accounts WHERE tenant_id = ? AND id = ?`, []any{tenantID, subID}
+		}
+		if err := tx.QueryRowContext(ctx, s.q(q), args...).Scan(&exists); err != nil {
+			return err
+		}
+		if exists == 0 {
+			return fmt.Errorf("store: %w", store.ErrNotFound)
+		}
+		return store.ErrCodeReused
 	})
 }

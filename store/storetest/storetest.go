@@ -38,6 +38,7 @@ func Run(t *testing.T, open Opener) {
 		{"RevokeAndDepart", testRevokeAndDepart},
 		{"RevocationFeedOrder", testRevocationFeedOrder},
 		{"SealedSecrets", testSealedSecrets},
+		{"TOTPSingleUse", testTOTPSingleUse},
 		{"AuditChain", testAuditChain},
 		{"PolicyChanges", testPolicyChanges},
 		{"BadInput", testBadInput},

@@ -476,6 +476,50 @@ func testSealedSecrets(t *testing.T, e *env) {
 	}
 }
 
+// A TOTP step is spent once, per owner and per sub-account, and racing
+// logins with the same code cannot both pass.
+func testTOTPSingleUse(t *testing.T, e *env) {
+	alice, bob := e.mustSub(e.tenant, "alice"), e.mustSub(e.tenant, "bob")
+	steps := []struct {
+		name  string
+		subID string
+		step  int64
+		want  error
+	}{
+		{"owner first use", "", 100, nil},
+		{"owner same code again", "", 100, store.ErrCodeReused},
+		{"owner older code", "", 99, store.ErrCodeReused},
+		{"owner next code", "", 101, nil},
+		{"sub-account has its own counter", alice.ID, 100, nil},
+		{"sub-account replay", alice.ID, 100, store.ErrCodeReused},
+		{"other sub-account unaffected", bob.ID, 100, nil},
+		{"unknown sub-account", "nope", 100, store.ErrNotFound},
+	}
+	for _, st := range steps {
+		if err := e.st.UseTOTPStep(e.ctx, e.tenant.ID, st.subID, st.step); !errors.Is(err, st.want) {
+			t.Fatalf("%s: %v, want %v", st.name, err, st.want)
+		}
+	}
+	if err := e.st.UseTOTPStep(e.ctx, "no-such-tenant", "", 1); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown tenant: %v", err)
+	}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() { errs <- e.st.UseTOTPStep(e.ctx, e.tenant.ID, alice.ID, 500) }()
+	}
+	ok := 0
+	for range 8 {
+		if err := <-errs; err == nil {
+			ok++
+		} else if !errors.Is(err, store.ErrCodeReused) {
+			t.Fatal(err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of 8 racing uses of one code passed, want 1", ok)
+	}
+}
+
 func mustAudit(t *testing.T, e *env) []store.AuditEvent {
 	evs, err := e.st.ListAudit(e.ctx, e.tenant.ID, store.AuditFilter{})
 	if err != nil {

@@ -1,0 +1,2 @@
+ALTER TABLE tenants ADD COLUMN owner_totp_last_step BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE sub_accounts ADD COLUMN totp_last_step BIGINT NOT NULL DEFAULT 0;
