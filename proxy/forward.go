@@ -215,10 +215,13 @@ func (f *directForwarder) copyResponse(w http.ResponseWriter, uc *upstreamConn, 
 	buf := f.buffers.Get()
 	defer f.buffers.Put(buf)
 	var broken bool
-	for {
+	for reads := 0; ; reads++ {
 		// Between body reads the upstream gets the same time as for its
-		// head: a stalled stream is cut, a slow but live one is not.
-		_ = uc.SetReadDeadline(time.Now().Add(f.timeout))
+		// head: a stalled stream is cut, a slow but live one is not. (The
+		// first read still has the deadline roundTrip set.)
+		if reads > 0 {
+			_ = uc.SetReadDeadline(time.Now().Add(f.timeout))
+		}
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
@@ -286,7 +289,8 @@ func (f *directForwarder) get(ctx context.Context) (*upstreamConn, error) {
 
 // put keeps a connection for the next request (or closes it when full).
 func (f *directForwarder) put(uc *upstreamConn) {
-	_ = uc.SetDeadline(time.Time{})
+	// The deadline is left as it is: an idle connection does no I/O, and
+	// the next roundTrip sets a new one first.
 	uc.idleAt = time.Now()
 	f.mu.Lock()
 	if f.closed || len(f.idle) >= f.maxIdle {

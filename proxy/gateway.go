@@ -36,6 +36,7 @@ type Options struct {
 type Gateway struct {
 	opts   Options
 	byHost map[string]*upstream
+	certs  *certEncodings // RFC 9440 header values, for header binding
 }
 
 type upstream struct {
@@ -60,7 +61,7 @@ const identityPrefix = "X-Devicegate-"
 // NewGateway checks the upstreams against the catalog and builds the
 // handler. Unknown permission points are a start-up error (fail closed).
 func NewGateway(o Options) (*Gateway, error) {
-	g := &Gateway{opts: o, byHost: map[string]*upstream{}}
+	g := &Gateway{opts: o, byHost: map[string]*upstream{}, certs: newCertEncodings()}
 	buffers := newBufferPool()
 	var errs []error
 	for _, uc := range o.Upstreams {
@@ -276,7 +277,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if u.hmacKey != nil {
-			signIdentity(r.Header, u.hmacKey, grant, point, r.Method, u.forwardedPath(path), r.TLS.PeerCertificates, time.Now())
+			signIdentity(r.Header, u.hmacKey, grant, point, r.Method, u.forwardedPath(path), r.TLS.PeerCertificates, g.certs, time.Now())
 		} else {
 			r.Header.Set(HeaderSubaccount, grant.SubName)
 			r.Header.Set(HeaderDeviceID, grant.Principal.DeviceID)

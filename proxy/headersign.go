@@ -35,7 +35,7 @@ func signature(key []byte, sub, device, permission, method, path, ts string) str
 
 // signIdentity sets the identity headers, their signature and the RFC 9440
 // Client-Cert / Client-Cert-Chain headers on an allowed request.
-func signIdentity(h http.Header, key []byte, g Grant, permission, method, path string, peer []*x509.Certificate, now time.Time) {
+func signIdentity(h http.Header, key []byte, g Grant, permission, method, path string, peer []*x509.Certificate, certs *certEncodings, now time.Time) {
 	ts := strconv.FormatInt(now.Unix(), 10)
 	h.Set(HeaderSubaccount, g.SubName)
 	h.Set(HeaderDeviceID, g.Principal.DeviceID)
@@ -43,12 +43,12 @@ func signIdentity(h http.Header, key []byte, g Grant, permission, method, path s
 	h.Set(HeaderTimestamp, ts)
 	h.Set(HeaderSignature, signature(key, g.SubName, g.Principal.DeviceID, permission, method, path, ts))
 	if len(peer) > 0 {
-		h.Set("Client-Cert", ":"+base64.StdEncoding.EncodeToString(peer[0].Raw)+":")
-		chain := make([]string, 0, len(peer)-1)
-		for _, c := range peer[1:] {
-			chain = append(chain, ":"+base64.StdEncoding.EncodeToString(c.Raw)+":")
-		}
-		if len(chain) > 0 {
+		h.Set("Client-Cert", certs.get(peer[0].Raw))
+		if len(peer) > 1 {
+			chain := make([]string, 0, len(peer)-1)
+			for _, c := range peer[1:] {
+				chain = append(chain, certs.get(c.Raw))
+			}
 			h.Set("Client-Cert-Chain", strings.Join(chain, ", "))
 		}
 	}
