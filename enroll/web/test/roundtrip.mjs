@@ -1,0 +1,50 @@
+// Runs the built bundle (../static/pki.bundle.js) in Node's WebCrypto and
+// checks its output with OpenSSL and NSS's pk12util: the CSR verifies, and
+// the PKCS#12 opens with the password and holds the key and certificate.
+//   node test/roundtrip.mjs      (needs openssl and pk12util)
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import vm from "node:vm";
+
+const bundle = readFileSync(new URL("../../static/pki.bundle.js", import.meta.url), "utf8");
+vm.runInThisContext(bundle);
+const pki = globalThis.DevicegatePKI;
+const dir = mkdtempSync(join(tmpdir(), "dg-pki-"));
+// run returns stdout and stderr together (openssl reports on stderr) and
+// throws when the command fails.
+const run = (cmd, args) => {
+  const r = spawnSync(cmd, args, { cwd: dir, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout + r.stderr;
+};
+
+const keys = await pki.generateKeyPair();
+const csr = await pki.buildCSR(keys, "demo-store:小明");
+writeFileSync(join(dir, "csr.pem"), csr);
+console.log(run("openssl", ["req", "-verify", "-noout", "-in", "csr.pem"]).trim() || "csr: verify OK");
+console.log(run("openssl", ["req", "-noout", "-subject", "-nameopt", "utf8", "-in", "csr.pem"]).trim());
+
+run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
+  "-out", "ca.pem", "-subj", "/CN=roundtrip CA", "-days", "1"]);
+run("openssl", ["x509", "-req", "-in", "csr.pem", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "leaf.pem", "-days", "1"]);
+const p12 = await pki.buildPKCS12({
+  privateKey: keys.privateKey, certPEM: readFileSync(join(dir, "leaf.pem"), "utf8"),
+  chainPEMs: [readFileSync(join(dir, "ca.pem"), "utf8")], password: "pässwörd-123", friendlyName: "devicegate test",
+});
+writeFileSync(join(dir, "x.p12"), p12);
+const info = run("openssl", ["pkcs12", "-info", "-nokeys", "-in", "x.p12", "-passin", "pass:pässwörd-123"]);
+if (!info.includes("BEGIN CERTIFICATE")) throw new Error("openssl: no certificate in the PKCS#12");
+const keyOut = run("openssl", ["pkcs12", "-nocerts", "-noenc", "-in", "x.p12", "-passin", "pass:pässwörd-123"]);
+if (!keyOut.includes("BEGIN PRIVATE KEY")) throw new Error("openssl: no key in the PKCS#12");
+const params = run("openssl", ["pkcs12", "-info", "-noout", "-in", "x.p12", "-passin", "pass:pässwörd-123"]);
+console.log(params.trim().split("\n").join(" | "));
+if (!/PBES2, PBKDF2, AES-256-CBC/.test(params) || !/sha256/i.test(params)) throw new Error("not PBES2/AES-256/SHA-256: " + params);
+let wrong = false;
+try { run("openssl", ["pkcs12", "-info", "-noout", "-in", "x.p12", "-passin", "pass:wrong"]); } catch { wrong = true; }
+if (!wrong) throw new Error("a wrong password opened the PKCS#12");
+const listed = run("pk12util", ["-l", "x.p12", "-W", "pässwörd-123"]);
+if (!/Key/.test(listed) || !/Certificate/.test(listed)) throw new Error("pk12util: " + listed);
+console.log("pk12util: key and certificate listed");
+console.log("roundtrip OK in " + dir);
