@@ -32,6 +32,8 @@ printf '%s\n' \
   "      binding: {mode: header, hmac_key_file: $W/hmac.key}" \
   "      permissions:" \
   "        - {path: /, point: orders.sold}" \
+  "portal:" \
+  "  listen: 127.0.0.1:18450" \
   "log:" \
   "  level: warn" >"$cfg"
 

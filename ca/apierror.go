@@ -14,50 +14,51 @@ const (
 	QuotaMessageZH = "您安装的数字证书已达上限，如需安装请联系主账号"
 )
 
-// apiError is the JSON error body of every CA endpoint.
-type apiError struct {
+// APIError is the JSON error body of every CA endpoint, and what the
+// portal shows for a refused enrollment.
+type APIError struct {
 	Status    int    `json:"-"`
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	MessageZH string `json:"message_zh"`
 }
 
-// toAPIError maps a domain error to a client-facing error. Unknown errors
+// Explain maps a domain error to a client-facing error. Unknown errors
 // become a generic 500: internal details are logged, never sent.
-func toAPIError(err error) apiError {
+func Explain(err error) APIError {
 	var ne *store.NotEligibleError
 	var be *store.BelowActiveError
 	switch {
 	case errors.Is(err, store.ErrQuotaExceeded):
-		return apiError{http.StatusForbidden, "quota_exceeded", QuotaMessageEN, QuotaMessageZH}
+		return APIError{http.StatusForbidden, "quota_exceeded", QuotaMessageEN, QuotaMessageZH}
 	case errors.Is(err, store.ErrTicketExpired):
-		return apiError{http.StatusForbidden, "ticket_expired", "The enrollment code has expired. Ask the main account for a new one.", "安装码已过期，请联系主账号重新获取"}
+		return APIError{http.StatusForbidden, "ticket_expired", "The enrollment code has expired. Ask the main account for a new one.", "安装码已过期，请联系主账号重新获取"}
 	case errors.Is(err, store.ErrTicketUsed):
-		return apiError{http.StatusForbidden, "ticket_used", "The enrollment code was already used. Ask the main account for a new one.", "安装码已被使用，请联系主账号重新获取"}
+		return APIError{http.StatusForbidden, "ticket_used", "The enrollment code was already used. Ask the main account for a new one.", "安装码已被使用，请联系主账号重新获取"}
 	case errors.Is(err, store.ErrTicketUnknown), errors.Is(err, ErrCodeMalformed):
-		return apiError{http.StatusForbidden, "ticket_invalid", "The enrollment code is not valid.", "安装码无效"}
+		return APIError{http.StatusForbidden, "ticket_invalid", "The enrollment code is not valid.", "安装码无效"}
 	case errors.As(err, &ne):
-		return apiError{http.StatusForbidden, "not_eligible", "This sub-account cannot install a certificate now (" + ne.Reason + "). Contact the main account.", "该子账号当前无法安装数字证书（" + ne.Reason + "），请联系主账号"}
+		return APIError{http.StatusForbidden, "not_eligible", "This sub-account cannot install a certificate now (" + ne.Reason + "). Contact the main account.", "该子账号当前无法安装数字证书（" + ne.Reason + "），请联系主账号"}
 	case errors.Is(err, ErrCSRTooLarge):
-		return apiError{http.StatusRequestEntityTooLarge, "csr_too_large", err.Error(), "证书请求过大"}
+		return APIError{http.StatusRequestEntityTooLarge, "csr_too_large", err.Error(), "证书请求过大"}
 	case errors.Is(err, ErrUnsupportedKey), errors.Is(err, ErrRSANotAllowed):
-		return apiError{http.StatusBadRequest, "unsupported_key", err.Error(), "不支持的密钥类型：请使用 ECDSA P-256 或至少 2048 位的 RSA"}
+		return APIError{http.StatusBadRequest, "unsupported_key", err.Error(), "不支持的密钥类型：请使用 ECDSA P-256 或至少 2048 位的 RSA"}
 	case errors.Is(err, ErrCSRMalformed), errors.Is(err, ErrCSRSignature):
-		return apiError{http.StatusBadRequest, "bad_csr", err.Error(), "证书请求无效"}
+		return APIError{http.StatusBadRequest, "bad_csr", err.Error(), "证书请求无效"}
 	case errors.Is(err, store.ErrDeviceInactive):
-		return apiError{http.StatusForbidden, "device_inactive", err.Error(), "设备证书已吊销或已过期"}
+		return APIError{http.StatusForbidden, "device_inactive", err.Error(), "设备证书已吊销或已过期"}
 	case errors.Is(err, store.ErrStale):
-		return apiError{http.StatusConflict, "stale", err.Error(), "记录已被修改，请重试"}
+		return APIError{http.StatusConflict, "stale", err.Error(), "记录已被修改，请重试"}
 	case errors.As(err, &be):
-		return apiError{http.StatusConflict, "below_active", err.Error(), "不能低于已安装的证书数量，请先吊销设备"}
+		return APIError{http.StatusConflict, "below_active", err.Error(), "不能低于已安装的证书数量，请先吊销设备"}
 	case errors.Is(err, store.ErrNotFound):
-		return apiError{http.StatusNotFound, "not_found", "not found", "未找到"}
+		return APIError{http.StatusNotFound, "not_found", "not found", "未找到"}
 	case errors.Is(err, store.ErrInvalid), errors.Is(err, errBadRequest):
-		return apiError{http.StatusBadRequest, "invalid", err.Error(), "请求无效"}
+		return APIError{http.StatusBadRequest, "invalid", err.Error(), "请求无效"}
 	case errors.Is(err, errUnauthenticated):
-		return apiError{http.StatusUnauthorized, "unauthenticated", err.Error(), "需要有效的客户端证书"}
+		return APIError{http.StatusUnauthorized, "unauthenticated", err.Error(), "需要有效的客户端证书"}
 	}
-	return apiError{http.StatusInternalServerError, "internal", "internal error", "内部错误"}
+	return APIError{http.StatusInternalServerError, "internal", "internal error", "内部错误"}
 }
 
 var (
@@ -73,9 +74,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	e := toAPIError(err)
+	e := Explain(err)
 	if e.Status >= 500 {
 		s.log.Error("request failed", "path", r.URL.Path, "err", err)
 	}
-	writeJSON(w, e.Status, map[string]apiError{"error": e})
+	writeJSON(w, e.Status, map[string]APIError{"error": e})
 }

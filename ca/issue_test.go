@@ -100,7 +100,7 @@ func TestQuotaLimitMessage(t *testing.T) {
 	if !errors.Is(err, store.ErrQuotaExceeded) {
 		t.Fatalf("third device: %v, want quota exceeded", err)
 	}
-	e := toAPIError(err)
+	e := Explain(err)
 	if e.Message != QuotaMessageEN || e.MessageZH != QuotaMessageZH {
 		t.Fatalf("limit message %q / %q", e.Message, e.MessageZH)
 	}
@@ -204,8 +204,8 @@ func TestIssueRefusesBadInput(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
-			if toAPIError(err).Status >= 500 {
-				t.Fatalf("client error mapped to %d", toAPIError(err).Status)
+			if Explain(err).Status >= 500 {
+				t.Fatalf("client error mapped to %d", Explain(err).Status)
 			}
 			if after, afterBob := f.counts(f.alice), f.counts(bob); after != before || afterBob != beforeBob {
 				t.Fatalf("refused issue changed the store: %+v -> %+v, %+v -> %+v", before, after, beforeBob, afterBob)

@@ -85,7 +85,7 @@ func startDemo(t *testing.T, cfg string) (demoInfo, func()) {
 func writeConfig(t *testing.T) string {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "devicegate.yaml")
-	if err := os.WriteFile(cfg, []byte("data_dir: data\nca:\n  listen: 127.0.0.1:0\nproxy:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\ndemo:\n  backoffice_listen: 127.0.0.1:0\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("data_dir: data\nca:\n  listen: 127.0.0.1:0\nproxy:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\nportal:\n  listen: 127.0.0.1:0\ndemo:\n  backoffice_listen: 127.0.0.1:0\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return cfg

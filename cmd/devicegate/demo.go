@@ -21,6 +21,9 @@ const demoStoreName = "demo-store"
 type demoUser struct {
 	Name     string `json:"name"`
 	Password string `json:"password"`
+	// TOTPURI is the phone-verification secret (otpauth://), demo only:
+	// add it to an authenticator app to log in to the portal as this user.
+	TOTPURI string `json:"totp_uri,omitempty"`
 }
 
 // demoCredentials are generated once and reused on every later start.
@@ -80,13 +83,25 @@ func runDemo(ctx context.Context, args []string, env *cliEnv) error {
 	if err != nil {
 		return err
 	}
+	portal, err := a.startPortal(ctx, log)
+	if err != nil {
+		return err
+	}
+	// The refusal page links to this portal, wherever it listens.
+	a.cfg.Proxy.EnrollURL = portal.URL() + "/"
 	gw, err := a.startGateway(ctx, []config.Upstream{demoUpstream(bo.URL())}, log)
 	if err != nil {
 		return err
 	}
+	handler, err := a.portalHandler(gw.proxy.URL()+"/", log)
+	if err != nil {
+		return err
+	}
+	portal.srv.Handler = handler
 
 	info := demoInfo{
 		CAURL:           caSrv.URL(),
+		PortalURL:       portal.URL() + "/",
 		BackofficeURL:   bo.URL(),
 		ProxyURL:        gw.proxy.URL(),
 		MetricsURL:      gw.admin.URL() + "/metrics",
@@ -102,7 +117,7 @@ func runDemo(ctx context.Context, args []string, env *cliEnv) error {
 		return err
 	}
 	printDemoInfo(env, info, infoPath)
-	return serveAll(ctx, caSrv.serve, bo.serve, gw.proxy.serve, gw.admin.serve)
+	return serveAll(ctx, caSrv.serve, portal.serve, bo.serve, gw.proxy.serve, gw.admin.serve)
 }
 
 // serveAll runs servers until ctx ends or one fails, which stops the rest.
@@ -126,6 +141,7 @@ func serveAll(ctx context.Context, servers ...func(context.Context) error) error
 func printDemoInfo(env *cliEnv, info demoInfo, infoPath string) {
 	w := env.stdout
 	fmt.Fprintln(w, "devicegate demo is running (Ctrl-C stops it)")
+	fmt.Fprintf(w, "  portal               %s (owner console, staff certificate installation)\n", info.PortalURL)
 	fmt.Fprintf(w, "  CA / enrollment API  %s\n", info.CAURL)
 	fmt.Fprintf(w, "  CRL                  %s\n", info.CRLURL)
 	fmt.Fprintf(w, "  mTLS proxy           %s (the back-office app with device-certificate checks)\n", info.ProxyURL)
@@ -168,18 +184,21 @@ func (a *app) seedDemo(ctx context.Context) (demoCredentials, error) {
 	}
 	for _, d := range demoSubAccounts {
 		pw := secrets.RandomPassword()
-		if err := a.seedSub(ctx, t, d.name, d.role, d.devices, pw); err != nil {
+		uri, err := a.seedSub(ctx, t, d.name, d.role, d.devices, pw)
+		if err != nil {
 			return creds, err
 		}
-		creds.Users = append(creds.Users, demoUser{Name: t.Name + ":" + d.name, Password: pw})
+		creds.Users = append(creds.Users, demoUser{Name: t.Name + ":" + d.name, Password: pw, TOTPURI: uri})
 	}
 	return creds, writeJSONFile(credPath, creds)
 }
 
-func (a *app) seedSub(ctx context.Context, t store.Tenant, name, role string, devices int, pw string) error {
+// seedSub creates (or resets) a demo sub-account; with devices > 0 it gets
+// phone verification (its otpauth URI is returned) and protection with N.
+func (a *app) seedSub(ctx context.Context, t store.Tenant, name, role string, devices int, pw string) (string, error) {
 	hash, err := secrets.HashPassword(pw)
 	if err != nil {
-		return err
+		return "", err
 	}
 	s, err := a.store.GetSubAccountByName(ctx, t.ID, name)
 	switch {
@@ -189,13 +208,14 @@ func (a *app) seedSub(ctx context.Context, t store.Tenant, name, role string, de
 		err = a.store.SetPassword(ctx, t.ID, s.ID, hash, cliActor())
 	}
 	if err != nil || devices == 0 {
-		return err
+		return "", err
 	}
-	if _, err := a.enablePhone(ctx, t, s); err != nil {
-		return err
+	uri, err := a.enablePhone(ctx, t, s)
+	if err != nil {
+		return "", err
 	}
 	_, err = a.store.SetProtection(ctx, t.ID, s.ID, store.Protection{Enabled: true, MaxDevices: devices}, cliActor())
-	return err
+	return uri, err
 }
 
 // writeJSONFile writes v as indented JSON, readable by the owner only

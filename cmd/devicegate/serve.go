@@ -10,7 +10,7 @@ import (
 )
 
 // runServe runs the CA node (enrollment API, CRL, OCSP, revocation feed)
-// from a config file.
+// and the browser portal from a config file.
 func runServe(ctx context.Context, args []string, env *cliEnv) error {
 	a, log, err := openFromConfigFlag(ctx, "serve", args, env)
 	if err != nil {
@@ -21,9 +21,19 @@ func runServe(ctx context.Context, args []string, env *cliEnv) error {
 	if err != nil {
 		return err
 	}
+	portal, err := a.startPortal(ctx, log)
+	if err != nil {
+		return err
+	}
+	handler, err := a.portalHandler(a.cfg.Portal.ProxyURL, log)
+	if err != nil {
+		return err
+	}
+	portal.srv.Handler = handler
 	log.Info("CA listening", "url", srv.URL())
-	fmt.Fprintf(env.stdout, "ca_url: %s\n", srv.URL())
-	return srv.serve(ctx)
+	log.Info("portal listening", "url", portal.URL())
+	fmt.Fprintf(env.stdout, "ca_url: %s\nportal_url: %s/\n", srv.URL(), portal.URL())
+	return serveAll(ctx, srv.serve, portal.serve)
 }
 
 // openFromConfigFlag parses `--config F` (required), logs as the file says

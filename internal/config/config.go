@@ -105,6 +105,9 @@ type PathPermission struct {
 // Portal is the browser enrollment portal.
 type Portal struct {
 	Listen string `yaml:"listen"`
+	// ProxyURL is the mTLS gateway's address as staff browsers reach it:
+	// "check installation" asks its whoami endpoint.
+	ProxyURL string `yaml:"proxy_url"`
 }
 
 // Demo configures what only `devicegate demo` runs.
@@ -215,6 +218,7 @@ func (c *Config) setDefaults(baseDir string, p *problems) {
 		u.Binding.HMACKeyFile, u.Binding.JWTKeyFile = abs(u.Binding.HMACKeyFile), abs(u.Binding.JWTKeyFile)
 	}
 	def(&c.Portal.Listen, "127.0.0.1:8444")
+	def(&c.Portal.ProxyURL, "https://localhost:9443/")
 	def(&c.Demo.BackofficeListen, "127.0.0.1:8081")
 	c.PermissionsFile = abs(c.PermissionsFile)
 	def(&c.Log.Level, "info")
@@ -261,8 +265,10 @@ func (c *Config) validate(p *problems) {
 	for i, u := range c.Proxy.Upstreams {
 		u.validate(p, fmt.Sprintf("proxy.upstreams[%d]", i))
 	}
-	if u, err := url.Parse(c.CA.PublicURL); err != nil || u.Scheme != "https" || u.Host == "" {
-		p.add("ca.public_url", "must be an https:// URL")
+	for path, raw := range map[string]string{"ca.public_url": c.CA.PublicURL, "portal.proxy_url": c.Portal.ProxyURL, "proxy.enroll_url": c.Proxy.EnrollURL} {
+		if u, err := url.Parse(raw); err != nil || u.Scheme != "https" || u.Host == "" {
+			p.add(path, "must be an https:// URL")
+		}
 	}
 	for path, addr := range map[string]string{
 		"ca.listen": c.CA.Listen, "proxy.listen": c.Proxy.Listen,

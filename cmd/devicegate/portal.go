@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/devicegate/devicegate/ca"
+	"github.com/devicegate/devicegate/enroll"
+	"github.com/devicegate/devicegate/internal/secrets"
+	"github.com/devicegate/devicegate/store"
+)
+
+// caIssuer is the in-process CA as the portal's Issuer: the same Issue and
+// revocation paths as the CA's API and the admin CLI.
+type caIssuer struct{ a *ca.Authority }
+
+func (c caIssuer) Issue(ctx context.Context, r enroll.IssueRequest) (enroll.Issued, error) {
+	is, err := c.a.Issue(ctx, ca.IssueRequest{TenantID: r.TenantID, SubID: r.SubID, CSR: r.CSR, Label: r.Label,
+		ClientIP: r.ClientIP, UA: r.UA})
+	if err != nil {
+		return enroll.Issued{}, refusal(err)
+	}
+	out := enroll.Issued{Device: is.Device, Installed: is.Installed, Limit: is.Limit, CertPEM: pemOf(is.Chain[0])}
+	for _, c := range is.Chain[1:] {
+		out.ChainPEM = append(out.ChainPEM, pemOf(c))
+	}
+	return out, nil
+}
+
+func (c caIssuer) RevokeDevice(ctx context.Context, tenantID, deviceID string, actor store.Actor) error {
+	_, err := c.a.RevokeDevice(ctx, tenantID, deviceID, store.ReasonPrivilegeWithdrawn, actor)
+	return refusal(err)
+}
+
+func (c caIssuer) RevokeSubAccount(ctx context.Context, tenantID, subID string, actor store.Actor) error {
+	_, err := c.a.RevokeSubAccount(ctx, tenantID, subID, store.ReasonPrivilegeWithdrawn, actor)
+	return refusal(err)
+}
+
+func (c caIssuer) SetStatus(ctx context.Context, tenantID, subID string, status store.SubStatus, actor store.Actor) error {
+	_, _, err := c.a.SetStatus(ctx, tenantID, subID, status, actor)
+	return refusal(err)
+}
+
+// refusal turns the caller's mistakes (quota, bad CSR, not eligible) into
+// the portal's user-facing error with the CA's messages; internal errors
+// stay as they are (logged, never shown).
+func refusal(err error) error {
+	if err == nil {
+		return nil
+	}
+	e := ca.Explain(err)
+	if e.Status >= 500 {
+		return err
+	}
+	return errors.Join(&enroll.Refusal{Status: e.Status, Code: e.Code, EN: e.Message, ZH: e.MessageZH}, err)
+}
+
+func pemOf(c *x509.Certificate) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+}
+
+// startPortal binds the portal's HTTPS listener; the handler is built by
+// portalHandler once the proxy's address is known.
+func (a *app) startPortal(ctx context.Context, log *slog.Logger) (*server, error) {
+	tc, err := a.serverTLS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return listen("portal", a.cfg.Portal.Listen, nil, tc, log)
+}
+
+// portalHandler is the owner console and staff enrollment page.
+func (a *app) portalHandler(proxyURL string, log *slog.Logger) (*enroll.Portal, error) {
+	key, err := secrets.LoadOrCreateKey(filepath.Join(a.cfg.DataDir, "portal-cookie.key"))
+	if err != nil {
+		return nil, err
+	}
+	return enroll.New(enroll.Options{Store: a.store, Issuer: caIssuer{a.ca}, Catalog: a.catalog, ProxyURL: proxyURL,
+		CookieKey: key, Log: log})
+}

@@ -1,0 +1,328 @@
+package enroll
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp"
+
+	"github.com/devicegate/devicegate/internal/secrets"
+	"github.com/devicegate/devicegate/store"
+)
+
+// Login forms have no session yet: their CSRF token is a double-submit
+// cookie (SameSite=Strict, __Host-) that the form repeats.
+const preCookie = "__Host-dg_pre"
+
+func (p *Portal) loginToken(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(preCookie); err == nil && len(c.Value) >= 40 {
+		return c.Value
+	}
+	t := randomToken()
+	http.SetCookie(w, &http.Cookie{Name: preCookie, Value: t, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	return t
+}
+
+func loginTokenOK(r *http.Request) bool {
+	c, err := r.Cookie(preCookie)
+	return err == nil && sameToken(r.PostFormValue("csrf"), c.Value)
+}
+
+// gate applies the per-account and per-IP lockout around a check.
+// It returns the message key of a refusal, or "".
+func (p *Portal) gate(r *http.Request, account string) string {
+	now := p.opts.Now()
+	if ok, _ := p.addresses.allowed("ip:"+clientIP(r), now); !ok {
+		return "err_locked"
+	}
+	if ok, _ := p.accounts.allowed(account, now); !ok {
+		return "err_locked"
+	}
+	return ""
+}
+
+func (p *Portal) failed(r *http.Request, account string) {
+	now := p.opts.Now()
+	p.addresses.fail("ip:"+clientIP(r), now)
+	p.accounts.fail(account, now)
+}
+
+// audit records a login event; errors are logged (the login itself has
+// already been decided).
+func (p *Portal) audit(r *http.Request, tenantID string, a store.Actor, action, target, outcome string) {
+	a.IP, a.UA = clientIP(r), truncateUA(r.UserAgent())
+	if _, err := p.opts.Store.AppendAudit(r.Context(), tenantID, store.AuditEntry{Time: p.opts.Now(), Actor: a, Action: action,
+		Target: target, Outcome: outcome}); err != nil {
+		p.opts.Log.Error("audit write failed", "action", action, "err", err)
+	}
+}
+
+func (p *Portal) ownerLoginPage(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, http.StatusOK, "owner_login", view{CSRF: p.loginToken(w, r)})
+}
+
+func (p *Portal) ownerLogin(w http.ResponseWriter, r *http.Request) {
+	again := func(status int, key string) {
+		p.render(w, r, status, "owner_login", view{CSRF: p.loginToken(w, r), Error: p.text(r, key)})
+	}
+	if !loginTokenOK(r) {
+		again(http.StatusForbidden, "err_csrf")
+		return
+	}
+	storeName := strings.TrimSpace(r.PostFormValue("store"))
+	account := "owner:" + storeName
+	if key := p.gate(r, account); key != "" {
+		again(http.StatusTooManyRequests, key)
+		return
+	}
+	t, err := p.opts.Store.GetTenantByName(r.Context(), storeName)
+	hash := p.dummyHash()
+	if err == nil && t.OwnerPasswordHash != "" {
+		hash = t.OwnerPasswordHash
+	}
+	ok, _ := secrets.VerifyPassword(hash, r.PostFormValue("password"))
+	if err != nil || t.OwnerPasswordHash == "" || !ok {
+		p.failed(r, account)
+		if err == nil {
+			p.audit(r, t.ID, store.Actor{Kind: "owner", Name: t.Name}, "owner.login", t.Name, "bad_password")
+		}
+		again(http.StatusUnauthorized, "err_login")
+		return
+	}
+	step := stepTOTP
+	secret := ""
+	if len(t.OwnerTOTPSecret) == 0 {
+		// First login (e.g. after `devicegate demo`): bind a phone now.
+		key, err := newTOTPKey("devicegate "+t.Name, t.Name+" (owner)")
+		if err != nil {
+			again(http.StatusInternalServerError, "err_internal")
+			return
+		}
+		step, secret = stepTOTPSetup, key.String()
+	}
+	p.sessions.start(w, r, func(s *session) {
+		s.kind, s.tenantID, s.name, s.step, s.secret = kindOwner, t.ID, t.Name, step, secret
+	})
+	http.Redirect(w, r, "/owner/totp", http.StatusSeeOther)
+}
+
+func (p *Portal) ownerTOTPPage(w http.ResponseWriter, r *http.Request) {
+	s := p.sessions.get(r)
+	if s == nil || s.kind != kindOwner || s.step == stepDone {
+		http.Redirect(w, r, "/owner/login", http.StatusSeeOther)
+		return
+	}
+	p.renderOwnerTOTP(w, r, s, http.StatusOK, "")
+}
+
+func (p *Portal) renderOwnerTOTP(w http.ResponseWriter, r *http.Request, s *session, status int, errKey string) {
+	v := view{CSRF: s.csrf}
+	if errKey != "" {
+		v.Error = p.text(r, errKey)
+	}
+	if s.step == stepTOTPSetup {
+		if key, err := otp.NewKeyFromURL(s.secret); err == nil {
+			if e, err := enrollmentOf(key); err == nil {
+				v.Data = e
+			}
+		}
+	}
+	p.render(w, r, status, "owner_totp", v)
+}
+
+func (p *Portal) ownerTOTP(w http.ResponseWriter, r *http.Request) {
+	s := p.sessions.get(r)
+	if s == nil || s.kind != kindOwner || s.step == stepDone {
+		http.Redirect(w, r, "/owner/login", http.StatusSeeOther)
+		return
+	}
+	if !sameToken(r.PostFormValue("csrf"), s.csrf) {
+		p.renderOwnerTOTP(w, r, s, http.StatusForbidden, "err_csrf")
+		return
+	}
+	account := "owner-totp:" + s.tenantID
+	if key := p.gate(r, account); key != "" {
+		p.renderOwnerTOTP(w, r, s, http.StatusTooManyRequests, key)
+		return
+	}
+	t, err := p.opts.Store.GetTenant(r.Context(), s.tenantID)
+	if err != nil {
+		p.renderOwnerTOTP(w, r, s, http.StatusInternalServerError, "err_internal")
+		return
+	}
+	secret := t.OwnerTOTPSecret
+	if s.step == stepTOTPSetup {
+		key, err := otp.NewKeyFromURL(s.secret)
+		if err != nil {
+			p.renderOwnerTOTP(w, r, s, http.StatusInternalServerError, "err_internal")
+			return
+		}
+		secret = []byte(key.Secret())
+	}
+	code := strings.TrimSpace(r.PostFormValue("code"))
+	if err := p.checkTOTP(r.Context(), t.ID, "", secret, code); err != nil {
+		p.failed(r, account)
+		p.audit(r, t.ID, store.Actor{Kind: "owner", Name: t.Name}, "owner.login", t.Name, "bad_code")
+		p.renderOwnerTOTP(w, r, s, http.StatusUnauthorized, totpMessage(err))
+		return
+	}
+	if s.step == stepTOTPSetup {
+		if err := p.opts.Store.SetOwnerLogin(r.Context(), t.ID, t.OwnerPasswordHash, secret,
+			store.Actor{Kind: "owner", Name: t.Name, IP: clientIP(r), UA: truncateUA(r.UserAgent())}); err != nil {
+			p.renderOwnerTOTP(w, r, s, http.StatusInternalServerError, "err_internal")
+			return
+		}
+	}
+	p.accounts.succeed(account)
+	p.accounts.succeed("owner:" + t.Name)
+	p.sessions.start(w, r, func(n *session) { n.kind, n.tenantID, n.name = kindOwner, t.ID, t.Name })
+	p.audit(r, t.ID, store.Actor{Kind: "owner", Name: t.Name}, "owner.login", t.Name, "ok")
+	http.Redirect(w, r, "/owner/", http.StatusSeeOther)
+}
+
+func (p *Portal) staffLoginPage(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, http.StatusOK, "staff_login", view{CSRF: p.loginToken(w, r)})
+}
+
+func (p *Portal) staffLogin(w http.ResponseWriter, r *http.Request) {
+	again := func(status int, key string) {
+		p.render(w, r, status, "staff_login", view{CSRF: p.loginToken(w, r), Error: p.text(r, key)})
+	}
+	if !loginTokenOK(r) {
+		again(http.StatusForbidden, "err_csrf")
+		return
+	}
+	username := strings.TrimSpace(r.PostFormValue("username"))
+	account := "sub:" + username
+	if key := p.gate(r, account); key != "" {
+		again(http.StatusTooManyRequests, key)
+		return
+	}
+	storeName, subName, _ := strings.Cut(username, ":")
+	var sub store.SubAccount
+	t, err := p.opts.Store.GetTenantByName(r.Context(), storeName)
+	if err == nil {
+		sub, err = p.opts.Store.GetSubAccountByName(r.Context(), t.ID, subName)
+	}
+	hash := p.dummyHash()
+	if err == nil {
+		hash = sub.PasswordHash
+	}
+	ok, _ := secrets.VerifyPassword(hash, r.PostFormValue("password"))
+	if err != nil || !ok {
+		p.failed(r, account)
+		if err == nil {
+			p.audit(r, t.ID, store.Actor{Kind: "sub", Name: sub.FullName()}, "sub.login", sub.FullName(), "bad_password")
+		}
+		again(http.StatusUnauthorized, "err_login")
+		return
+	}
+	if sub.Status != store.StatusActive {
+		p.audit(r, t.ID, store.Actor{Kind: "sub", Name: sub.FullName()}, "sub.login", sub.FullName(), "not_active")
+		again(http.StatusForbidden, "err_not_allowed")
+		return
+	}
+	step := stepDone
+	if sub.PhoneEnabled && !p.knownBrowser(r, sub.ID) {
+		step = stepTOTP
+	}
+	p.sessions.start(w, r, func(s *session) {
+		s.kind, s.tenantID, s.subID, s.name, s.step = kindStaff, t.ID, sub.ID, sub.FullName(), step
+	})
+	if step == stepTOTP {
+		http.Redirect(w, r, "/staff/totp", http.StatusSeeOther)
+		return
+	}
+	p.accounts.succeed(account)
+	p.audit(r, t.ID, store.Actor{Kind: "sub", Name: sub.FullName()}, "sub.login", sub.FullName(), "ok")
+	http.Redirect(w, r, "/staff/", http.StatusSeeOther)
+}
+
+func (p *Portal) staffTOTPPage(w http.ResponseWriter, r *http.Request) {
+	s := p.sessions.get(r)
+	if s == nil || s.kind != kindStaff || s.step != stepTOTP {
+		http.Redirect(w, r, "/staff/login", http.StatusSeeOther)
+		return
+	}
+	p.render(w, r, http.StatusOK, "staff_totp", view{CSRF: s.csrf})
+}
+
+func (p *Portal) staffTOTP(w http.ResponseWriter, r *http.Request) {
+	s := p.sessions.get(r)
+	if s == nil || s.kind != kindStaff || s.step != stepTOTP {
+		http.Redirect(w, r, "/staff/login", http.StatusSeeOther)
+		return
+	}
+	again := func(status int, key string) {
+		p.render(w, r, status, "staff_totp", view{CSRF: s.csrf, Error: p.text(r, key)})
+	}
+	if !sameToken(r.PostFormValue("csrf"), s.csrf) {
+		again(http.StatusForbidden, "err_csrf")
+		return
+	}
+	account := "sub-totp:" + s.subID
+	if key := p.gate(r, account); key != "" {
+		again(http.StatusTooManyRequests, key)
+		return
+	}
+	sub, err := p.opts.Store.GetSubAccount(r.Context(), s.tenantID, s.subID)
+	if err != nil {
+		again(http.StatusInternalServerError, "err_internal")
+		return
+	}
+	if err := p.checkTOTP(r.Context(), s.tenantID, s.subID, sub.TOTPSecret, strings.TrimSpace(r.PostFormValue("code"))); err != nil {
+		p.failed(r, account)
+		p.audit(r, s.tenantID, store.Actor{Kind: "sub", Name: s.name}, "sub.login", s.name, "bad_code")
+		again(http.StatusUnauthorized, totpMessage(err))
+		return
+	}
+	p.accounts.succeed(account)
+	p.accounts.succeed("sub:" + s.name)
+	p.rememberBrowser(w, s.subID)
+	p.sessions.start(w, r, func(n *session) {
+		n.kind, n.tenantID, n.subID, n.name = kindStaff, s.tenantID, s.subID, s.name
+	})
+	p.audit(r, s.tenantID, store.Actor{Kind: "sub", Name: s.name}, "sub.login", s.name, "ok")
+	http.Redirect(w, r, "/staff/", http.StatusSeeOther)
+}
+
+// A browser that passed the TOTP check for a sub-account is remembered for
+// 90 days with a signed cookie (sub id, expiry, HMAC), so the code is
+// asked the first time and on a new browser, as the seeds describe.
+const (
+	knownCookie = "__Host-dg_known"
+	knownFor    = 90 * 24 * time.Hour
+)
+
+func (p *Portal) knownMAC(subID, expires string) string {
+	m := hmac.New(sha256.New, p.opts.CookieKey)
+	m.Write([]byte("devicegate-known-browser\n" + subID + "\n" + expires))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (p *Portal) rememberBrowser(w http.ResponseWriter, subID string) {
+	exp := strconv.FormatInt(p.opts.Now().Add(knownFor).Unix(), 10)
+	http.SetCookie(w, &http.Cookie{Name: knownCookie, Value: subID + "." + exp + "." + p.knownMAC(subID, exp), Path: "/",
+		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: int(knownFor / time.Second)})
+}
+
+func (p *Portal) knownBrowser(r *http.Request, subID string) bool {
+	c, err := r.Cookie(knownCookie)
+	if err != nil {
+		return false
+	}
+	parts := strings.Split(c.Value, ".")
+	if len(parts) != 3 || parts[0] != subID {
+		return false
+	}
+	exp, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || p.opts.Now().Unix() > exp {
+		return false
+	}
+	return hmac.Equal([]byte(parts[2]), []byte(p.knownMAC(subID, parts[1])))
+}

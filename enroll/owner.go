@@ -1,0 +1,355 @@
+package enroll
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/devicegate/devicegate/internal/config"
+	"github.com/devicegate/devicegate/internal/secrets"
+	"github.com/devicegate/devicegate/store"
+)
+
+// subRow is one line of the sub-account list.
+type subRow struct {
+	Sub       store.SubAccount
+	RoleName  string
+	Installed int
+}
+
+type subsData struct {
+	Search   string
+	Active   []subRow
+	Departed []subRow
+	Roles    []roleOption
+	Points   []pointOption
+}
+
+type roleOption struct {
+	Key, Name string
+	Defaults  []string // permission names
+}
+
+type pointOption struct {
+	Key, Name string
+	High      bool
+}
+
+func names(lang string, n config.Names) string {
+	if lang == "zh" {
+		return n.ZH
+	}
+	return n.EN
+}
+
+func (p *Portal) roleOptions(lang string) []roleOption {
+	var out []roleOption
+	for _, key := range p.opts.Catalog.RoleKeys() {
+		role, _ := p.opts.Catalog.Role(key)
+		o := roleOption{Key: key, Name: names(lang, role.Name)}
+		for _, pk := range role.Permissions {
+			if pt, ok := p.opts.Catalog.Point(pk); ok {
+				o.Defaults = append(o.Defaults, names(lang, pt.Name))
+			}
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+func (p *Portal) pointOptions(lang string) []pointOption {
+	var out []pointOption
+	for _, pt := range p.opts.Catalog.Points {
+		out = append(out, pointOption{Key: pt.Key, Name: names(lang, pt.Name), High: pt.Risk == "high"})
+	}
+	return out
+}
+
+func (p *Portal) roleName(lang, key string) string {
+	if role, ok := p.opts.Catalog.Role(key); ok {
+		return names(lang, role.Name)
+	}
+	return key
+}
+
+func (p *Portal) subsPage(w http.ResponseWriter, r *http.Request, s *session) {
+	p.renderSubs(w, r, s, http.StatusOK, "", "")
+}
+
+func (p *Portal) renderSubs(w http.ResponseWriter, r *http.Request, s *session, status int, notice, errKey string) {
+	lang := pickLang(r)
+	search := strings.TrimSpace(r.URL.Query().Get("q"))
+	subs, err := p.opts.Store.ListSubAccounts(r.Context(), s.tenantID, store.SubAccountFilter{Search: search})
+	if err != nil {
+		p.fail(w, r, http.StatusInternalServerError, "err_internal")
+		return
+	}
+	now := p.opts.Now()
+	d := subsData{Search: search, Roles: p.roleOptions(lang), Points: p.pointOptions(lang)}
+	for _, sub := range subs {
+		n, err := p.opts.Store.CountActiveDevices(r.Context(), s.tenantID, sub.ID, now)
+		if err != nil {
+			p.fail(w, r, http.StatusInternalServerError, "err_internal")
+			return
+		}
+		row := subRow{Sub: sub, RoleName: p.roleName(lang, sub.Role), Installed: n}
+		if sub.Status == store.StatusDeparted {
+			d.Departed = append(d.Departed, row)
+		} else {
+			d.Active = append(d.Active, row)
+		}
+	}
+	v := view{Data: d}
+	if notice != "" {
+		v.Notice = p.text(r, notice)
+	}
+	if errKey != "" {
+		v.Error = p.text(r, errKey)
+	}
+	p.render(w, r, status, "owner_subs", v)
+}
+
+func (p *Portal) createSub(w http.ResponseWriter, r *http.Request, s *session) {
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	role := r.PostFormValue("role")
+	grants := r.PostForm["grants"]
+	if err := p.opts.Catalog.ValidateGrants(role, grants); err != nil {
+		p.renderSubs(w, r, s, http.StatusBadRequest, "", "err_input")
+		return
+	}
+	hash, err := secrets.HashPassword(r.PostFormValue("password"))
+	if err != nil {
+		p.renderSubs(w, r, s, http.StatusBadRequest, "", "err_input")
+		return
+	}
+	_, err = p.opts.Store.CreateSubAccount(r.Context(), store.NewSubAccount{TenantID: s.tenantID, Name: name, Role: role,
+		Grants: grants, PasswordHash: hash}, actor(r, s))
+	switch {
+	case errors.Is(err, store.ErrDuplicate):
+		p.renderSubs(w, r, s, http.StatusConflict, "", "err_duplicate")
+	case errors.Is(err, store.ErrInvalid):
+		p.renderSubs(w, r, s, http.StatusBadRequest, "", "err_input")
+	case err != nil:
+		p.opts.Log.Error("create sub-account failed", "err", err)
+		p.renderSubs(w, r, s, http.StatusInternalServerError, "", "err_internal")
+	default:
+		http.Redirect(w, r, "/owner/?ok=created", http.StatusSeeOther)
+	}
+}
+
+// subData is the security-settings page of one sub-account.
+type subData struct {
+	Sub       store.SubAccount
+	RoleName  string
+	Perms     []string
+	Devices   []deviceRow
+	Installed int
+	Choices   []int // 1..5
+	Phone     *totpEnrollment
+}
+
+type deviceRow struct {
+	store.Device
+	Active bool
+	Agent  string // OS / browser, from the enrollment User-Agent
+}
+
+func (p *Portal) subFor(w http.ResponseWriter, r *http.Request, s *session) (store.SubAccount, bool) {
+	sub, err := p.opts.Store.GetSubAccount(r.Context(), s.tenantID, r.PathValue("id"))
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			http.NotFound(w, r)
+		} else {
+			p.fail(w, r, http.StatusInternalServerError, "err_internal")
+		}
+		return store.SubAccount{}, false
+	}
+	return sub, true
+}
+
+func (p *Portal) subPage(w http.ResponseWriter, r *http.Request, s *session) {
+	sub, ok := p.subFor(w, r, s)
+	if !ok {
+		return
+	}
+	p.renderSub(w, r, sub, http.StatusOK, r.URL.Query().Get("ok"), "", nil)
+}
+
+// noticeKeys are the ?ok= values a redirect may show (nothing else is
+// rendered from the query).
+var noticeKeys = map[string]bool{"saved": true, "revoked": true, "created": true}
+
+func (p *Portal) renderSub(w http.ResponseWriter, r *http.Request, sub store.SubAccount, status int, notice, errKey string, phone *totpEnrollment) {
+	lang := pickLang(r)
+	devices, err := p.opts.Store.ListDevices(r.Context(), sub.TenantID, sub.ID)
+	if err != nil {
+		p.fail(w, r, http.StatusInternalServerError, "err_internal")
+		return
+	}
+	now := p.opts.Now()
+	d := subData{Sub: sub, RoleName: p.roleName(lang, sub.Role), Choices: []int{1, 2, 3, 4, 5}, Phone: phone}
+	for _, pk := range p.opts.Catalog.Permissions(sub.Role, sub.Grants) {
+		if pt, ok := p.opts.Catalog.Point(pk); ok {
+			d.Perms = append(d.Perms, names(lang, pt.Name))
+		}
+	}
+	for _, dev := range devices {
+		row := deviceRow{Device: dev, Active: dev.ActiveAt(now), Agent: describeAgent(dev.EnrolledUA)}
+		if row.Active {
+			d.Installed++
+		}
+		d.Devices = append(d.Devices, row)
+	}
+	v := view{Data: d}
+	if noticeKeys[notice] {
+		v.Notice = p.text(r, notice)
+	}
+	if errKey != "" {
+		v.Error = p.text(r, errKey)
+	}
+	p.render(w, r, status, "owner_sub", v)
+}
+
+func (p *Portal) enablePhone(w http.ResponseWriter, r *http.Request, s *session) {
+	sub, ok := p.subFor(w, r, s)
+	if !ok {
+		return
+	}
+	key, err := newTOTPKey("devicegate "+sub.TenantName, sub.FullName())
+	if err != nil {
+		p.fail(w, r, http.StatusInternalServerError, "err_internal")
+		return
+	}
+	enrollment, err := enrollmentOf(key)
+	if err != nil {
+		p.fail(w, r, http.StatusInternalServerError, "err_internal")
+		return
+	}
+	if sub, err = p.opts.Store.EnablePhone(r.Context(), s.tenantID, sub.ID, []byte(key.Secret()), actor(r, s)); err != nil {
+		p.renderSub(w, r, sub, http.StatusBadRequest, "", "err_input", nil)
+		return
+	}
+	// Shown in this response only: the secret is never rendered again.
+	p.renderSub(w, r, sub, http.StatusOK, "saved", "", &enrollment)
+}
+
+func (p *Portal) setProtection(w http.ResponseWriter, r *http.Request, s *session) {
+	sub, ok := p.subFor(w, r, s)
+	if !ok {
+		return
+	}
+	prot := store.Protection{}
+	if v := r.PostFormValue("devices"); v != "off" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxDevicesLimit {
+			p.renderSub(w, r, sub, http.StatusBadRequest, "", "err_input", nil)
+			return
+		}
+		prot = store.Protection{Enabled: true, MaxDevices: n}
+	}
+	_, err := p.opts.Store.SetProtection(r.Context(), s.tenantID, sub.ID, prot, actor(r, s))
+	var below *store.BelowActiveError
+	var ne *store.NotEligibleError
+	switch {
+	case errors.As(err, &below):
+		p.renderSub(w, r, sub, http.StatusConflict, "", "err_below_active", nil)
+	case errors.As(err, &ne):
+		p.renderSub(w, r, sub, http.StatusConflict, "", "phone_first", nil)
+	case err != nil:
+		p.renderSub(w, r, sub, http.StatusBadRequest, "", "err_input", nil)
+	default:
+		http.Redirect(w, r, "/owner/subs/"+url.PathEscape(sub.ID)+"?ok=saved", http.StatusSeeOther)
+	}
+}
+
+func (p *Portal) setStatus(w http.ResponseWriter, r *http.Request, s *session) {
+	sub, ok := p.subFor(w, r, s)
+	if !ok {
+		return
+	}
+	status, ok := map[string]store.SubStatus{"depart": store.StatusDeparted, "restore": store.StatusActive,
+		"freeze": store.StatusFrozen, "unfreeze": store.StatusActive}[r.PostFormValue("action")]
+	if !ok {
+		p.renderSub(w, r, sub, http.StatusBadRequest, "", "err_input", nil)
+		return
+	}
+	if err := p.opts.Issuer.SetStatus(r.Context(), s.tenantID, sub.ID, status, actor(r, s)); err != nil {
+		p.opts.Log.Error("set status failed", "err", err)
+		p.renderSub(w, r, sub, http.StatusBadRequest, "", "err_input", nil)
+		return
+	}
+	if status != store.StatusActive {
+		p.sessions.endAll(s.tenantID, sub.ID)
+	}
+	http.Redirect(w, r, "/owner/subs/"+url.PathEscape(sub.ID)+"?ok=saved", http.StatusSeeOther)
+}
+
+func (p *Portal) revokeAll(w http.ResponseWriter, r *http.Request, s *session) {
+	sub, ok := p.subFor(w, r, s)
+	if !ok {
+		return
+	}
+	if err := p.opts.Issuer.RevokeSubAccount(r.Context(), s.tenantID, sub.ID, actor(r, s)); err != nil {
+		p.opts.Log.Error("revoke all failed", "err", err)
+		p.renderSub(w, r, sub, http.StatusInternalServerError, "", "err_internal", nil)
+		return
+	}
+	http.Redirect(w, r, "/owner/subs/"+url.PathEscape(sub.ID)+"?ok=revoked", http.StatusSeeOther)
+}
+
+func (p *Portal) ownerRevokeDevice(w http.ResponseWriter, r *http.Request, s *session) {
+	sub, ok := p.subFor(w, r, s)
+	if !ok {
+		return
+	}
+	dev, err := p.opts.Store.GetDevice(r.Context(), s.tenantID, r.PathValue("dev"))
+	if err != nil || dev.SubID != sub.ID {
+		http.NotFound(w, r)
+		return
+	}
+	if err := p.opts.Issuer.RevokeDevice(r.Context(), s.tenantID, dev.ID, actor(r, s)); err != nil {
+		p.renderSub(w, r, sub, http.StatusConflict, "", "err_input", nil)
+		return
+	}
+	http.Redirect(w, r, "/owner/subs/"+url.PathEscape(sub.ID)+"?ok=revoked", http.StatusSeeOther)
+}
+
+// describeAgent turns an enrollment User-Agent into "OS / browser".
+func describeAgent(ua string) string {
+	if ua == "" {
+		return "—"
+	}
+	osName := "?"
+	for _, c := range []struct{ needle, name string }{
+		{"Windows", "Windows"}, {"Mac OS X", "macOS"}, {"Android", "Android"}, {"iPhone", "iOS"}, {"CrOS", "ChromeOS"},
+		{"Linux", "Linux"}, {"devicegate-enroll", "CLI"},
+	} {
+		if strings.Contains(ua, c.needle) {
+			osName = c.name
+			break
+		}
+	}
+	browser := "?"
+	for _, c := range []struct{ needle, name string }{
+		{"Edg/", "Edge"}, {"Firefox/", "Firefox"}, {"Chrome/", "Chrome"}, {"Safari/", "Safari"}, {"devicegate-enroll", "devicegate enroll"},
+	} {
+		if strings.Contains(ua, c.needle) {
+			browser = c.name
+			break
+		}
+	}
+	return osName + " / " + browser
+}
+
+// sortedKeys is for stable output of maps in the records view.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,119 @@
+package enroll
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"strings"
+	"time"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// view is what every template gets. Texts come from .L (the language's
+// message table); everything else is data, escaped by html/template.
+type view struct {
+	L        map[string]string
+	Lang     string
+	Path     string // the current path, for the language switch
+	CSRF     string
+	Who      string // logged-in name, if any
+	Kind     string // owner | staff
+	Notice   string
+	Error    string
+	ProxyURL string
+	Now      int64 // server time, ms since epoch (clock-skew check)
+	Data     any
+}
+
+// pages are the parsed templates: layout + one page each.
+type pages struct {
+	byName map[string]*template.Template
+	texts  map[string]map[string]string
+}
+
+var templateFuncs = template.FuncMap{
+	"date": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.UTC().Format("2006-01-02 15:04 UTC")
+	},
+	"join": strings.Join,
+}
+
+func parsePages() (*pages, error) {
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	p := &pages{byName: map[string]*template.Template{}, texts: catalogs()}
+	for _, n := range names {
+		base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+		if base == "layout" {
+			continue
+		}
+		t, err := template.New("layout.html").Funcs(templateFuncs).ParseFS(templateFS, "templates/layout.html", n)
+		if err != nil {
+			return nil, err
+		}
+		p.byName[base] = t
+	}
+	return p, nil
+}
+
+// render writes a page; a template error is a 500 with no details.
+func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
+	lang := pickLang(r)
+	v.Lang, v.L, v.Path, v.ProxyURL = lang, p.pages.texts[lang], r.URL.Path, p.opts.ProxyURL
+	v.Now = p.opts.Now().UnixMilli()
+	if s := p.sessions.get(r); s != nil && s.step == stepDone {
+		v.Who, v.Kind = s.name, s.kind
+		if v.CSRF == "" {
+			v.CSRF = s.csrf
+		}
+	}
+	t := p.pages.byName[name]
+	var buf bytes.Buffer
+	if t == nil || t.Execute(&buf, v) != nil {
+		p.opts.Log.Error("portal page failed", "page", name)
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// fail answers with a message page (key of the message table).
+func (p *Portal) fail(w http.ResponseWriter, r *http.Request, status int, key string) {
+	if strings.HasPrefix(r.URL.Path, "/staff/api/") {
+		writeJSON(w, status, apiError{Code: key, Message: messages[key][0], MessageZH: messages[key][1]})
+		return
+	}
+	p.render(w, r, status, "message", view{Error: p.pages.texts[pickLang(r)][key]})
+}
+
+// text is one message in the request's language.
+func (p *Portal) text(r *http.Request, key string) string { return p.pages.texts[pickLang(r)][key] }
+
+// staticHandler serves the embedded CSS and scripts.
+func staticHandler() http.Handler {
+	sub, _ := fs.Sub(staticFS, "static")
+	files := http.StripPrefix("/static/", http.FileServerFS(sub))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		files.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,142 @@
+package enroll
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/devicegate/devicegate/store"
+)
+
+type staffData struct {
+	Sub       store.SubAccount
+	Devices   []deviceRow
+	Installed int
+}
+
+func (p *Portal) staffData(r *http.Request, s *session) (staffData, error) {
+	sub, err := p.opts.Store.GetSubAccount(r.Context(), s.tenantID, s.subID)
+	if err != nil {
+		return staffData{}, err
+	}
+	devices, err := p.opts.Store.ListDevices(r.Context(), s.tenantID, s.subID)
+	if err != nil {
+		return staffData{}, err
+	}
+	d := staffData{Sub: sub}
+	now := p.opts.Now()
+	for _, dev := range devices {
+		row := deviceRow{Device: dev, Active: dev.ActiveAt(now), Agent: describeAgent(dev.EnrolledUA)}
+		if row.Active {
+			d.Installed++
+		}
+		d.Devices = append(d.Devices, row)
+	}
+	return d, nil
+}
+
+func (p *Portal) staffHome(w http.ResponseWriter, r *http.Request, s *session) {
+	d, err := p.staffData(r, s)
+	if err != nil {
+		p.fail(w, r, http.StatusInternalServerError, "err_internal")
+		return
+	}
+	v := view{Data: d}
+	if noticeKeys[r.URL.Query().Get("ok")] {
+		v.Notice = p.text(r, r.URL.Query().Get("ok"))
+	}
+	p.render(w, r, http.StatusOK, "staff_home", v)
+}
+
+func (p *Portal) enrollPage(w http.ResponseWriter, r *http.Request, s *session) {
+	d, err := p.staffData(r, s)
+	if err != nil {
+		p.fail(w, r, http.StatusInternalServerError, "err_internal")
+		return
+	}
+	p.render(w, r, http.StatusOK, "staff_enroll", view{Data: d})
+}
+
+// apiError is the JSON error of the enrollment API, in both languages (as
+// the CA's own API answers).
+type apiError struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	MessageZH string `json:"message_zh"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if e, ok := v.(apiError); ok {
+		v = map[string]apiError{"error": e}
+	}
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+type enrollBody struct {
+	CSR   string `json:"csr"`
+	Label string `json:"label"`
+}
+
+type enrollAnswer struct {
+	Certificate string   `json:"certificate"`
+	Chain       []string `json:"chain"`
+	DeviceID    string   `json:"device_id"`
+	Serial      string   `json:"serial"`
+	Installed   int      `json:"installed"`
+	Limit       int      `json:"limit"`
+}
+
+// enrollAPI takes the CSR the browser built (its key never leaves the
+// browser) and signs it for the session's sub-account through the CA's
+// quota gate: the same code path as POST /v1/enroll, without a code
+// because the session already proves who is asking.
+func (p *Portal) enrollAPI(w http.ResponseWriter, r *http.Request, s *session) {
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		writeJSON(w, http.StatusUnsupportedMediaType, apiError{"invalid", "JSON body required", "需要 JSON 请求体"})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxCSRBody)
+	var body enrollBody
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeJSON(w, http.StatusRequestEntityTooLarge, apiError{"too_large", "request too large", "请求过大"})
+			return
+		}
+		writeJSON(w, http.StatusBadRequest, apiError{"invalid", "malformed JSON", "请求格式错误"})
+		return
+	}
+	issued, err := p.opts.Issuer.Issue(r.Context(), IssueRequest{TenantID: s.tenantID, SubID: s.subID, CSR: []byte(body.CSR),
+		Label: body.Label, ClientIP: clientIP(r), UA: truncateUA(r.UserAgent())})
+	var refusal *Refusal
+	switch {
+	case errors.As(err, &refusal):
+		writeJSON(w, refusal.Status, apiError{refusal.Code, refusal.EN, refusal.ZH})
+		return
+	case err != nil:
+		p.opts.Log.Error("browser enrollment failed", "err", err)
+		writeJSON(w, http.StatusInternalServerError, apiError{"internal", "internal error", "内部错误"})
+		return
+	}
+	writeJSON(w, http.StatusOK, enrollAnswer{Certificate: issued.CertPEM, Chain: issued.ChainPEM, DeviceID: issued.Device.ID,
+		Serial: issued.Device.Serial, Installed: issued.Installed, Limit: issued.Limit})
+}
+
+func (p *Portal) staffRevokeDevice(w http.ResponseWriter, r *http.Request, s *session) {
+	dev, err := p.opts.Store.GetDevice(r.Context(), s.tenantID, r.PathValue("dev"))
+	if err != nil || dev.SubID != s.subID {
+		http.NotFound(w, r)
+		return
+	}
+	if err := p.opts.Issuer.RevokeDevice(r.Context(), s.tenantID, dev.ID, actor(r, s)); err != nil {
+		p.fail(w, r, http.StatusConflict, "err_input")
+		return
+	}
+	http.Redirect(w, r, "/staff/?ok=revoked", http.StatusSeeOther)
+}
