@@ -137,7 +137,9 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"connect-src "+connect+"; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer browsers send
+	// "Origin: null" on form posts, which the origin check must refuse.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Strict-Transport-Security", "max-age=31536000")
 	p.mux.ServeHTTP(w, r)

@@ -15,6 +15,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -341,5 +342,21 @@ func TestOwnerProtectsStaffEnrolls(t *testing.T) {
 		if !strings.Contains(owner.last, action) {
 			t.Errorf("records lack %s", action)
 		}
+	}
+}
+
+// The CSR the browser bundle builds (saved by enroll/web/test/roundtrip.mjs)
+// passes the CA's strict parser: signature, key type and structure.
+func TestBrowserBundleCSRParses(t *testing.T) {
+	data, err := os.ReadFile("testdata/pkijs-csr.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := ca.ParseCSR(data, false)
+	if err != nil {
+		t.Fatalf("pkijs CSR refused: %v", err)
+	}
+	if csr.Subject.CommonName != "demo-store:小明" {
+		t.Fatalf("CN %q", csr.Subject.CommonName)
 	}
 }

@@ -11,6 +11,10 @@ need_pkgs=()
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] || need_pkgs+=(postgresql)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
+# The browser end-to-end test (e2e/): Debian's Chromium, and NSS tools to
+# import the downloaded PKCS#12 into the browser profile.
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+command -v pk12util >/dev/null && command -v certutil >/dev/null || need_pkgs+=(libnss3-tools)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -20,7 +24,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     # Debian starts a cluster on install; the tests start their own.
     command -v pg_ctlcluster >/dev/null && pg_lsclusters -h 2>/dev/null | awk '{print $1, $2}' | while read -r v c; do pg_ctlcluster "$v" "$c" stop || true; done
   else
-    echo "missing: ${need_pkgs[*]} (run as root to install them)" >&2
+    echo "missing: ${need_pkgs[*]} (run as root to install them; with CI=true the tests that need them fail)" >&2
   fi
 fi
 

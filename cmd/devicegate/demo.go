@@ -58,6 +58,11 @@ var demoSubAccounts = []struct {
 	{"carol", "finance", 0},
 }
 
+// demoAppOnlyUsers have an account in the demo back-office app but no
+// devicegate sub-account yet: the owner creates it in the portal (same
+// name) to walk through the whole flow, as in the browser end-to-end test.
+var demoAppOnlyUsers = []string{"dave"}
+
 func runDemo(ctx context.Context, args []string, env *cliEnv) error {
 	fs := newFlagSet("demo", env.stderr)
 	dataDir := fs.String("data", "", "data directory (default ./devicegate-data)")
@@ -189,6 +194,9 @@ func (a *app) seedDemo(ctx context.Context) (demoCredentials, error) {
 			return creds, err
 		}
 		creds.Users = append(creds.Users, demoUser{Name: t.Name + ":" + d.name, Password: pw, TOTPURI: uri})
+	}
+	for _, name := range demoAppOnlyUsers {
+		creds.Users = append(creds.Users, demoUser{Name: t.Name + ":" + name, Password: secrets.RandomPassword()})
 	}
 	return creds, writeJSONFile(credPath, creds)
 }

@@ -43,6 +43,10 @@ function derOf(pemText) {
 export async function buildCSR(keyPair, commonName) {
   const csr = new pkijs.CertificationRequest();
   csr.version = 0;
+  // PKCS#10 requires the [0] attributes field even when empty; pkijs only
+  // writes it when the property exists, and strict parsers (Go's) refuse
+  // a CSR without it.
+  csr.attributes = [];
   csr.subject.typesAndValues.push(new pkijs.AttributeTypeAndValue({
     type: OID_CN, value: new asn1js.Utf8String({ value: commonName }),
   }));

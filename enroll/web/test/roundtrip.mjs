@@ -1,7 +1,9 @@
 // Runs the built bundle (../static/pki.bundle.js) in Node's WebCrypto and
 // checks its output with OpenSSL and NSS's pk12util: the CSR verifies, and
 // the PKCS#12 opens with the password and holds the key and certificate.
-//   node test/roundtrip.mjs      (needs openssl and pk12util)
+//   node test/roundtrip.mjs [csr-out.pem]   (needs openssl and pk12util; the
+//   optional argument saves the CSR, e.g. to ../testdata/pkijs-csr.pem, which
+//   a Go test parses with the CA's own parser)
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,6 +25,7 @@ const run = (cmd, args) => {
 const keys = await pki.generateKeyPair();
 const csr = await pki.buildCSR(keys, "demo-store:小明");
 writeFileSync(join(dir, "csr.pem"), csr);
+if (process.argv[2]) writeFileSync(process.argv[2], csr);
 console.log(run("openssl", ["req", "-verify", "-noout", "-in", "csr.pem"]).trim() || "csr: verify OK");
 console.log(run("openssl", ["req", "-noout", "-subject", "-nameopt", "utf8", "-in", "csr.pem"]).trim());
 
