@@ -264,5 +264,12 @@ func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.sessions.end(w, r)
+	if s.step == stepDone {
+		action := "owner.logout"
+		if s.kind == kindStaff {
+			action = "sub.logout"
+		}
+		p.audit(r, s.tenantID, actor(r, s), action, s.name, "ok")
+	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }

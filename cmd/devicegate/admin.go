@@ -22,6 +22,7 @@ import (
 const adminUsage = `devicegate admin [--config F | --data DIR] <command>
   store add NAME [--display NAME]
   store list [--json]
+  owner set STORE [--password-file F] [--reset-phone]
   sub add STORE:NAME --role ROLE [--grant P,...] [--password-file F]
   sub list STORE [--search S] [--json]
   sub show STORE:NAME [--json]
@@ -68,6 +69,8 @@ func runAdmin(ctx context.Context, args []string, env *cliEnv) error {
 		return a.adminStoreAdd(ctx, args, env)
 	case "store list":
 		return a.adminStoreList(ctx, args, env)
+	case "owner set":
+		return a.adminOwnerSet(ctx, args, env)
 	case "sub add":
 		return a.adminSubAdd(ctx, args, env)
 	case "sub list":
@@ -186,15 +189,7 @@ func (a *app) adminSubAdd(ctx context.Context, args []string, env *cliEnv) error
 	if err != nil {
 		return fmt.Errorf("store %q: %w", tenantName, err)
 	}
-	pw, generated := "", false
-	if *pwFile != "" {
-		if pw, err = client.ReadPasswordFile(*pwFile); err != nil {
-			return err
-		}
-	} else {
-		pw, generated = secrets.RandomPassword(), true
-	}
-	hash, err := secrets.HashPassword(pw)
+	pw, generated, hash, err := passwordFrom(*pwFile)
 	if err != nil {
 		return err
 	}
@@ -205,6 +200,60 @@ func (a *app) adminSubAdd(ctx context.Context, args []string, env *cliEnv) error
 		return err
 	}
 	fmt.Fprintf(env.stdout, "sub-account %s created (id %s, role %s)\n", s.FullName(), s.ID, s.Role)
+	if generated {
+		fmt.Fprintf(env.stdout, "password: %s\n", pw)
+	}
+	return nil
+}
+
+// passwordFrom reads the first line of file, or makes a random password
+// (generated = true: the caller prints it once), and hashes it.
+func passwordFrom(file string) (pw string, generated bool, hash string, err error) {
+	if file != "" {
+		if pw, err = client.ReadPasswordFile(file); err != nil {
+			return "", false, "", err
+		}
+	} else {
+		pw, generated = secrets.RandomPassword(), true
+	}
+	hash, err = secrets.HashPassword(pw)
+	return pw, generated, hash, err
+}
+
+// adminOwnerSet bootstraps (or resets) a store owner's portal login: the
+// password, and with --reset-phone a new phone binding at the next login
+// (the portal then shows the TOTP QR code once).
+func (a *app) adminOwnerSet(ctx context.Context, args []string, env *cliEnv) error {
+	fs := newFlagSet("owner set", env.stderr)
+	pwFile := fs.String("password-file", "", "file whose first line is the password (default: generate and print one)")
+	resetPhone := fs.Bool("reset-phone", false, "forget the owner's TOTP phone binding; the next portal login binds a phone again")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 1, "owner set STORE [--password-file F] [--reset-phone]"); err != nil {
+		return err
+	}
+	t, err := a.store.GetTenantByName(ctx, pos[0])
+	if err != nil {
+		return fmt.Errorf("store %q: %w", pos[0], err)
+	}
+	pw, generated, hash, err := passwordFrom(*pwFile)
+	if err != nil {
+		return err
+	}
+	secret := t.OwnerTOTPSecret
+	if *resetPhone {
+		secret = nil
+	}
+	if err := a.store.SetOwnerLogin(ctx, t.ID, hash, secret, cliActor()); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "owner login of store %s set", t.Name)
+	if secret == nil {
+		fmt.Fprint(env.stdout, "; the first portal login binds the owner's phone")
+	}
+	fmt.Fprintln(env.stdout)
 	if generated {
 		fmt.Fprintf(env.stdout, "password: %s\n", pw)
 	}

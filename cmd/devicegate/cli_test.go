@@ -194,6 +194,30 @@ func TestWalkthrough(t *testing.T) {
 
 // TestCLIRefusesBadInput: every refusal exits non-zero with a message on
 // stderr and changes nothing.
+// `admin owner set` bootstraps the owner's portal login; the password is
+// printed once, never stored in clear, and a phone reset is recorded.
+func TestAdminOwnerSet(t *testing.T) {
+	cfg := writeConfig(t)
+	mustCLI(t, "ca", "--config", cfg, "init")
+	mustCLI(t, "admin", "--config", cfg, "store", "add", "shop")
+	out := mustCLI(t, "admin", "--config", cfg, "owner", "set", "shop")
+	if !strings.Contains(out, "first portal login binds the owner's phone") || !strings.Contains(out, "password: ") {
+		t.Fatalf("owner set: %q", out)
+	}
+	pw := strings.TrimSpace(out[strings.Index(out, "password: ")+len("password: "):])
+	audit := mustCLI(t, "admin", "--config", cfg, "audit", "shop", "--json")
+	if !strings.Contains(audit, "tenant.owner_login") || strings.Contains(audit, pw) {
+		t.Fatal("owner login change not audited, or the password leaked into the audit log")
+	}
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte("a-chosen-password-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustCLI(t, "admin", "--config", cfg, "owner", "set", "shop", "--password-file", pwFile, "--reset-phone"); strings.Contains(out, "password:") {
+		t.Fatalf("a chosen password was printed: %q", out)
+	}
+}
+
 func TestCLIRefusesBadInput(t *testing.T) {
 	cfg := writeConfig(t)
 	mustCLI(t, "ca", "--config", cfg, "init")
@@ -216,6 +240,8 @@ func TestCLIRefusesBadInput(t *testing.T) {
 		{"admin", "--config", cfg, "device", "revoke", "deadbeef"},
 		{"admin", "--config", cfg, "device", "revoke", "deadbeef", "--reason", "removeFromCRL"},
 		{"admin", "--config", cfg, "sub", "fly", "shop:alice"},
+		{"admin", "--config", cfg, "owner", "set", "nostore"},
+		{"admin", "--config", cfg, "owner", "set", "shop", "--password-file", "/nonexistent"},
 		{"enroll", "--url", "http://example.com", "--code", "DG-X", "--out", t.TempDir(), "--fingerprint", "00"},
 	}
 	for _, args := range tests {
