@@ -55,6 +55,8 @@ func Explain(err error) APIError {
 		return APIError{http.StatusNotFound, "not_found", "not found", "未找到"}
 	case errors.Is(err, store.ErrInvalid), errors.Is(err, errBadRequest):
 		return APIError{http.StatusBadRequest, "invalid", err.Error(), "请求无效"}
+	case errors.Is(err, errTooManyCodes):
+		return APIError{http.StatusTooManyRequests, "too_many_attempts", err.Error(), "失败次数过多，请稍后再试"}
 	case errors.Is(err, errUnauthenticated):
 		return APIError{http.StatusUnauthorized, "unauthenticated", err.Error(), "需要有效的客户端证书"}
 	}
@@ -64,6 +66,7 @@ func Explain(err error) APIError {
 var (
 	errBadRequest      = errors.New("bad request")
 	errUnauthenticated = errors.New("a valid client certificate is required")
+	errTooManyCodes    = errors.New("too many invalid enrollment codes from this address; try again later")
 )
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/internal/identity"
+	"github.com/devicegate/devicegate/internal/ratelimit"
 	"github.com/devicegate/devicegate/store"
 )
 
@@ -34,11 +35,21 @@ type Server struct {
 	ca  *Authority
 	log *slog.Logger
 	mux *http.ServeMux
+	// codeGuesses locks a client IP out of POST /v1/enroll after repeated
+	// unknown, used or expired codes (codes have 160 bits, but guessing
+	// must still cost the guesser, not the CA).
+	codeGuesses *ratelimit.Limiter
 }
+
+// Code-guessing bounds per client IP.
+const (
+	maxCodeFailures = 10
+	codeLockout     = 15 * time.Minute
+)
 
 // NewServer builds the handler of the CA API.
 func NewServer(a *Authority) *Server {
-	s := &Server{ca: a, log: a.opts.Logger, mux: http.NewServeMux()}
+	s := &Server{ca: a, log: a.opts.Logger, mux: http.NewServeMux(), codeGuesses: ratelimit.New(maxCodeFailures, codeLockout)}
 	s.mux.HandleFunc("GET /v1/roots.pem", s.handleRoots)
 	s.mux.HandleFunc("POST /v1/enroll", s.handleEnroll)
 	s.mux.HandleFunc("POST /v1/renew", s.handleRenew)
@@ -90,7 +101,14 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	ip := clientIP(r)
+	if ok, wait := s.codeGuesses.Allowed(ip, s.ca.now()); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		s.writeError(w, r, errTooManyCodes)
+		return
+	}
 	if req.Code == "" {
+		s.codeGuesses.Fail(ip, s.ca.now())
 		s.writeError(w, r, store.ErrTicketUnknown)
 		return
 	}
@@ -102,6 +120,10 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		UA:       r.UserAgent(),
 	})
 	if err != nil {
+		if errors.Is(err, store.ErrTicketUnknown) || errors.Is(err, store.ErrTicketUsed) ||
+			errors.Is(err, store.ErrTicketExpired) || errors.Is(err, ErrCodeMalformed) {
+			s.codeGuesses.Fail(ip, s.ca.now())
+		}
 		s.writeError(w, r, err)
 		return
 	}

@@ -114,6 +114,32 @@ func TestEnrollOverHTTPS(t *testing.T) {
 	}
 }
 
+// Guessing enrollment codes locks the client's address out: after the
+// limit even a valid code waits (429), and the legitimate case before it
+// passes.
+func TestEnrollCodeGuessingLocksOut(t *testing.T) {
+	f := newFixture(t)
+	f.alice = f.protectedSub("guessed", 2)
+	url := startServer(t, f)
+	c := httpClient(f, nil)
+	if st, out := postEnroll(t, c, url, map[string]string{"code": f.ticket(f.alice), "csr": string(newCSR(t, newKey(t), nil))}); st != http.StatusCreated {
+		t.Fatalf("valid code: %d %v", st, out)
+	}
+	for i := range maxCodeFailures {
+		st, _ := postEnroll(t, c, url, map[string]string{"code": "DG-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA", "csr": string(newCSR(t, newKey(t), nil))})
+		if st != http.StatusForbidden {
+			t.Fatalf("guess %d: %d, want 403", i, st)
+		}
+	}
+	st, out := postEnroll(t, c, url, map[string]string{"code": f.ticket(f.alice), "csr": string(newCSR(t, newKey(t), nil))})
+	if e, _ := out["error"].(map[string]any); st != http.StatusTooManyRequests || e["code"] != "too_many_attempts" {
+		t.Fatalf("after %d bad codes: %d %v, want 429", maxCodeFailures, st, out)
+	}
+	if n, _ := f.store.CountActiveDevices(f.ctx, f.tenant.ID, f.alice.ID, f.now); n != 1 {
+		t.Fatalf("%d devices, want 1 (the locked-out request issued nothing)", n)
+	}
+}
+
 func getFeed(t *testing.T, c *http.Client, url string) (int, feedPage) {
 	t.Helper()
 	resp, err := c.Get(url)

@@ -4,7 +4,6 @@ import (
 	"io/fs"
 	"regexp"
 	"testing"
-	"time"
 )
 
 func TestSafeCell(t *testing.T) {
@@ -26,39 +25,6 @@ func TestLocalPath(t *testing.T) {
 		if got := localPath(in); got != want {
 			t.Errorf("localPath(%q) = %q, want %q", in, got, want)
 		}
-	}
-}
-
-func TestLimiter(t *testing.T) {
-	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	l := newLimiter(3, time.Minute)
-	for i := range 2 {
-		l.fail("k", t0.Add(time.Duration(i)*time.Second))
-	}
-	if ok, _ := l.allowed("k", t0.Add(3*time.Second)); !ok {
-		t.Fatal("locked before the limit")
-	}
-	l.fail("k", t0.Add(4*time.Second))
-	if ok, wait := l.allowed("k", t0.Add(5*time.Second)); ok || wait <= 0 {
-		t.Fatal("not locked at the limit")
-	}
-	if ok, _ := l.allowed("other", t0.Add(5*time.Second)); !ok {
-		t.Fatal("one key's lockout affects another")
-	}
-	if ok, _ := l.allowed("k", t0.Add(5*time.Second+time.Minute)); !ok {
-		t.Fatal("still locked after the window")
-	}
-	l.succeed("k")
-	if ok, _ := l.allowed("k", t0); !ok {
-		t.Fatal("succeed did not clear the key")
-	}
-	// A full table refuses new keys rather than forgetting counters.
-	small := newLimiter(3, time.Minute)
-	small.capacity = 2
-	small.fail("a", t0)
-	small.fail("b", t0)
-	if ok, _ := small.allowed("c", t0); ok {
-		t.Fatal("a full table admitted a new key")
 	}
 }
 

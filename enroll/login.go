@@ -37,10 +37,10 @@ func loginTokenOK(r *http.Request) bool {
 // It returns the message key of a refusal, or "".
 func (p *Portal) gate(r *http.Request, account string) string {
 	now := p.opts.Now()
-	if ok, _ := p.addresses.allowed("ip:"+clientIP(r), now); !ok {
+	if ok, _ := p.addresses.Allowed("ip:"+clientIP(r), now); !ok {
 		return "err_locked"
 	}
-	if ok, _ := p.accounts.allowed(account, now); !ok {
+	if ok, _ := p.accounts.Allowed(account, now); !ok {
 		return "err_locked"
 	}
 	return ""
@@ -48,8 +48,8 @@ func (p *Portal) gate(r *http.Request, account string) string {
 
 func (p *Portal) failed(r *http.Request, account string) {
 	now := p.opts.Now()
-	p.addresses.fail("ip:"+clientIP(r), now)
-	p.accounts.fail(account, now)
+	p.addresses.Fail("ip:"+clientIP(r), now)
+	p.accounts.Fail(account, now)
 }
 
 // audit records a login event; errors are logged (the login itself has
@@ -178,8 +178,8 @@ func (p *Portal) ownerTOTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p.accounts.succeed(account)
-	p.accounts.succeed("owner:" + t.Name)
+	p.accounts.Succeed(account)
+	p.accounts.Succeed("owner:" + t.Name)
 	p.sessions.start(w, r, func(n *session) { n.kind, n.tenantID, n.name = kindOwner, t.ID, t.Name })
 	p.audit(r, t.ID, store.Actor{Kind: "owner", Name: t.Name}, "owner.login", t.Name, "ok")
 	http.Redirect(w, r, "/owner/", http.StatusSeeOther)
@@ -238,7 +238,7 @@ func (p *Portal) staffLogin(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/staff/totp", http.StatusSeeOther)
 		return
 	}
-	p.accounts.succeed(account)
+	p.accounts.Succeed(account)
 	p.audit(r, t.ID, store.Actor{Kind: "sub", Name: sub.FullName()}, "sub.login", sub.FullName(), "ok")
 	http.Redirect(w, r, "/staff/", http.StatusSeeOther)
 }
@@ -281,8 +281,8 @@ func (p *Portal) staffTOTP(w http.ResponseWriter, r *http.Request) {
 		again(http.StatusUnauthorized, totpMessage(err))
 		return
 	}
-	p.accounts.succeed(account)
-	p.accounts.succeed("sub:" + s.name)
+	p.accounts.Succeed(account)
+	p.accounts.Succeed("sub:" + s.name)
 	p.rememberBrowser(w, s.subID)
 	p.sessions.start(w, r, func(n *session) {
 		n.kind, n.tenantID, n.subID, n.name = kindStaff, s.tenantID, s.subID, s.name

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/internal/config"
+	"github.com/devicegate/devicegate/internal/ratelimit"
 	"github.com/devicegate/devicegate/internal/secrets"
 	"github.com/devicegate/devicegate/store"
 )
@@ -40,8 +41,8 @@ type Portal struct {
 	opts      Options
 	mux       *http.ServeMux
 	sessions  *sessions
-	accounts  *limiter // failures per account
-	addresses *limiter // failures per client IP
+	accounts  *ratelimit.Limiter // failures per account
+	addresses *ratelimit.Limiter // failures per client IP
 	pages     *pages
 	proxyOrig string
 	// dummyHash is verified when an account does not exist, so a wrong
@@ -80,7 +81,7 @@ func New(o Options) (*Portal, error) {
 		return nil, err
 	}
 	p := &Portal{opts: o, mux: http.NewServeMux(), sessions: newSessions(o.Now), pages: pg, proxyOrig: origin,
-		accounts: newLimiter(5, 15*time.Minute), addresses: newLimiter(30, 15*time.Minute)}
+		accounts: ratelimit.New(5, 15*time.Minute), addresses: ratelimit.New(30, 15*time.Minute)}
 	p.dummyHash = sync.OnceValue(func() string {
 		h, err := secrets.HashPassword(randomToken())
 		if err != nil {

@@ -1,14 +1,16 @@
-package enroll
+// Package ratelimit locks keys (accounts, client IPs) out after repeated
+// failures: the portal's logins and TOTP codes and the CA's enrollment
+// codes are all bounded this way.
+package ratelimit
 
 import (
 	"sync"
 	"time"
 )
 
-// limiter locks a key (an account or a client IP) out after too many
-// failures in a window: login, TOTP and enrollment-code guessing are all
-// bounded per account and per IP.
-type limiter struct {
+// Limiter locks a key (an account or a client IP) out after too many
+// failures in a window. It is safe for concurrent use and bounded in size.
+type Limiter struct {
 	mu       sync.Mutex
 	m        map[string]*failures
 	max      int           // failures allowed in window
@@ -22,12 +24,13 @@ type failures struct {
 	lockedUntil time.Time
 }
 
-func newLimiter(max int, window time.Duration) *limiter {
-	return &limiter{m: map[string]*failures{}, max: max, window: window, capacity: 200_000}
+// New allows max failures per window; the max-th locks the key for window.
+func New(max int, window time.Duration) *Limiter {
+	return &Limiter{m: map[string]*failures{}, max: max, window: window, capacity: 200_000}
 }
 
-// allowed says whether key may try now, and if not, for how long it waits.
-func (l *limiter) allowed(key string, now time.Time) (bool, time.Duration) {
+// Allowed says whether key may try now, and if not, for how long it waits.
+func (l *Limiter) Allowed(key string, now time.Time) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f := l.m[key]
@@ -48,14 +51,14 @@ func (l *limiter) allowed(key string, now time.Time) (bool, time.Duration) {
 	return true, 0
 }
 
-// fail counts one failure; the max-th in a window locks the key.
-func (l *limiter) fail(key string, now time.Time) {
+// Fail counts one failure; the max-th in a window locks the key.
+func (l *Limiter) Fail(key string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f := l.m[key]
 	if f == nil || now.Sub(f.since) > l.window {
 		if f == nil && len(l.m) >= l.capacity {
-			return // allowed() already refuses new keys
+			return // Allowed already refuses new keys
 		}
 		f = &failures{since: now}
 		l.m[key] = f
@@ -67,16 +70,16 @@ func (l *limiter) fail(key string, now time.Time) {
 	}
 }
 
-// succeed clears a key's failures (an account after a good login; IP
+// Succeed clears a key's failures (an account after a good login; IP
 // counters are never cleared by success, so one good account does not
 // launder guesses at others).
-func (l *limiter) succeed(key string) {
+func (l *Limiter) Succeed(key string) {
 	l.mu.Lock()
 	delete(l.m, key)
 	l.mu.Unlock()
 }
 
-func (l *limiter) sweepLocked(now time.Time) {
+func (l *Limiter) sweepLocked(now time.Time) {
 	for k, f := range l.m {
 		if now.After(f.lockedUntil) && now.Sub(f.since) > l.window {
 			delete(l.m, k)
