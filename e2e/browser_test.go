@@ -131,9 +131,9 @@ func TestBrowserEnrollmentAndRevocation(t *testing.T) {
 	)
 	shots.take(staffCtx, "05-staff-home")
 	const p12Password = "e2e-p12-password"
-	enrollOnce(t, staffCtx, portal, "e2e workstation", p12Password)
+	enrollOnce(t, staffCtx, portal, "e2e workstation", p12Password, false)
 	shots.take(staffCtx, "06-staff-certificate-issued")
-	p12 := waitFile(t, filepath.Join(downloads, "devicegate.p12"))
+	p12 := waitDownload(t, downloads, nil)
 	run(t, "pk12util", "-d", nssdb, "-i", p12, "-W", p12Password)
 
 	// Through the proxy: the app's own login, then a high-risk page.
@@ -166,8 +166,11 @@ func TestBrowserEnrollmentAndRevocation(t *testing.T) {
 	}
 	shots.take(staffCtx, "08-check-installation")
 
-	// 3. A second computer fits, a third does not.
-	enrollOnce(t, staffCtx, portal, "second computer", p12Password)
+	// 3. A second computer fits (an old Windows one: the compatibility
+	// 3DES file, which NSS reads too), a third does not.
+	enrollOnce(t, staffCtx, portal, "second computer", p12Password, true)
+	legacy := waitDownload(t, downloads, map[string]bool{p12: true})
+	run(t, "pk12util", "-l", legacy, "-W", p12Password)
 	var refusal string
 	do(t, staffCtx, "third enrollment",
 		chromedp.Navigate(portal+"/staff/enroll"),
@@ -214,11 +217,13 @@ func TestBrowserEnrollmentAndRevocation(t *testing.T) {
 }
 
 // enrollOnce runs the enrollment page to a downloaded certificate.
-func enrollOnce(t *testing.T, ctx context.Context, portal, label, password string) {
+func enrollOnce(t *testing.T, ctx context.Context, portal, label, password string, legacy bool) {
 	t.Helper()
+	do(t, ctx, "enroll page", chromedp.Navigate(portal+"/staff/enroll"), chromedp.WaitVisible(chromedp.ID("enroll-form")))
+	if legacy {
+		do(t, ctx, "compatibility mode", chromedp.Click(chromedp.ID("compat")))
+	}
 	do(t, ctx, "enroll "+label,
-		chromedp.Navigate(portal+"/staff/enroll"),
-		chromedp.WaitVisible(chromedp.ID("enroll-form")),
 		chromedp.SetValue(chromedp.ID("label"), label),
 		chromedp.SendKeys(chromedp.ID("p12-password"), password),
 		chromedp.SendKeys(chromedp.ID("p12-password2"), password),
@@ -268,16 +273,20 @@ func run(t *testing.T, name string, args ...string) {
 	}
 }
 
-func waitFile(t *testing.T, path string) string {
+// waitDownload waits for a finished .p12 in dir that is not in seen.
+func waitDownload(t *testing.T, dir string, seen map[string]bool) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if st, err := os.Stat(path); err == nil && st.Size() > 0 {
-			return path
+		files, _ := filepath.Glob(filepath.Join(dir, "*.p12"))
+		for _, f := range files {
+			if st, err := os.Stat(f); err == nil && st.Size() > 0 && !seen[f] {
+				return f
+			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("download %s did not appear", path)
+	t.Fatalf("no new .p12 download in %s", dir)
 	return ""
 }
 

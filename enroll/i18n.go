@@ -141,6 +141,8 @@ var messages = map[string][2]string{
 	"device_label":         {"Name of this computer", "这台电脑的名称"},
 	"p12_password":         {"Password for the certificate file (at least 8 characters)", "证书文件密码（至少 8 个字符）"},
 	"p12_password_again":   {"Password again", "再次输入密码"},
+	"compat":               {"Compatibility mode for older Windows (3DES)", "兼容旧版 Windows（3DES）"},
+	"compat_hint":          {"Only for Windows 7 / Server 2008 R2 and older: weaker encryption of the file. Keep it off otherwise.", "仅用于 Windows 7 / Server 2008 R2 及更早版本：证书文件的加密较弱，其他情况请勿勾选。"},
 	"start_install":        {"Create and download the certificate", "生成并下载证书"},
 	"working":              {"Creating the key and the certificate…", "正在生成密钥和证书…"},
 	"key_stays":            {"The private key is created in this browser and never leaves it.", "私钥在本浏览器中生成，不会离开本电脑。"},

@@ -75,11 +75,14 @@
       }
       var p12 = await pki.buildPKCS12({
         privateKey: keys.privateKey, certPEM: body.certificate, chainPEMs: body.chain,
-        password: pw, friendlyName: meta("dg-sub") + " (" + $("label").value + ")",
+        password: pw, friendlyName: meta("dg-sub") + " (" + $("label").value + ")", legacy: $("compat").checked,
       });
       var url = URL.createObjectURL(new Blob([p12], { type: "application/x-pkcs12" }));
       var link = $("download");
       link.href = url;
+      // One file name per certificate, so a second computer's download
+      // does not replace the first.
+      link.download = "devicegate-" + String(body.serial).slice(0, 12) + ".p12";
       $("installed-count").textContent = String(body.installed);
       say("", false);
       $("enroll-form").hidden = true;

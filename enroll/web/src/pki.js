@@ -4,6 +4,10 @@
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { Convert } from "pvtsutils";
+// node-forge only for the legacy PKCS#12 key encryption (3DES with the
+// PKCS#12 KDF), which WebCrypto and pkijs do not have.
+import forge from "node-forge/lib/forge.js";
+import "node-forge/lib/pbe.js";
 
 const EC_KEY = { name: "ECDSA", namedCurve: "P-256" };
 const OID_CN = "2.5.4.3";
@@ -12,6 +16,11 @@ const OID_CERT_BAG = "1.2.840.113549.1.12.10.1.3";
 const OID_FRIENDLY_NAME = "1.2.840.113549.1.9.20";
 const OID_LOCAL_KEY_ID = "1.2.840.113549.1.9.21";
 const PBKDF2_ITERATIONS = 200000;
+// Legacy mode uses what Windows 7 / Server 2008 R2 accept: the OpenSSL
+// "-legacy" defaults for keys (pbeWithSHAAnd3-KeyTripleDES-CBC, 2048
+// iterations) and a SHA-1 MAC. Certificates are public and stay
+// unencrypted there.
+const LEGACY_ITERATIONS = 2048;
 
 function crypto() {
   if (!globalThis.crypto || !globalThis.crypto.subtle) {
@@ -62,15 +71,24 @@ function bagAttributes(friendlyName, localKeyId) {
   ];
 }
 
+// legacyShroudedKey encrypts a PKCS#8 key with pbeWithSHAAnd3-KeyTripleDES-CBC.
+// Its salt comes from WebCrypto, not from forge's own generator.
+function legacyShroudedKey(pkcs8, password) {
+  forge.random.getBytesSync = (n) => Convert.ToBinary(crypto().getRandomValues(new Uint8Array(n)));
+  const info = forge.asn1.fromDer(forge.util.createBuffer(Convert.ToBinary(pkcs8)));
+  const enc = forge.pki.encryptPrivateKeyInfo(info, password, { algorithm: "3des", count: LEGACY_ITERATIONS, saltSize: 8 });
+  return pkijs.PKCS8ShroudedKeyBag.fromBER(Convert.FromBinary(forge.asn1.toDer(enc).getBytes()));
+}
+
 // buildPKCS12 packs the private key, the certificate and its chain into a
-// PFX protected by password: PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC) for
-// the key and the certificates, and an HMAC-SHA256 MAC.
-export async function buildPKCS12({ privateKey, certPEM, chainPEMs = [], password, friendlyName }) {
+// PFX protected by password. By default: PBES2 (PBKDF2-HMAC-SHA256,
+// AES-256-CBC) for the key and the certificates, and an HMAC-SHA256 MAC.
+// legacy: 3DES key encryption and a SHA-1 MAC, for old Windows.
+export async function buildPKCS12({ privateKey, certPEM, chainPEMs = [], password, friendlyName, legacy = false }) {
   if (!password) throw new Error("a password is required");
   const subtle = crypto().subtle;
   const pwd = Convert.FromUtf8String(password);
   const pkcs8 = await subtle.exportKey("pkcs8", privateKey);
-  const keyInfo = pkijs.PrivateKeyInfo.fromBER(pkcs8);
   const leaf = pkijs.Certificate.fromBER(derOf(certPEM));
   const localKeyId = await subtle.digest("SHA-256", leaf.toSchema().toBER(false));
   const certBags = [new pkijs.SafeBag({
@@ -81,6 +99,7 @@ export async function buildPKCS12({ privateKey, certPEM, chainPEMs = [], passwor
   for (const c of chainPEMs) {
     certBags.push(new pkijs.SafeBag({ bagId: OID_CERT_BAG, bagValue: new pkijs.CertBag({ parsedValue: pkijs.Certificate.fromBER(derOf(c)) }) }));
   }
+  const keyBag = legacy ? legacyShroudedKey(pkcs8, password) : new pkijs.PKCS8ShroudedKeyBag({ parsedValue: pkijs.PrivateKeyInfo.fromBER(pkcs8) });
   const pbes2 = { password: pwd, contentEncryptionAlgorithm: { name: "AES-CBC", length: 256 }, hmacHashAlgorithm: "SHA-256", iterationCount: PBKDF2_ITERATIONS };
   const pfx = new pkijs.PFX({
     parsedValue: {
@@ -91,21 +110,22 @@ export async function buildPKCS12({ privateKey, certPEM, chainPEMs = [], passwor
             {
               privacyMode: 0,
               value: new pkijs.SafeContents({
-                safeBags: [new pkijs.SafeBag({
-                  bagId: OID_KEY_BAG,
-                  bagValue: new pkijs.PKCS8ShroudedKeyBag({ parsedValue: keyInfo }),
-                  bagAttributes: bagAttributes(friendlyName, localKeyId),
-                })],
+                safeBags: [new pkijs.SafeBag({ bagId: OID_KEY_BAG, bagValue: keyBag, bagAttributes: bagAttributes(friendlyName, localKeyId) })],
               }),
             },
-            { privacyMode: 1, value: new pkijs.SafeContents({ safeBags: certBags }) },
+            { privacyMode: legacy ? 0 : 1, value: new pkijs.SafeContents({ safeBags: certBags }) },
           ],
         },
       }),
     },
   });
-  await pfx.parsedValue.authenticatedSafe.parsedValue.safeContents[0].value.safeBags[0].bagValue.makeInternalValues(pbes2);
-  await pfx.parsedValue.authenticatedSafe.makeInternalValues({ safeContents: [{}, pbes2] });
-  await pfx.makeInternalValues({ password: pwd, iterations: PBKDF2_ITERATIONS, pbkdf2HashAlgorithm: "SHA-256", hmacHashAlgorithm: "SHA-256" });
+  if (legacy) {
+    await pfx.parsedValue.authenticatedSafe.makeInternalValues({ safeContents: [{}, {}] });
+    await pfx.makeInternalValues({ password: pwd, iterations: LEGACY_ITERATIONS, pbkdf2HashAlgorithm: "SHA-1", hmacHashAlgorithm: "SHA-1" });
+  } else {
+    await keyBag.makeInternalValues(pbes2);
+    await pfx.parsedValue.authenticatedSafe.makeInternalValues({ safeContents: [{}, pbes2] });
+    await pfx.makeInternalValues({ password: pwd, iterations: PBKDF2_ITERATIONS, pbkdf2HashAlgorithm: "SHA-256", hmacHashAlgorithm: "SHA-256" });
+  }
   return new Uint8Array(pfx.toSchema().toBER(false));
 }

@@ -50,4 +50,19 @@ if (!wrong) throw new Error("a wrong password opened the PKCS#12");
 const listed = run("pk12util", ["-l", "x.p12", "-W", "pässwörd-123"]);
 if (!/Key/.test(listed) || !/Certificate/.test(listed)) throw new Error("pk12util: " + listed);
 console.log("pk12util: key and certificate listed");
+
+// Compatibility mode for old Windows: 3DES key, SHA-1 MAC.
+const legacy = await pki.buildPKCS12({
+  privateKey: keys.privateKey, certPEM: readFileSync(join(dir, "leaf.pem"), "utf8"),
+  chainPEMs: [readFileSync(join(dir, "ca.pem"), "utf8")], password: "pässwörd-123", friendlyName: "devicegate legacy", legacy: true,
+});
+writeFileSync(join(dir, "legacy.p12"), legacy);
+const lparams = run("openssl", ["pkcs12", "-info", "-noout", "-in", "legacy.p12", "-passin", "pass:pässwörd-123"]);
+console.log(lparams.trim().split("\n").join(" | "));
+if (!/pbeWithSHA1And3-KeyTripleDES-CBC/.test(lparams) || !/MAC: sha1/.test(lparams)) throw new Error("legacy is not 3DES/SHA-1: " + lparams);
+const lkey = run("openssl", ["pkcs12", "-nocerts", "-noenc", "-in", "legacy.p12", "-passin", "pass:pässwörd-123"]);
+if (!lkey.includes("BEGIN PRIVATE KEY")) throw new Error("openssl: no key in the legacy PKCS#12");
+const llisted = run("pk12util", ["-l", "legacy.p12", "-W", "pässwörd-123"]);
+if (!/Key/.test(llisted) || !/Certificate/.test(llisted)) throw new Error("pk12util legacy: " + llisted);
+console.log("pk12util: legacy key and certificate listed");
 console.log("roundtrip OK in " + dir);
