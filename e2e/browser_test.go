@@ -214,6 +214,18 @@ func TestBrowserEnrollmentAndRevocation(t *testing.T) {
 	}
 	t.Logf("revocation reached the staff browser's next request after %v", took.Round(time.Millisecond))
 	shots.take(staffCtx, "11-cannot-pass-verification")
+
+	// The same console in Chinese, by the language switch.
+	var heading2 string
+	do(t, ownerCtx, "switch to Chinese",
+		chromedp.Click(`//a[@lang="zh-CN"]`),
+		chromedp.WaitVisible(chromedp.ID("protection")),
+		capture(&heading2, chromedp.Text(chromedp.CSS("#protection h2"))),
+	)
+	if !strings.Contains(heading2, "数字证书保护") || !strings.Contains(heading2, "已安装 (1/2)") {
+		t.Fatalf("zh-CN console shows %q", heading2)
+	}
+	shots.take(ownerCtx, "12-owner-console-zh")
 }
 
 // enrollOnce runs the enrollment page to a downloaded certificate.

@@ -20,7 +20,14 @@ type Auditor struct {
 	log     *slog.Logger
 	events  chan auditEvent
 	dropped atomic.Int64
+	// touched is when each device's "last seen" was last written (only
+	// the Run goroutine uses it).
+	touched map[string]time.Time
 }
+
+// lastSeenEvery bounds how often a device's "last seen" (shown to the
+// owner) is written: once a minute is plenty and costs nothing.
+const lastSeenEvery = time.Minute
 
 // auditEvent is one decision as queued: plain strings, no map, so that
 // recording costs the request path one small copy.
@@ -36,7 +43,7 @@ type auditKey struct {
 
 // NewAuditor makes an auditor with room for size pending events.
 func NewAuditor(st store.Store, size int, log *slog.Logger) *Auditor {
-	return &Auditor{st: st, log: log, events: make(chan auditEvent, size)}
+	return &Auditor{st: st, log: log, events: make(chan auditEvent, size), touched: map[string]time.Time{}}
 }
 
 // Dropped is the number of events lost to a full buffer.
@@ -101,6 +108,7 @@ func (a *Auditor) Run(ctx context.Context) {
 			a.dropped.Add(int64(len(batch)))
 			a.log.Error("audit write failed; events dropped", "events", len(batch), "err", err)
 		}
+		a.touchDevices(wctx, batch)
 		cancel()
 	}
 }
@@ -143,4 +151,25 @@ func coalesce(batch []auditEvent) []store.AuditRecord {
 		}
 	}
 	return records
+}
+
+// touchDevices records "last seen" (time, client IP) of the devices whose
+// requests were allowed, at most once per lastSeenEvery per device.
+func (a *Auditor) touchDevices(ctx context.Context, batch []auditEvent) {
+	for i := len(batch) - 1; i >= 0; i-- { // newest first
+		k := batch[i].key
+		if k.reason != ReasonCertificateValid || k.device == "" {
+			continue
+		}
+		if last, ok := a.touched[k.device]; ok && batch[i].at.Sub(last) < lastSeenEvery {
+			continue
+		}
+		a.touched[k.device] = batch[i].at
+		if err := a.st.TouchDevice(ctx, k.tenant, k.device, batch[i].at, k.ip); err != nil {
+			a.log.Warn("last-seen update failed", "device", k.device, "err", err)
+		}
+	}
+	if len(a.touched) > 100_000 { // bounded: forget, at worst one extra write each
+		a.touched = map[string]time.Time{}
+	}
 }

@@ -73,7 +73,18 @@ func TestAuditorWritesAndNeverBlocks(t *testing.T) {
 	a := NewAuditor(st, 4, slog.New(slog.DiscardHandler))
 	r := httptest.NewRequest("GET", "https://localhost/orders/sold", nil)
 	r.RemoteAddr = "10.0.0.1:5555"
-	g := Grant{Principal: identity.Principal{TenantID: tn.ID, DeviceID: "d1"}, SubName: "shop:alice"}
+	sub, err := st.CreateSubAccount(ctx, store.NewSubAccount{TenantID: tn.ID, Name: "alice", Role: "operations", PasswordHash: "x"}, actor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := store.Device{ID: store.NewID()}
+	st.EnablePhone(ctx, tn.ID, sub.ID, []byte("JBSWY3DPEHPK3PXP"), actor)
+	st.SetProtection(ctx, tn.ID, sub.ID, store.Protection{Enabled: true, MaxDevices: 1}, actor)
+	if _, _, err := st.IssueDevice(ctx, store.IssueRequest{TenantID: tn.ID, SubID: sub.ID, DeviceID: dev.ID, Serial: "abc", Fingerprint: "00",
+		IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour), Now: time.Now()}, actor); err != nil {
+		t.Fatal(err)
+	}
+	g := Grant{Principal: identity.Principal{TenantID: tn.ID, DeviceID: dev.ID}, SubName: "shop:alice"}
 	for range 10 { // nobody drains yet: 4 fit, 6 are dropped at once
 		a.Record(r, g, "orders.sold", "/orders/sold", ReasonCertificateValid)
 	}
@@ -90,6 +101,9 @@ func TestAuditorWritesAndNeverBlocks(t *testing.T) {
 		if len(evs) == 1 {
 			if evs[0].Detail["count"] != "4" || evs[0].Actor.IP != "10.0.0.1" || evs[0].Detail["path"] != "/orders/sold" {
 				t.Fatalf("audit event %+v", evs[0])
+			}
+			if d, err := st.GetDevice(ctx, tn.ID, dev.ID); err != nil || d.LastSeenIP != "10.0.0.1" || d.LastSeenAt.IsZero() {
+				t.Fatalf("device last seen not recorded: %+v %v", d, err)
 			}
 			break
 		}
