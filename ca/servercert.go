@@ -115,3 +115,49 @@ func ServerTLS(ctx context.Context, k *Keys, storageDir string, hosts []string) 
 	tc.MinVersion = tls.VersionTLS12
 	return tc, nil
 }
+
+// ServerTLSFromFiles serves the certificate in certFile/keyFile (PEM; the
+// chain leaf first) through certmagic's cache, for operators who bring
+// their own server certificate. It is checked at start: a missing,
+// mismatched or expired certificate stops start-up.
+func ServerTLSFromFiles(ctx context.Context, certFile, keyFile, storageDir string) (*tls.Config, error) {
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate %s: %w", certFile, err)
+	}
+	leaf := pair.Leaf
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("TLS certificate %s: %w", certFile, err)
+		}
+	}
+	if time.Now().After(leaf.NotAfter) {
+		return nil, fmt.Errorf("TLS certificate %s expired on %s", certFile, leaf.NotAfter.Format(time.DateOnly))
+	}
+	cache := certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return nil, nil },
+		Logger:           zap.NewNop(),
+	})
+	names := append(append([]string(nil), leaf.DNSNames...), ipStrings(leaf.IPAddresses)...)
+	if len(names) == 0 {
+		return nil, fmt.Errorf("TLS certificate %s names no host (no DNS or IP SAN)", certFile)
+	}
+	cfg := certmagic.New(cache, certmagic.Config{
+		Storage: &certmagic.FileStorage{Path: storageDir},
+		Logger:  zap.NewNop(),
+		// Clients that send no SNI (IP addresses) get this certificate too.
+		DefaultServerName: names[0],
+	})
+	cache.SetOptions(certmagic.CacheOptions{
+		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },
+		Logger:           zap.NewNop(),
+	})
+	go func() { <-ctx.Done(); cache.Stop() }()
+	if _, err := cfg.CacheUnmanagedTLSCertificate(ctx, pair, nil); err != nil {
+		return nil, fmt.Errorf("TLS certificate %s: %w", certFile, err)
+	}
+	tc := cfg.TLSConfig()
+	tc.NextProtos = []string{"h2", "http/1.1"}
+	tc.MinVersion = tls.VersionTLS12
+	return tc, nil
+}

@@ -17,10 +17,15 @@ import (
 // localHosts are the names our internal server CA certifies for loopback use.
 var localHosts = []string{"localhost", "127.0.0.1"}
 
-// serverTLS returns certmagic-managed TLS for the local host names, issued
-// by the internal server CA and stored under the data directory.
+// serverTLS returns the HTTPS listeners' TLS: the configured certificate
+// files, or certmagic-managed certificates for tls.hosts from the internal
+// server CA, stored under the data directory.
 func (a *app) serverTLS(ctx context.Context) (*tls.Config, error) {
-	return ca.ServerTLS(ctx, a.ca.Keys(), filepath.Join(a.cfg.DataDir, "tls"), localHosts)
+	storage := filepath.Join(a.cfg.DataDir, "tls")
+	if a.cfg.TLS.CertFile != "" {
+		return ca.ServerTLSFromFiles(ctx, a.cfg.TLS.CertFile, a.cfg.TLS.KeyFile, storage)
+	}
+	return ca.ServerTLS(ctx, a.ca.Keys(), storage, a.cfg.TLS.Hosts)
 }
 
 // server is one listener with its http.Server: TLS (CA, proxy) or, with

@@ -26,8 +26,19 @@ type Config struct {
 	Proxy             Proxy    `yaml:"proxy"`
 	Portal            Portal   `yaml:"portal"`
 	Demo              Demo     `yaml:"demo"`
+	TLS               TLS      `yaml:"tls"`
 	PermissionsFile   string   `yaml:"permissions_file"`
 	Log               Log      `yaml:"log"`
+}
+
+// TLS is the server certificate of the HTTPS listeners (CA API, proxy,
+// portal). Default: certificates from the internal server CA for Hosts,
+// obtained and renewed by certmagic. With CertFile and KeyFile: that
+// certificate (e.g. from the company's own CA); restart to load a new one.
+type TLS struct {
+	CertFile string   `yaml:"cert_file"` // PEM chain, leaf first
+	KeyFile  string   `yaml:"key_file"`
+	Hosts    []string `yaml:"hosts"` // names the internal server CA certifies
 }
 
 // Database selects the store backend.
@@ -217,6 +228,10 @@ func (c *Config) setDefaults(baseDir string, p *problems) {
 		def(&u.Binding.JWTClaim, "sub")
 		u.Binding.HMACKeyFile, u.Binding.JWTKeyFile = abs(u.Binding.HMACKeyFile), abs(u.Binding.JWTKeyFile)
 	}
+	if len(c.TLS.Hosts) == 0 {
+		c.TLS.Hosts = []string{"localhost", "127.0.0.1"}
+	}
+	c.TLS.CertFile, c.TLS.KeyFile = abs(c.TLS.CertFile), abs(c.TLS.KeyFile)
 	def(&c.Portal.Listen, "127.0.0.1:8444")
 	def(&c.Portal.ProxyURL, "https://localhost:9443/")
 	def(&c.Demo.BackofficeListen, "127.0.0.1:8081")
@@ -276,6 +291,14 @@ func (c *Config) validate(p *problems) {
 		"demo.backoffice_listen": c.Demo.BackofficeListen,
 	} {
 		c.checkListen(p, path, addr)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		p.add("tls", "cert_file and key_file go together")
+	}
+	for i, h := range c.TLS.Hosts {
+		if h == "" || strings.ContainsAny(h, " /:*") && net.ParseIP(h) == nil {
+			p.add(fmt.Sprintf("tls.hosts[%d]", i), "%q is not a host name or IP address", h)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
