@@ -30,6 +30,7 @@ type Options struct {
 	Metrics      *Metrics // may be nil
 	Log          *slog.Logger
 	Transport    http.RoundTripper // upstream transport (nil: a tuned default per upstream)
+	JWKSClient   *http.Client      // fetches JWKS URLs (nil: system roots, 5 s timeout)
 }
 
 // Gateway is the proxy's HTTP handler.
@@ -102,11 +103,16 @@ func NewGateway(o Options) (*Gateway, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		switch uc.Binding.Mode {
 		case "jwt":
-			jb, err := newJWTBinder(uc.Binding.JWTKeyFile, uc.Binding.JWTCookie, uc.Binding.JWTClaim, uc.Binding.JWTIssuer, uc.Binding.JWTAudience)
+			var keys keySource
+			if uc.Binding.JWKSURL != "" {
+				keys, err = newJWKS(uc.Binding.JWKSURL, o.JWKSClient)
+			} else {
+				keys, err = newFileKey(uc.Binding.JWTKeyFile)
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("upstream %s: jwt binding: %w", uc.Name, err))
 			}
-			u.binder = jb
+			u.binder = newJWTBinder(keys, uc.Binding.JWTCookie, uc.Binding.JWTClaim, uc.Binding.JWTIssuer, uc.Binding.JWTAudience)
 		case "whoami":
 			u.binder = newWhoamiBinder(uc.Binding.WhoamiURL, uc.Binding.SessionCookie, uc.Binding.UserField, client)
 		}

@@ -97,7 +97,8 @@ type Upstream struct {
 type Binding struct {
 	Mode          string `yaml:"mode"`           // whoami | header | jwt
 	HMACKeyFile   string `yaml:"hmac_key_file"`  // header: key signing the identity headers
-	JWTKeyFile    string `yaml:"jwt_key_file"`   // jwt: the app's public key (PEM)
+	JWTKeyFile    string `yaml:"jwt_key_file"`   // jwt: the app's public key (PEM) ...
+	JWKSURL       string `yaml:"jwks_url"`       // jwt: ... or its JWKS (https, or http on loopback)
 	JWTCookie     string `yaml:"jwt_cookie"`     // jwt: cookie holding the token (else Authorization: Bearer)
 	JWTClaim      string `yaml:"jwt_claim"`      // jwt: claim with "store:name" (default sub)
 	JWTIssuer     string `yaml:"jwt_issuer"`     // jwt: required issuer, if set
@@ -336,6 +337,23 @@ func (c *Config) checkListen(p *problems, path, addr string) {
 	}
 }
 
+// checkJWKSURL wants https: keys fetched over plain HTTP could be swapped
+// on the way, except from the same host.
+func checkJWKSURL(p *problems, path, raw string) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil {
+		p.add(path, "must be an https:// URL")
+		return
+	}
+	if u.Scheme == "https" {
+		return
+	}
+	ip := net.ParseIP(u.Hostname())
+	if u.Scheme != "http" || (u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback())) {
+		p.add(path, "must be an https:// URL (http:// only on loopback)")
+	}
+}
+
 func checkHTTPURL(p *problems, path, raw string) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
@@ -358,8 +376,11 @@ func (u Upstream) validate(p *problems, path string) {
 			p.add(path+".binding.hmac_key_file", "required for header binding")
 		}
 	case "jwt":
-		if u.Binding.JWTKeyFile == "" {
-			p.add(path+".binding.jwt_key_file", "required for jwt binding")
+		if (u.Binding.JWTKeyFile == "") == (u.Binding.JWKSURL == "") {
+			p.add(path+".binding", "jwt binding needs exactly one of jwt_key_file and jwks_url")
+		}
+		if u.Binding.JWKSURL != "" {
+			checkJWKSURL(p, path+".binding.jwks_url", u.Binding.JWKSURL)
 		}
 	case "whoami":
 		checkHTTPURL(p, path+".binding.whoami_url", u.Binding.WhoamiURL)

@@ -92,6 +92,11 @@ func TestConfigErrors(t *testing.T) {
 		{"bad driver", "database:\n  driver: mysql\n", "database.driver"},
 		{"bad trust domain", "ca:\n  trust_domain: Bad/Domain\n", "ca.trust_domain"},
 		{"http public url", "ca:\n  public_url: http://x\n", "ca.public_url"},
+		{"jwks over plain http", "proxy:\n  upstreams:\n    - {name: app, url: \"http://127.0.0.1:1\", hosts: [localhost], permissions: [{path: /, point: orders.sold}], binding: {mode: jwt, jwks_url: \"http://idp.example/jwks\"}}\n", "https"},
+		{"jwt with two key sources", "proxy:\n  upstreams:\n    - {name: app, url: \"http://127.0.0.1:1\", hosts: [localhost], permissions: [{path: /, point: orders.sold}], binding: {mode: jwt, jwks_url: \"https://idp.example/jwks\", jwt_key_file: k.pem}}\n", "exactly one"},
+		{"jwt without a key", "proxy:\n  upstreams:\n    - {name: app, url: \"http://127.0.0.1:1\", hosts: [localhost], permissions: [{path: /, point: orders.sold}], binding: {mode: jwt}}\n", "exactly one"},
+		{"cert without key", "tls:\n  cert_file: a.crt\n", "cert_file and key_file"},
+		{"bad tls host", "tls:\n  hosts: [\"a b\"]\n", "tls.hosts[0]"},
 		{"two documents", "data_dir: a\n---\ndata_dir: b\n", "single YAML document"},
 		{"empty", "", "empty"},
 	}
@@ -186,4 +191,14 @@ func FuzzParseCatalog(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The legitimate JWKS URLs: https anywhere, http only on loopback.
+func TestJWKSURLAccepted(t *testing.T) {
+	for _, u := range []string{"https://idp.example/.well-known/jwks.json", "http://127.0.0.1:8080/jwks", "http://localhost/jwks"} {
+		y := "proxy:\n  upstreams:\n    - {name: app, url: \"http://127.0.0.1:1\", hosts: [localhost], permissions: [{path: /, point: orders.sold}], binding: {mode: jwt, jwks_url: \"" + u + "\"}}\n"
+		if _, err := Parse([]byte(y), "/tmp"); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
 }
