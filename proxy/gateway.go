@@ -42,7 +42,8 @@ type Gateway struct {
 
 type upstream struct {
 	cfg     config.Upstream
-	hmacKey []byte // header binding
+	hmacKey []byte          // header binding
+	signer  *identitySigner // header binding
 	target  *url.URL
 	proxy   *httputil.ReverseProxy
 	direct  *directForwarder // nil for https upstreams
@@ -76,6 +77,7 @@ func NewGateway(o Options) (*Gateway, error) {
 			if u.hmacKey, err = secrets.LoadKey(uc.Binding.HMACKeyFile); err != nil {
 				errs = append(errs, fmt.Errorf("upstream %s: header binding key: %w", uc.Name, err))
 			}
+			u.signer = newIdentitySigner(u.hmacKey, g.certs)
 		}
 		for _, pp := range uc.Permissions {
 			if _, ok := o.Catalog.Point(pp.Point); !ok {
@@ -283,7 +285,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if u.hmacKey != nil {
-			signIdentity(r.Header, u.hmacKey, grant, point, r.Method, u.forwardedPath(path), r.TLS.PeerCertificates, g.certs, time.Now())
+			u.signer.sign(r.Header, grant, point, r.Method, u.forwardedPath(path), r.TLS.PeerCertificates, time.Now())
 		} else {
 			r.Header.Set(HeaderSubaccount, grant.SubName)
 			r.Header.Set(HeaderDeviceID, grant.Principal.DeviceID)
