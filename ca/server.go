@@ -54,6 +54,9 @@ func NewServer(a *Authority) *Server {
 	s.mux.HandleFunc("POST /v1/enroll", s.handleEnroll)
 	s.mux.HandleFunc("POST /v1/renew", s.handleRenew)
 	s.mux.HandleFunc("GET /v1/revocations", s.handleRevocations)
+	s.mux.HandleFunc("GET /v1/policy", s.handlePolicy)
+	s.mux.HandleFunc("POST /v1/audit", s.handleAudit)
+	s.mux.HandleFunc("POST /v1/seen", s.handleSeen)
 	s.mux.HandleFunc("GET /crl", s.handleCRL)
 	s.mux.HandleFunc("GET /crl.pem", s.handleCRL)
 	s.mux.HandleFunc("POST /ocsp", s.handleOCSP)
@@ -192,26 +195,42 @@ type feedPage struct {
 // handleRevocations is the proxies' feed: GET /v1/revocations?since=SEQ
 // [&wait=25s]. It answers at once when something newer than SEQ exists and
 // otherwise holds the request until the store's seq moves or wait ends.
-func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
+// proxyCaller accepts only callers with a proxy-role certificate of this
+// CA (issued by `devicegate ca proxy-cert`).
+func (s *Server) proxyCaller(r *http.Request) error {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		s.writeError(w, r, errUnauthenticated)
-		return
+		return errUnauthenticated
 	}
 	if _, err := identity.ProxyFromCertificate(r.TLS.PeerCertificates[0], s.ca.opts.TrustDomain); err != nil {
-		s.writeError(w, r, fmt.Errorf("%w: %v", errUnauthenticated, err))
-		return
+		return fmt.Errorf("%w: %v", errUnauthenticated, err)
 	}
-	since, err := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
+	return nil
+}
+
+// feedQuery reads a feed's position (since) and long-poll bound (wait).
+func feedQuery(r *http.Request) (since int64, wait time.Duration, err error) {
+	since, err = strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
 	if err != nil || since < 0 {
-		s.writeError(w, r, fmt.Errorf("%w: since must be a non-negative integer", errBadRequest))
-		return
+		return 0, 0, fmt.Errorf("%w: since must be a non-negative integer", errBadRequest)
 	}
-	wait := defaultFeedWait
+	wait = defaultFeedWait
 	if v := r.URL.Query().Get("wait"); v != "" {
 		if wait, err = time.ParseDuration(v); err != nil || wait < 0 || wait > maxFeedWait {
-			s.writeError(w, r, fmt.Errorf("%w: wait must be a duration between 0 and %v", errBadRequest, maxFeedWait))
-			return
+			return 0, 0, fmt.Errorf("%w: wait must be a duration between 0 and %v", errBadRequest, maxFeedWait)
 		}
+	}
+	return since, wait, nil
+}
+
+func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
+	if err := s.proxyCaller(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	since, wait, err := feedQuery(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()

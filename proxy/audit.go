@@ -16,7 +16,7 @@ import (
 // bounded buffer, so the request path never waits for the database. When
 // the buffer is full the event is dropped and counted.
 type Auditor struct {
-	st      store.Store
+	st      AuditSink
 	log     *slog.Logger
 	events  chan auditEvent
 	dropped atomic.Int64
@@ -41,8 +41,15 @@ type auditKey struct {
 	tenant, sub, ip, reason, device, point, path string
 }
 
+// AuditSink is where decisions go: the store's audit log, or the CA's
+// audit upload for proxies without database access (FeedClient).
+type AuditSink interface {
+	AppendAuditBatch(ctx context.Context, records []store.AuditRecord) error
+	TouchDevice(ctx context.Context, tenantID, deviceID string, at time.Time, ip string) error
+}
+
 // NewAuditor makes an auditor with room for size pending events.
-func NewAuditor(st store.Store, size int, log *slog.Logger) *Auditor {
+func NewAuditor(st AuditSink, size int, log *slog.Logger) *Auditor {
 	return &Auditor{st: st, log: log, events: make(chan auditEvent, size), touched: map[string]time.Time{}}
 }
 

@@ -39,9 +39,16 @@ type Snapshot struct {
 	active  map[string]int         // sub id -> number of active devices
 }
 
-// Policy keeps the current snapshot fresh from a store.
+// PolicySource is where a Policy reads changes: the store itself (SQLite
+// or PostgreSQL), or the CA's policy feed for proxies without database
+// access (FeedClient).
+type PolicySource interface {
+	PolicyChangesSince(ctx context.Context, afterSeq int64) (store.PolicyChanges, error)
+}
+
+// Policy keeps the current snapshot fresh from a source.
 type Policy struct {
-	st       store.Store
+	st       PolicySource
 	catalog  *config.Catalog
 	log      *slog.Logger
 	cur      atomic.Pointer[Snapshot]
@@ -68,7 +75,7 @@ func (p *Policy) PersistTo(path string) error {
 
 // NewPolicy starts with an empty snapshot that has never synced (so
 // high-risk paths fail closed until the first Sync).
-func NewPolicy(st store.Store, catalog *config.Catalog, log *slog.Logger) *Policy {
+func NewPolicy(st PolicySource, catalog *config.Catalog, log *slog.Logger) *Policy {
 	p := &Policy{st: st, catalog: catalog, log: log, kick: make(chan struct{}, 1)}
 	p.cur.Store(&Snapshot{devices: map[string]deviceState{}, subs: map[string]subState{}, active: map[string]int{}})
 	return p

@@ -86,9 +86,9 @@ type SubAccount struct {
 	Role         string
 	Grants       []string
 	Status       SubStatus
-	PasswordHash string
+	PasswordHash string `json:"-"` // never serialized (the policy feed sends sub-accounts)
 	PhoneEnabled bool
-	TOTPSecret   []byte // plaintext in memory, sealed at rest
+	TOTPSecret   []byte `json:"-"` // plaintext in memory, sealed at rest; never serialized
 	Protection   Protection
 	Window       Window
 	ChangeSeq    int64 // policy seq of the last change to this row

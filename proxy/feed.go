@@ -1,0 +1,146 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/devicegate/devicegate/store"
+)
+
+// FeedClient is a proxy's link to the CA when it has no database access:
+// the policy feed (GET /v1/policy) as its PolicySource, and the audit and
+// last-seen uploads (POST /v1/audit, /v1/seen) as its AuditSink. It
+// authenticates with a proxy-role client certificate.
+type FeedClient struct {
+	base   string
+	client *http.Client
+	log    *slog.Logger
+}
+
+// feedWait is how long one watch request waits for a change.
+const feedWait = 25 * time.Second
+
+// NewFeedClient talks to the CA at base with tc (client certificate and
+// the CA's root).
+func NewFeedClient(base string, tc *tls.Config, log *slog.Logger) *FeedClient {
+	return &FeedClient{base: strings.TrimSuffix(base, "/"), log: log,
+		client: &http.Client{Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}, Timeout: feedWait + 10*time.Second}}
+}
+
+// policyPage mirrors the CA's answer.
+type policyPage struct {
+	Seq         int64              `json:"seq"`
+	SubAccounts []store.SubAccount `json:"subaccounts"`
+	Devices     []store.Device     `json:"devices"`
+}
+
+func (f *FeedClient) fetch(ctx context.Context, since int64, wait time.Duration) (policyPage, error) {
+	u := f.base + "/v1/policy?since=" + strconv.FormatInt(since, 10) + "&wait=" + url.QueryEscape(wait.String())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return policyPage{}, err
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return policyPage{}, fmt.Errorf("policy feed: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return policyPage{}, fmt.Errorf("policy feed: HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
+	}
+	var page policyPage
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+		return policyPage{}, fmt.Errorf("policy feed: %w", err)
+	}
+	if page.Seq < since {
+		return policyPage{}, fmt.Errorf("policy feed: seq went back from %d to %d", since, page.Seq)
+	}
+	return page, nil
+}
+
+// PolicyChangesSince asks the CA for the changes after afterSeq, without
+// waiting.
+func (f *FeedClient) PolicyChangesSince(ctx context.Context, afterSeq int64) (store.PolicyChanges, error) {
+	page, err := f.fetch(ctx, afterSeq, 0)
+	if err != nil {
+		return store.PolicyChanges{}, err
+	}
+	return store.PolicyChanges{Seq: page.Seq, SubAccounts: page.SubAccounts, Devices: page.Devices}, nil
+}
+
+// Watch long-polls the feed from the policy's seq and kicks a sync as soon
+// as anything changed, so a revocation reaches this proxy in about one
+// round trip rather than one poll interval. It returns when ctx ends.
+func (f *FeedClient) Watch(ctx context.Context, p *Policy) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		since := p.Snapshot().Seq
+		page, err := f.fetch(ctx, since, feedWait)
+		if err != nil {
+			if ctx.Err() == nil {
+				f.log.Warn("policy feed watch failed", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, 30*time.Second)
+			}
+			continue
+		}
+		backoff = time.Second
+		if page.Seq > since {
+			p.Kick()
+		}
+	}
+}
+
+func (f *FeedClient) post(ctx context.Context, path string, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s: HTTP %d: %s", path, resp.StatusCode, bytes.TrimSpace(msg))
+	}
+	return nil
+}
+
+// AppendAuditBatch uploads decisions to the CA's audit log.
+func (f *FeedClient) AppendAuditBatch(ctx context.Context, records []store.AuditRecord) error {
+	return f.post(ctx, "/v1/audit", map[string]any{"records": records})
+}
+
+// SeenDevice is one "last seen" report of POST /v1/seen.
+type SeenDevice struct {
+	TenantID string    `json:"tenant_id"`
+	DeviceID string    `json:"device_id"`
+	At       time.Time `json:"at"`
+	IP       string    `json:"ip"`
+}
+
+// TouchDevice reports a device's last use to the CA.
+func (f *FeedClient) TouchDevice(ctx context.Context, tenantID, deviceID string, at time.Time, ip string) error {
+	return f.post(ctx, "/v1/seen", map[string]any{"devices": []SeenDevice{{TenantID: tenantID, DeviceID: deviceID, At: at, IP: ip}}})
+}
