@@ -17,7 +17,8 @@ import (
 
 const caUsage = `devicegate ca [--config F | --data DIR] <command>
   init                          create the root and intermediate CAs (keys 0600)
-  proxy-cert --name N --out DIR issue a "proxy" client certificate for the revocation feed
+  proxy-cert --name N --out DIR issue a "proxy" client certificate for the revocation and policy feeds
+                               (DIR gets key.pem, cert.pem, root.pem, devices.pem: proxy.feed.credentials_dir)
   crl                           print the current CRL (PEM)`
 
 func runCA(ctx context.Context, args []string, env *cliEnv) error {
@@ -121,6 +122,7 @@ func runProxyCert(ctx context.Context, configPath, dataDir string, args []string
 		{"key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600},
 		{"cert.pem", certPEM, 0o644},
 		{"root.pem", a.ca.Keys().RootPEM, 0o644},
+		{"devices.pem", a.ca.Keys().DevicePEM, 0o644}, // verifies device certificates at the proxy
 	}
 	for _, f := range files {
 		if err := os.WriteFile(filepath.Join(*out, f.name), f.data, f.mode); err != nil {

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -32,11 +35,45 @@ type gatewayServers struct {
 	admin *server
 }
 
-// startGateway runs the policy sync and the audit writer until ctx ends and
-// returns the proxy's listeners, fronting upstreams.
+// gatewayParts are what a gateway runs on: where its policy comes from and
+// where its decisions go, the device CA that signs client certificates,
+// and its server TLS.
+type gatewayParts struct {
+	cfg        *config.Config
+	catalog    *config.Catalog
+	source     proxy.PolicySource
+	sink       proxy.AuditSink
+	devicePool *x509.CertPool
+	tls        *tls.Config
+	pollEvery  time.Duration
+	// watch starts whatever pushes changes (kicks) to the policy: the
+	// in-process CA, PostgreSQL notifications, the CA's feed.
+	watch func(context.Context, *proxy.Policy)
+}
+
+// startGateway runs the policy sync and the audit writer of the app's own
+// store until ctx ends and returns the proxy's listeners, fronting upstreams.
 func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log *slog.Logger) (*gatewayServers, error) {
-	policy := proxy.NewPolicy(a.store, a.catalog, log)
-	if err := policy.PersistTo(a.cfg.Proxy.SnapshotFile); err != nil {
+	tc, err := a.serverTLS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return startGateway(ctx, gatewayParts{
+		cfg: a.cfg, catalog: a.catalog, source: a.store, sink: a.store, devicePool: a.ca.Keys().DevicePool(), tls: tc,
+		pollEvery: a.cfg.Proxy.SyncInterval.Duration(),
+		watch: func(ctx context.Context, policy *proxy.Policy) {
+			a.ca.OnRevoke(policy.Kick) // revocations by this process's CA apply at once
+			if a.cfg.Database.Driver == "postgres" {
+				// Changes by other nodes arrive by notification, not by the poll.
+				go postgres.ListenPolicy(ctx, a.cfg.Database.DSN, policy.Kick, log)
+			}
+		},
+	}, upstreams, log)
+}
+
+func startGateway(ctx context.Context, p gatewayParts, upstreams []config.Upstream, log *slog.Logger) (*gatewayServers, error) {
+	policy := proxy.NewPolicy(p.source, p.catalog, log)
+	if err := policy.PersistTo(p.cfg.Proxy.SnapshotFile); err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	if err := policy.Sync(ctx); err != nil {
@@ -44,23 +81,19 @@ func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log
 		// older than max_staleness, then high-risk paths fail closed.
 		log.Error("proxy: first policy sync failed", "err", err)
 	}
-	go policy.Run(ctx, a.cfg.Proxy.SyncInterval.Duration())
-	a.ca.OnRevoke(policy.Kick) // revocations by this process's CA apply at once
-	if a.cfg.Database.Driver == "postgres" {
-		// Changes by other nodes arrive by notification, not by the poll.
-		go postgres.ListenPolicy(ctx, a.cfg.Database.DSN, policy.Kick, log)
-	}
-	auditor := proxy.NewAuditor(a.store, 4096, log)
+	go policy.Run(ctx, p.pollEvery)
+	p.watch(ctx, policy)
+	auditor := proxy.NewAuditor(p.sink, 4096, log)
 	go auditor.Run(ctx)
 	reg := prometheus.NewRegistry()
 	metrics := proxy.NewMetrics(reg, policy, auditor)
 	gw, err := proxy.NewGateway(proxy.Options{
-		TrustDomain:  a.cfg.CA.TrustDomain,
+		TrustDomain:  p.cfg.CA.TrustDomain,
 		Upstreams:    upstreams,
-		Catalog:      a.catalog,
+		Catalog:      p.catalog,
 		Policy:       policy,
-		MaxStaleness: a.cfg.Proxy.MaxStaleness.Duration(),
-		EnrollURL:    a.cfg.Proxy.EnrollURL,
+		MaxStaleness: p.cfg.Proxy.MaxStaleness.Duration(),
+		EnrollURL:    p.cfg.Proxy.EnrollURL,
 		Audit:        auditor,
 		Metrics:      metrics,
 		Log:          log,
@@ -68,17 +101,13 @@ func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log
 	if err != nil {
 		return nil, err
 	}
-	tc, err := a.serverTLS(ctx)
-	if err != nil {
-		return nil, err
-	}
-	proxy.ConfigureTLS(tc, a.ca.Keys().DevicePool(), metrics)
-	srv, err := listen("proxy", a.cfg.Proxy.Listen, gw, tc, log)
+	proxy.ConfigureTLS(p.tls, p.devicePool, metrics)
+	srv, err := listen("proxy", p.cfg.Proxy.Listen, gw, p.tls, log)
 	if err != nil {
 		return nil, err
 	}
 	srv.srv.ConnState = metrics.ConnState
-	admin, err := listenAdmin(a.cfg.Proxy.AdminListen, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), a.cfg.Proxy.Pprof, log)
+	admin, err := listenAdmin(p.cfg.Proxy.AdminListen, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), p.cfg.Proxy.Pprof, log)
 	if err != nil {
 		srv.ln.Close()
 		return nil, err

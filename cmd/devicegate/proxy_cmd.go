@@ -2,26 +2,112 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/devicegate/devicegate/ca"
+	"github.com/devicegate/devicegate/internal/config"
+	"github.com/devicegate/devicegate/proxy"
 )
 
-// runProxy runs the mTLS gateway from a config file: its policy comes from
-// the store of that config (polled), its TLS certificate from the internal
-// server CA of the same data directory.
+// runProxy runs the mTLS gateway from a config file. By default its policy
+// comes from the store of that config (polled, or notified by PostgreSQL)
+// and its TLS certificate from the internal server CA of the same data
+// directory; with proxy.feed it needs neither: policy and audit go through
+// the CA over mTLS.
 func runProxy(ctx context.Context, args []string, env *cliEnv) error {
-	a, log, err := openFromConfigFlag(ctx, "proxy", args, env)
+	fs := newFlagSet("proxy", env.stderr)
+	configPath := fs.String("config", "", "config file (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *configPath == "" {
+		return errors.New("--config is required")
+	}
+	cfg, err := loadConfig(*configPath, "")
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	if len(a.cfg.Proxy.Upstreams) == 0 {
+	if len(cfg.Proxy.Upstreams) == 0 {
 		return errors.New("proxy.upstreams is empty: nothing to protect")
 	}
-	gw, err := a.startGateway(ctx, a.cfg.Proxy.Upstreams, log)
+	log := newLogger(env, cfg.Log.Level, cfg.Log.Format)
+	var gw *gatewayServers
+	if cfg.Proxy.Feed.CAURL != "" {
+		gw, err = startFeedGateway(ctx, cfg, log)
+	} else {
+		var a *app
+		if a, err = openApp(ctx, *configPath, "", openOptions{log: log}); err != nil {
+			return err
+		}
+		defer a.Close()
+		if a.ca == nil {
+			return errNoCA
+		}
+		gw, err = a.startGateway(ctx, cfg.Proxy.Upstreams, log)
+	}
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "proxy_url: %s\nmetrics_url: %s/metrics\n", gw.proxy.URL(), gw.admin.URL())
 	return serveAll(ctx, gw.proxy.serve, gw.admin.serve)
+}
+
+// feedPollEvery backs up the feed's watch (which pushes changes at once).
+const feedPollEvery = time.Second
+
+// startFeedGateway runs a gateway that holds no database credentials and no
+// CA keys: the credentials directory from `devicegate ca proxy-cert` (its
+// proxy certificate, the CA root, the device CA) and the operator's own
+// server certificate are all it needs.
+func startFeedGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gatewayServers, error) {
+	dir := cfg.Proxy.Feed.CredentialsDir
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("proxy.feed.credentials_dir: %w", err)
+	}
+	roots, err := poolFromFile(filepath.Join(dir, "root.pem"))
+	if err != nil {
+		return nil, err
+	}
+	devices, err := poolFromFile(filepath.Join(dir, "devices.pem"))
+	if err != nil {
+		return nil, err
+	}
+	catalog, err := loadCatalog(cfg)
+	if err != nil {
+		return nil, err
+	}
+	serverTLS, err := ca.ServerTLSFromFiles(ctx, cfg.TLS.CertFile, cfg.TLS.KeyFile, filepath.Join(cfg.DataDir, "tls"))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	feed := proxy.NewFeedClient(cfg.Proxy.Feed.CAURL, &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, MinVersion: tls.VersionTLS12}, log)
+	return startGateway(ctx, gatewayParts{
+		cfg: cfg, catalog: catalog, source: feed, sink: feed, devicePool: devices, tls: serverTLS,
+		pollEvery: max(cfg.Proxy.SyncInterval.Duration(), feedPollEvery),
+		watch:     func(ctx context.Context, p *proxy.Policy) { go feed.Watch(ctx, p) },
+	}, cfg.Proxy.Upstreams, log)
+}
+
+// poolFromFile reads PEM certificates into a pool; an empty file is an error.
+func poolFromFile(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s: no PEM certificate", path)
+	}
+	return pool, nil
 }

@@ -72,6 +72,7 @@ type Proxy struct {
 	MaxStaleness Duration   `yaml:"max_staleness"` // no policy sync this long: high-risk paths answer 503
 	SyncInterval Duration   `yaml:"sync_interval"` // how often the store's change seq is polled
 	EnrollURL    string     `yaml:"enroll_url"`    // linked from the refusal page
+	Feed         Feed       `yaml:"feed"`          // policy from the CA instead of the database
 	Pprof        bool       `yaml:"pprof"`         // serve /debug/pprof/ on the admin listener (profiling)
 	SnapshotFile string     `yaml:"snapshot_file"` // the policy snapshot, saved on change, loaded at start
 	Upstreams    []Upstream `yaml:"upstreams"`
@@ -112,6 +113,14 @@ type Binding struct {
 type PathPermission struct {
 	Path  string `yaml:"path"`
 	Point string `yaml:"point"`
+}
+
+// Feed makes a proxy without database access: its policy comes from the
+// CA's feed and its decisions go to the CA, over mTLS with a proxy-role
+// certificate.
+type Feed struct {
+	CAURL          string `yaml:"ca_url"`
+	CredentialsDir string `yaml:"credentials_dir"` // from `devicegate ca proxy-cert --out DIR`
 }
 
 // Portal is the browser enrollment portal.
@@ -220,6 +229,7 @@ func (c *Config) setDefaults(baseDir string, p *problems) {
 	defDur(&c.Proxy.SyncInterval, 50*time.Millisecond)
 	def(&c.Proxy.EnrollURL, "https://localhost:8444/")
 	def(&c.Proxy.SnapshotFile, filepath.Join(c.DataDir, "proxy-snapshot.json"))
+	c.Proxy.Feed.CredentialsDir = abs(c.Proxy.Feed.CredentialsDir)
 	c.Proxy.SnapshotFile = abs(c.Proxy.SnapshotFile)
 	for i := range c.Proxy.Upstreams {
 		u := &c.Proxy.Upstreams[i]
@@ -292,6 +302,17 @@ func (c *Config) validate(p *problems) {
 		"demo.backoffice_listen": c.Demo.BackofficeListen,
 	} {
 		c.checkListen(p, path, addr)
+	}
+	if c.Proxy.Feed.CAURL != "" {
+		if u, err := url.Parse(c.Proxy.Feed.CAURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			p.add("proxy.feed.ca_url", "must be an https:// URL")
+		}
+		if c.Proxy.Feed.CredentialsDir == "" {
+			p.add("proxy.feed.credentials_dir", "required with proxy.feed.ca_url")
+		}
+		if c.TLS.CertFile == "" {
+			p.add("tls.cert_file", "a proxy fed by the CA has no server CA keys: set tls.cert_file and tls.key_file")
+		}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		p.add("tls", "cert_file and key_file go together")

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/devicegate/devicegate/internal/testpki"
+)
+
+// freePort picks a loopback port for a listener started by a subcommand.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// A second proxy on "another node": no database, no CA keys, only the
+// credentials from `ca proxy-cert` and its own server certificate. It lets
+// an enrolled device through, refuses it within a second of a revocation
+// made with the admin CLI, and its decisions reach the store through the CA.
+func TestProxyFedByTheCA(t *testing.T) {
+	cfg := writeConfig(t)
+	dir := filepath.Dir(cfg)
+	info, _ := startDemo(t, cfg)
+	creds := filepath.Join(dir, "edge-creds")
+	mustCLI(t, "ca", "--config", cfg, "proxy-cert", "--name", "edge-1", "--out", creds)
+
+	// The edge proxy's own server certificate (the operator's PKI).
+	pki := testpki.New(t)
+	server := pki.ServerCert(t, "localhost", "127.0.0.1")
+	edgeDir := t.TempDir()
+	var chain []byte
+	for _, der := range server.Certificate {
+		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(server.PrivateKey.(crypto.Signer))
+	os.WriteFile(filepath.Join(edgeDir, "server.crt"), chain, 0o600)
+	os.WriteFile(filepath.Join(edgeDir, "server.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+	os.WriteFile(filepath.Join(edgeDir, "root.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pki.Root.Raw}), 0o644)
+
+	listen := freePort(t)
+	edgeCfg := filepath.Join(edgeDir, "edge.yaml")
+	conf := fmt.Sprintf(`data_dir: data
+tls: {cert_file: server.crt, key_file: server.key}
+proxy:
+  listen: %s
+  admin_listen: 127.0.0.1:0
+  enroll_url: https://localhost:8444/
+  feed: {ca_url: %q, credentials_dir: %q}
+  upstreams:
+    - name: backoffice
+      url: %q
+      hosts: [localhost, 127.0.0.1]
+      binding: {mode: whoami, whoami_url: %q, session_cookie: bo_session}
+      permissions:
+        - {path: /orders/sold, point: orders.sold}
+`, listen, info.CAURL, creds, info.BackofficeURL, info.BackofficeURL+"/whoami")
+	if err := os.WriteFile(edgeCfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, "check-config", edgeCfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var out, errb bytes.Buffer
+	go func() { done <- run(ctx, []string{"proxy", "--config", edgeCfg}, strings.NewReader(""), &out, &errb) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Error("edge proxy did not stop")
+		}
+	})
+	edge := info
+	edge.ProxyURL, edge.RootCAFile = "https://localhost:"+strings.Split(listen, ":")[1], filepath.Join(edgeDir, "root.pem")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", listen); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edge proxy did not start: %s", errb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	alice := info.BackofficeUsers[0]
+	pw := filepath.Join(dir, "p12pw")
+	os.WriteFile(pw, []byte("correct-horse-battery\n"), 0o600)
+	code := strings.TrimSpace(mustCLI(t, "admin", "--config", cfg, "sub", "ticket", alice.Name))
+	pc := filepath.Join(dir, "alice-edge-pc")
+	mustCLI(t, "enroll", "--url", info.CAURL, "--code", code, "--out", pc, "--root", info.RootCAFile, "--p12-password-file", pw)
+	deadline = time.Now().Add(5 * time.Second)
+	for proxyStatus(t, edge, pc, alice.Name, alice.Password) != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatalf("the edge proxy does not let the enrolled device through: %s", errb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var listing struct {
+		Devices []struct{ ID, Status string } `json:"devices"`
+	}
+	json.Unmarshal([]byte(mustCLI(t, "admin", "--config", cfg, "sub", "devices", alice.Name, "--json")), &listing)
+	revoked := time.Now()
+	for _, d := range listing.Devices {
+		if d.Status == "active" {
+			mustCLI(t, "admin", "--config", cfg, "device", "revoke", d.ID)
+		}
+	}
+	for proxyStatus(t, edge, pc, alice.Name, alice.Password) != http.StatusForbidden {
+		if time.Since(revoked) > time.Second {
+			t.Fatal("the edge proxy still lets a revoked device through after 1 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("a CLI revocation reached the CA-fed proxy after %v", time.Since(revoked).Round(time.Millisecond))
+	// Its decisions are in the store's audit log (via POST /v1/audit).
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		audit := mustCLI(t, "admin", "--config", cfg, "audit", "demo-store", "--target", alice.Name)
+		if strings.Contains(audit, "proxy.allow") && strings.Contains(audit, "proxy.deny") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edge decisions not in the audit log:\n%s", audit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
