@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -68,11 +67,9 @@ func TestPolicyFeedForProxiesWithoutDatabase(t *testing.T) {
 	auditor := proxy.NewAuditor(feed, 16, log)
 	go auditor.Run(ctx)
 	other := f.issue(f.alice)
-	r := httptest.NewRequest("GET", "https://localhost/orders/sold", nil)
-	r.RemoteAddr = "10.1.2.3:4444"
 	g := proxy.Grant{SubName: "shop:alice"}
 	g.Principal.TenantID, g.Principal.DeviceID = f.tenant.ID, other.Device.ID
-	auditor.Record(r, g, point, "/orders/sold", proxy.ReasonCertificateValid)
+	auditor.Record("10.1.2.3", g, point, "/orders/sold", proxy.ReasonCertificateValid)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		evs, _ := f.store.ListAudit(f.ctx, f.tenant.ID, store.AuditFilter{Action: "proxy."})

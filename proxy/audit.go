@@ -3,8 +3,6 @@ package proxy
 import (
 	"context"
 	"log/slog"
-	"net"
-	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -58,11 +56,10 @@ func (a *Auditor) Dropped() int64 { return a.dropped.Load() }
 
 // Record queues one decision. Decisions without an identity (no or
 // invalid certificate) belong to no store and are only logged.
-func (a *Auditor) Record(r *http.Request, g Grant, point, path, reason string) {
+func (a *Auditor) Record(ip string, g Grant, point, path, reason string) {
 	if a == nil {
 		return
 	}
-	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	if g.Principal.TenantID == "" {
 		a.log.Info("high-risk request refused", "reason", reason, "permission", point, "path", path, "client_ip", ip)
 		return

@@ -36,7 +36,12 @@ type Grant struct {
 // protected, inside its window and granted the permission point. It only
 // reads the immutable snapshot.
 func (s *Snapshot) Check(leaf *x509.Certificate, trustDomain, permission string, now time.Time) (Grant, string) {
-	g, reason := s.identify(leaf, trustDomain, now)
+	return s.checkPeer(newPeer(leaf, trustDomain), permission, now)
+}
+
+// checkPeer is Check for an already parsed certificate.
+func (s *Snapshot) checkPeer(p *peer, permission string, now time.Time) (Grant, string) {
+	g, reason := s.identifyPeer(p, now)
 	if reason != ReasonCertificateValid {
 		return g, reason
 	}
@@ -46,15 +51,38 @@ func (s *Snapshot) Check(leaf *x509.Certificate, trustDomain, permission string,
 	return g, ReasonCertificateValid
 }
 
+// peer is a client certificate with its identity read once: a connection
+// keeps its certificate, so the fast path parses it per connection, not
+// per request.
+type peer struct {
+	leaf      *x509.Certificate // nil: no certificate
+	principal identity.Principal
+	err       error  // the identity could not be read
+	serial    string // hex, as the store keeps it
+}
+
+func newPeer(leaf *x509.Certificate, trustDomain string) *peer {
+	p := &peer{leaf: leaf}
+	if leaf != nil {
+		p.principal, p.err = identity.FromCertificate(leaf, trustDomain)
+		p.serial = leaf.SerialNumber.Text(16)
+	}
+	return p
+}
+
 // identify checks everything but the permission point.
 func (s *Snapshot) identify(leaf *x509.Certificate, trustDomain string, now time.Time) (Grant, string) {
-	if leaf == nil {
+	return s.identifyPeer(newPeer(leaf, trustDomain), now)
+}
+
+func (s *Snapshot) identifyPeer(pe *peer, now time.Time) (Grant, string) {
+	if pe.leaf == nil {
 		return Grant{}, ReasonNoCertificate
 	}
-	p, err := identity.FromCertificate(leaf, trustDomain)
-	if err != nil {
+	if pe.err != nil {
 		return Grant{}, ReasonBadIdentity
 	}
+	p := pe.principal
 	// From here on a refusal still names who was refused (the chain was
 	// verified in the handshake), so it can be audited in that store.
 	g := Grant{Principal: p, SubName: p.DisplayName}
@@ -63,10 +91,10 @@ func (s *Snapshot) identify(leaf *x509.Certificate, trustDomain string, now time
 		g.SubName = sub.fullName
 	}
 	dev, ok := s.devices[p.DeviceID]
-	if !ok || dev.serial != leaf.SerialNumber.Text(16) || dev.tenantID != p.TenantID || dev.subID != p.SubID {
+	if !ok || dev.serial != pe.serial || dev.tenantID != p.TenantID || dev.subID != p.SubID {
 		return g, ReasonUnknownDevice
 	}
-	if !now.Before(dev.expires) || !now.Before(leaf.NotAfter) {
+	if !now.Before(dev.expires) || !now.Before(pe.leaf.NotAfter) {
 		return g, ReasonExpired
 	}
 	switch {

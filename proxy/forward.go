@@ -128,6 +128,12 @@ func (f *directForwarder) roundTrip(uc *upstreamConn, r *http.Request, path stri
 		return nil, err
 	}
 	f.writeHead(uc.bw, r, path)
+	return f.exchange(uc, r)
+}
+
+// exchange sends the request head written to uc.bw and reads the response
+// head (req: the method, for ReadResponse).
+func (f *directForwarder) exchange(uc *upstreamConn, req *http.Request) (*http.Response, error) {
 	if err := uc.bw.Flush(); err != nil {
 		return nil, errors.Join(errNoResponse, err)
 	}
@@ -138,7 +144,7 @@ func (f *directForwarder) roundTrip(uc *upstreamConn, r *http.Request, path stri
 		return nil, errors.Join(errNoResponse, err)
 	}
 	for informational := 0; ; informational++ {
-		resp, err := http.ReadResponse(uc.br, r)
+		resp, err := http.ReadResponse(uc.br, req)
 		if err != nil {
 			return nil, err
 		}

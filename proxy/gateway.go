@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -41,14 +43,15 @@ type Gateway struct {
 }
 
 type upstream struct {
-	cfg     config.Upstream
-	hmacKey []byte          // header binding
-	signer  *identitySigner // header binding
-	target  *url.URL
-	proxy   *httputil.ReverseProxy
-	direct  *directForwarder // nil for https upstreams
-	binder  sessionBinder
-	perms   []config.PathPermission // longest path first
+	cfg      config.Upstream
+	hmacKey  []byte          // header binding
+	signer   *identitySigner // header binding
+	target   *url.URL
+	basePath string // the upstream URL's escaped path, without a final "/"
+	proxy    *httputil.ReverseProxy
+	direct   *directForwarder // nil for https upstreams
+	binder   sessionBinder
+	perms    []config.PathPermission // longest path first
 }
 
 // identityHeaders are never accepted from clients: they are stripped from
@@ -72,7 +75,7 @@ func NewGateway(o Options) (*Gateway, error) {
 			errs = append(errs, fmt.Errorf("upstream %s: %w", uc.Name, err))
 			continue
 		}
-		u := &upstream{cfg: uc, target: target}
+		u := &upstream{cfg: uc, target: target, basePath: strings.TrimSuffix(target.EscapedPath(), "/")}
 		if uc.Binding.Mode == "header" {
 			if u.hmacKey, err = secrets.LoadKey(uc.Binding.HMACKeyFile); err != nil {
 				errs = append(errs, fmt.Errorf("upstream %s: header binding key: %w", uc.Name, err))
@@ -180,12 +183,16 @@ func hostPort(u *url.URL) string {
 // out, 502 otherwise. The error is logged, never shown.
 func (g *Gateway) upstreamFailed(w http.ResponseWriter, name string, err error) {
 	g.opts.Log.Warn("upstream error", "upstream", name, "err", err)
-	status := http.StatusBadGateway
+	http.Error(w, "upstream unavailable", upstreamStatus(err))
+}
+
+// upstreamStatus: 504 when the upstream timed out, 502 otherwise.
+func upstreamStatus(err error) int {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		status = http.StatusGatewayTimeout
+		return http.StatusGatewayTimeout
 	}
-	http.Error(w, "upstream unavailable", status)
+	return http.StatusBadGateway
 }
 
 // Close drops idle upstream connections.
@@ -213,7 +220,10 @@ type canonicalKey struct{}
 
 // forwardedPath is the escaped path the upstream receives.
 func (u *upstream) forwardedPath(path string) string {
-	return strings.TrimSuffix(u.target.EscapedPath(), "/") + path
+	if u.basePath == "" {
+		return path
+	}
+	return u.basePath + path
 }
 
 func (u *upstream) rewrite(pr *httputil.ProxyRequest) {
@@ -225,6 +235,12 @@ func (u *upstream) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 }
 
+// clientIP is the address part of a connection's remote address.
+func clientIP(remoteAddr string) string {
+	ip, _, _ := net.SplitHostPort(remoteAddr)
+	return ip
+}
+
 func hostOnly(hostport string) string {
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		return strings.ToLower(h)
@@ -234,6 +250,10 @@ func hostOnly(hostport string) string {
 
 // ServeHTTP routes, canonicalizes, decides and forwards one request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.TLS == nil {
+		// A connection the fast path handed to net/http (Server).
+		r.TLS, _ = r.Context().Value(tlsStateKey{}).(*tls.ConnectionState)
+	}
 	u := g.byHost[hostOnly(r.Host)]
 	if u == nil {
 		writePage(w, r, http.StatusMisdirectedRequest, badRequest, "unknown_host", "")
@@ -270,7 +290,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	point := u.permission(path)
 	if point != "" && g.opts.Catalog.IsHighRisk(point) {
 		grant, reason := g.decide(r, u, point)
-		g.opts.Audit.Record(r, grant, point, path, reason)
+		g.opts.Audit.Record(clientIP(r.RemoteAddr), grant, point, path, reason)
 		decision := "allow"
 		if reason != ReasonCertificateValid {
 			decision = "deny"
@@ -305,6 +325,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.opts.Metrics.upstreamTime(u.cfg.Name, time.Since(start))
 }
 
+// decidePeer is the certificate part of the rule (everything but the app
+// session): fresh policy, and p's device and sub-account eligible for point.
+func (g *Gateway) decidePeer(ctx context.Context, p *peer, point string) (Grant, string) {
+	now := time.Now()
+	if g.opts.Policy.Staleness(now) > g.opts.MaxStaleness {
+		return Grant{}, ReasonPolicyStale
+	}
+	grant, reason := g.opts.Policy.Snapshot().checkPeer(p, point, now)
+	if reason == ReasonUnknownDevice {
+		// Maybe enrolled a moment ago: look again after a fresh sync.
+		g.opts.Policy.SyncIfOlder(ctx)
+		grant, reason = g.opts.Policy.Snapshot().checkPeer(p, point, now)
+	}
+	return grant, reason
+}
+
 // samePath compares a canonical path with a configured one.
 func samePath(path, configured string, foldCase bool) bool {
 	if foldCase {
@@ -332,20 +368,11 @@ func (g *Gateway) loginAllowed(r *http.Request) string {
 // certificate of an eligible sub-account with the permission, and an app
 // session of the same sub-account.
 func (g *Gateway) decide(r *http.Request, u *upstream, point string) (Grant, string) {
-	now := time.Now()
-	if g.opts.Policy.Staleness(now) > g.opts.MaxStaleness {
-		return Grant{}, ReasonPolicyStale
-	}
 	var leaf *x509.Certificate
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		leaf = r.TLS.PeerCertificates[0]
 	}
-	grant, reason := g.opts.Policy.Snapshot().Check(leaf, g.opts.TrustDomain, point, now)
-	if reason == ReasonUnknownDevice {
-		// Maybe enrolled a moment ago: look again after a fresh sync.
-		g.opts.Policy.SyncIfOlder(r.Context())
-		grant, reason = g.opts.Policy.Snapshot().Check(leaf, g.opts.TrustDomain, point, now)
-	}
+	grant, reason := g.decidePeer(r.Context(), newPeer(leaf, g.opts.TrustDomain), point)
 	if reason != ReasonCertificateValid || u.hmacKey != nil {
 		// Header binding: the app checks the signed identity against its
 		// own session.

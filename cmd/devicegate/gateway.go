@@ -107,6 +107,7 @@ func startGateway(ctx context.Context, p gatewayParts, upstreams []config.Upstre
 		return nil, err
 	}
 	srv.srv.ConnState = metrics.ConnState
+	srv.fast = proxy.NewServer(gw, srv.srv)
 	admin, err := listenAdmin(p.cfg.Proxy.AdminListen, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), p.cfg.Proxy.Pprof, log)
 	if err != nil {
 		srv.ln.Close()

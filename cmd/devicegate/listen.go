@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/ca"
+	"github.com/devicegate/devicegate/proxy"
 )
 
 // localHosts are the names our internal server CA certifies for loopback use.
@@ -34,6 +35,7 @@ type server struct {
 	name string
 	ln   net.Listener
 	srv  *http.Server
+	fast *proxy.Server // the gateway's listener: fast path first, then srv
 }
 
 // listen binds addr (so ":0" picks a port) and prepares a server.
@@ -66,12 +68,15 @@ func (s *server) URL() string {
 
 // serve runs until ctx ends, then drains connections for up to 10 s.
 func (s *server) serve(ctx context.Context) error {
-	ln := s.ln
-	if s.srv.TLSConfig != nil {
-		ln = tls.NewListener(ln, s.srv.TLSConfig)
-	}
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(ln) }()
+	switch {
+	case s.fast != nil:
+		go func() { errc <- s.fast.Serve(s.ln) }()
+	case s.srv.TLSConfig != nil:
+		go func() { errc <- s.srv.Serve(tls.NewListener(s.ln, s.srv.TLSConfig)) }()
+	default:
+		go func() { errc <- s.srv.Serve(s.ln) }()
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("%s: %w", s.name, err)
@@ -79,7 +84,11 @@ func (s *server) serve(ctx context.Context) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	shutdown := s.srv.Shutdown
+	if s.fast != nil {
+		shutdown = s.fast.Shutdown
+	}
+	if err := shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

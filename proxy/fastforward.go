@@ -1,0 +1,241 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// fastRequest is what the fast path sends upstream besides the client's
+// own end-to-end headers.
+type fastRequest struct {
+	path   string // canonical, escaped, with the upstream's base path
+	query  []byte // "?..." or nil
+	point  string // permission point of a signed (high-risk) request
+	grant  Grant
+	signed bool
+}
+
+// Static requests for http.ReadResponse, which only reads their method.
+var (
+	getRequest  = &http.Request{Method: http.MethodGet}
+	headRequest = &http.Request{Method: http.MethodHead}
+)
+
+// forwardFast sends the request in c.head upstream and relays the answer.
+func (f *directForwarder) forwardFast(c *fastConn, u *upstream, fr fastRequest, now time.Time) fastOutcome {
+	req := getRequest
+	if string(c.head.method) == http.MethodHead {
+		req = headRequest
+	}
+	for attempt := 0; ; attempt++ {
+		uc, err := f.get(context.Background())
+		if err != nil {
+			return c.upstreamFailed(u, err)
+		}
+		if err := uc.SetDeadline(time.Now().Add(f.timeout)); err != nil {
+			uc.Close()
+			return c.upstreamFailed(u, err)
+		}
+		if !writeFastHead(uc.bw, c, u, fr, req.Method, f.host, now) {
+			uc.Close()
+			return c.upstreamFailed(u, errors.New("identity headers cannot be sent"))
+		}
+		resp, err := f.exchange(uc, req)
+		if err != nil {
+			uc.Close()
+			// As in forward: a kept-alive connection the upstream closed
+			// meanwhile gets one more try on a fresh one.
+			if uc.reused && attempt == 0 && errors.Is(err, errNoResponse) {
+				continue
+			}
+			return c.upstreamFailed(u, err)
+		}
+		return f.relayFast(c, uc, resp, req == headRequest)
+	}
+}
+
+// writeFastHead writes the upstream request: the canonical path, the
+// client's query and end-to-end headers as they came, the proxy's
+// X-Forwarded-* and, for high-risk paths, the signed identity.
+func writeFastHead(bw *bufio.Writer, c *fastConn, u *upstream, fr fastRequest, method, host string, now time.Time) bool {
+	h := &c.head
+	bw.WriteString(method)
+	bw.WriteByte(' ')
+	bw.WriteString(fr.path)
+	bw.Write(fr.query)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(host)
+	bw.WriteString("\r\n")
+	for i := range h.nfields {
+		fl := &h.fields[i]
+		if fl.kind != fieldForward {
+			continue
+		}
+		bw.Write(fl.name)
+		bw.WriteString(": ")
+		bw.Write(fl.value)
+		bw.WriteString("\r\n")
+	}
+	if c.ip != "" {
+		bw.WriteString("X-Forwarded-For: ")
+		bw.WriteString(c.ip)
+		bw.WriteString("\r\n")
+	}
+	bw.WriteString("X-Forwarded-Host: ")
+	bw.Write(h.host)
+	bw.WriteString("\r\nX-Forwarded-Proto: https\r\n")
+	if fr.signed {
+		lines, ok := u.signer.appendSigned(bw.AvailableBuffer(), fr.grant, fr.point, method, fr.path, c.certs, now)
+		if !ok {
+			return false
+		}
+		bw.Write(lines)
+	}
+	bw.WriteString("\r\n")
+	return true
+}
+
+// relayFast writes the upstream's response to the client: a body of known
+// length that fits the buffer goes in the same write as the head; other
+// bodies are passed on per read (so streams are not held back), re-framed
+// as chunked when their length is not known.
+func (f *directForwarder) relayFast(c *fastConn, uc *upstreamConn, resp *http.Response, isHead bool) fastOutcome {
+	buf := f.buffers.Get()
+	defer f.buffers.Put(buf)
+	out := appendStatusLine(buf[:0], resp.StatusCode)
+	connection := resp.Header["Connection"]
+	for k, vv := range resp.Header {
+		if hopByHop(k) || (connection != nil && listedInConnection(connection, k)) {
+			continue
+		}
+		for _, v := range vv {
+			out = appendHeaderLine(out, k, v)
+		}
+	}
+	bodyless := isHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
+	chunked := !bodyless && resp.ContentLength < 0
+	if chunked {
+		out = append(out, "Transfer-Encoding: chunked\r\n"...)
+		first := true
+		for k := range resp.Trailer {
+			if first {
+				out = append(out, "Trailer: "...)
+			} else {
+				out = append(out, ", "...)
+			}
+			out, first = append(out, k...), false
+		}
+		if !first {
+			out = append(out, "\r\n"...)
+		}
+	}
+	out = append(out, "\r\n"...)
+
+	size := int64(len(out))
+	if !bodyless && !chunked && cap(out) == cap(buf) && size+resp.ContentLength <= int64(len(buf)) {
+		// The usual page: one TLS record, one write.
+		n := len(out)
+		if _, err := io.ReadFull(resp.Body, buf[n:n+int(resp.ContentLength)]); err != nil {
+			uc.Close()
+			return closeConn
+		}
+		return f.finishFast(c, uc, resp, buf[:n+int(resp.ContentLength)])
+	}
+	if _, err := c.tc.Write(out); err != nil {
+		uc.Close()
+		return closeConn
+	}
+	if bodyless {
+		return f.finishFast(c, uc, resp, nil)
+	}
+	const room = 8 // chunk-size line in front of the data
+	for reads := 0; ; reads++ {
+		if reads > 0 {
+			_ = uc.SetReadDeadline(time.Now().Add(f.timeout))
+		}
+		n, err := resp.Body.Read(buf[room : len(buf)-2])
+		if n > 0 {
+			chunk := buf[room : room+n]
+			if chunked {
+				var hex [8]byte
+				size := append(strconv.AppendInt(hex[:0], int64(n), 16), '\r', '\n')
+				start := room - len(size)
+				copy(buf[start:], size)
+				chunk = append(buf[start:room+n], '\r', '\n')
+			}
+			if _, werr := c.tc.Write(chunk); werr != nil {
+				uc.Close()
+				return closeConn
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			// Broken upstream mid-body: the client must not take the cut
+			// body for a whole one.
+			uc.Close()
+			return closeConn
+		}
+	}
+	var end []byte
+	if chunked {
+		end = append(buf[:0], "0\r\n"...)
+		for k, vv := range resp.Trailer {
+			for _, v := range vv {
+				end = appendHeaderLine(end, k, v)
+			}
+		}
+		end = append(end, "\r\n"...)
+	}
+	return f.finishFast(c, uc, resp, end)
+}
+
+// finishFast writes the last bytes and keeps or closes the upstream
+// connection.
+func (f *directForwarder) finishFast(c *fastConn, uc *upstreamConn, resp *http.Response, last []byte) fastOutcome {
+	if resp.Close || uc.br.Buffered() > 0 {
+		uc.Close()
+	} else {
+		f.put(uc)
+	}
+	if len(last) > 0 {
+		if _, err := c.tc.Write(last); err != nil {
+			return closeConn
+		}
+	}
+	return served
+}
+
+func appendStatusLine(dst []byte, code int) []byte {
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(code), 10)
+	dst = append(dst, ' ')
+	if text := http.StatusText(code); text != "" {
+		dst = append(dst, text...)
+	} else {
+		dst = append(dst, "status code "...)
+		dst = strconv.AppendInt(dst, int64(code), 10)
+	}
+	return append(dst, "\r\n"...)
+}
+
+// upstreamFailed answers as Gateway.upstreamFailed does (502, or 504 on a
+// timeout, a plain-text body, the error only logged).
+func (c *fastConn) upstreamFailed(u *upstream, err error) fastOutcome {
+	status := upstreamStatus(err)
+	c.srv.gw.opts.Log.Warn("upstream error", "upstream", u.cfg.Name, "err", err)
+	var buf [256]byte
+	out := appendStatusLine(buf[:0], status)
+	out = append(out, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"+
+		"Content-Length: 21\r\n\r\nupstream unavailable\n"...)
+	if _, err := c.tc.Write(out); err != nil {
+		return closeConn
+	}
+	return served
+}

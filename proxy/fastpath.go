@@ -1,0 +1,235 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// The fast path serves the common request of a back office, a GET or HEAD
+// without a body, on an HTTP/1.1 keep-alive connection, without net/http's
+// per-request machinery (header maps, a background read goroutine per
+// request, a cancellable context, response header copies): on the
+// gateway's load that machinery cost more CPU than the policy check and
+// the forwarding together. The decision is the same function ServeHTTP
+// uses; a request the fast path does not forward (anything refused,
+// unusual or with a body) is left unread and the connection goes to
+// net/http (see Server), which then decides and answers it.
+
+// fastReadBuffer is the per-connection read buffer; a head that does not
+// fit goes to net/http (whose limit is MaxHeaderBytes).
+const fastReadBuffer = 4096
+
+type fastConn struct {
+	srv   *Server
+	tc    *tls.Conn
+	br    *bufio.Reader
+	state *tls.ConnectionState
+	certs []*x509.Certificate
+	peer  *peer
+	ip    string
+	head  h1Head
+
+	phase        atomic.Int32 // connIdle, connActive, connClosing
+	idleDeadline time.Time
+}
+
+const (
+	connIdle int32 = iota
+	connActive
+	connClosing
+)
+
+// fastOutcome is what became of one request.
+type fastOutcome uint8
+
+const (
+	served    fastOutcome = iota // answered; the connection stays open
+	handOff                      // not touched: net/http takes it from here
+	closeConn                    // answered or broken: close the connection
+)
+
+// serve reads and answers requests until the connection ends or is handed
+// to net/http.
+func (c *fastConn) serve() {
+	handedOff := false
+	defer func() {
+		c.srv.untrack(c)
+		if !handedOff {
+			c.tc.Close()
+			c.srv.connState(c.tc, http.StateClosed)
+		}
+	}()
+	for {
+		if !c.waitForRequest() {
+			return
+		}
+		outcome, ok := c.readHead()
+		if ok {
+			outcome = c.srv.gw.serveFast(c)
+		}
+		switch outcome {
+		case served:
+			c.br.Discard(c.head.size)
+			if !c.phase.CompareAndSwap(connActive, connIdle) {
+				return // shutting down
+			}
+		case handOff:
+			pending, _ := c.br.Peek(c.br.Buffered())
+			_ = c.tc.SetDeadline(time.Time{})
+			handedOff = true
+			c.srv.handOff(c.tc, append([]byte(nil), pending...), c.state)
+			return
+		default:
+			return
+		}
+	}
+}
+
+// waitForRequest waits up to the idle timeout for the next request's first
+// byte. The deadline moves at most once a second: setting it costs timer
+// work on every request otherwise.
+func (c *fastConn) waitForRequest() bool {
+	if c.br.Buffered() == 0 {
+		idle := c.srv.http.IdleTimeout
+		if idle <= 0 {
+			idle = c.srv.http.ReadTimeout
+		}
+		if idle > 0 {
+			if next := time.Now().Add(idle); next.Sub(c.idleDeadline) > time.Second {
+				c.idleDeadline = next
+				_ = c.tc.SetReadDeadline(next)
+			}
+		}
+		if _, err := c.br.Peek(1); err != nil {
+			return false
+		}
+	}
+	return c.phase.CompareAndSwap(connIdle, connActive)
+}
+
+// readHead reads until a whole request head is buffered; ok is false when
+// the outcome is already known (hand off, or the client went away).
+func (c *fastConn) readHead() (fastOutcome, bool) {
+	for first := true; ; first = false {
+		b, _ := c.br.Peek(c.br.Buffered())
+		switch parseHead(b, &c.head) {
+		case headComplete:
+			return served, true
+		case headHandOff:
+			return handOff, false
+		}
+		if len(b) == c.br.Size() {
+			return handOff, false // larger than the fast path reads
+		}
+		if first {
+			// The rest of the head gets net/http's header timeout; the idle
+			// deadline is set again before the next request.
+			c.idleDeadline = time.Time{}
+			_ = c.tc.SetReadDeadline(time.Now().Add(c.srv.handshakeTimeout()))
+		}
+		if _, err := c.br.Peek(len(b) + 1); err != nil {
+			return closeConn, false // gone, or too slow with its head
+		}
+	}
+}
+
+// closeIfIdle ends a connection that waits for its next request (at
+// shutdown); one in the middle of a request finishes it first.
+func (c *fastConn) closeIfIdle() {
+	if c.phase.CompareAndSwap(connIdle, connClosing) {
+		_ = c.tc.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// serveFast routes and decides the request in c.head and forwards it when
+// it is allowed; everything else goes to ServeHTTP through net/http.
+func (g *Gateway) serveFast(c *fastConn) fastOutcome {
+	h := &c.head
+	u := g.upstreamFor(h.host)
+	if u == nil || u.direct == nil {
+		return handOff
+	}
+	rawPath, query := h.target, []byte(nil)
+	for i, b := range rawPath {
+		if b == '?' {
+			rawPath, query = h.target[:i], h.target[i:]
+			break
+		}
+	}
+	path, err := NormalizePath(string(rawPath), u.cfg.CaseInsensitive)
+	if err != nil || path == WhoamiPath {
+		return handOff
+	}
+	if u.cfg.RequireCertForLogin && samePath(path, u.cfg.LoginPath, u.cfg.CaseInsensitive) {
+		return handOff
+	}
+	point := u.permission(path)
+	var grant Grant
+	signed := point != "" && g.opts.Catalog.IsHighRisk(point)
+	if signed {
+		if u.signer == nil {
+			return handOff // session bindings other than header need the request
+		}
+		var reason string
+		grant, reason = g.decidePeer(context.Background(), c.peer, point)
+		if reason != ReasonCertificateValid {
+			return handOff // ServeHTTP decides again, audits and answers
+		}
+		g.opts.Audit.Record(c.ip, grant, point, path, reason)
+		g.opts.Metrics.request(u.cfg.Name, point, "allow", reason)
+	} else {
+		point = ""
+		g.opts.Metrics.request(u.cfg.Name, "", "pass", "")
+	}
+	start := time.Now()
+	out := u.direct.forwardFast(c, u, fastRequest{path: u.forwardedPath(path), query: query, point: point, grant: grant, signed: signed}, start)
+	g.opts.Metrics.upstreamTime(u.cfg.Name, time.Since(start))
+	return out
+}
+
+// upstreamFor finds the upstream of a Host header value as hostOnly does
+// (port dropped as net.SplitHostPort would, case folded), without
+// allocating; a value whose reading is not obvious gives nil (net/http).
+func (g *Gateway) upstreamFor(host []byte) *upstream {
+	colons, brackets := 0, 0
+	for _, b := range host {
+		switch b {
+		case ':':
+			colons++
+		case '[', ']':
+			brackets++
+		}
+	}
+	switch {
+	case host[0] == '[':
+		end := indexByte(host, ']')
+		if brackets != 2 || end < 0 || end+1 >= len(host) || host[end+1] != ':' {
+			return nil
+		}
+		host = host[1:end]
+	case brackets > 0:
+		return nil
+	case colons == 1:
+		host = host[:indexByte(host, ':')]
+	}
+	var buf [255]byte
+	lowered := buf[:len(host)]
+	for i, b := range host {
+		lowered[i] = lower(b)
+	}
+	return g.byHost[string(lowered)]
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
