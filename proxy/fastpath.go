@@ -74,11 +74,13 @@ func (c *fastConn) serve() {
 		}
 		switch outcome {
 		case served:
+			c.srv.fastServed.Add(1)
 			c.br.Discard(c.head.size)
 			if !c.phase.CompareAndSwap(connActive, connIdle) {
 				return // shutting down
 			}
 		case handOff:
+			c.srv.handedOff.Add(1)
 			pending, _ := c.br.Peek(c.br.Buffered())
 			_ = c.tc.SetDeadline(time.Time{})
 			handedOff = true

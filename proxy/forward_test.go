@@ -2,8 +2,9 @@ package proxy
 
 import (
 	"bufio"
-	"errors"
+	"crypto/tls"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,28 +12,54 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/devicegate/devicegate/internal/config"
+	"github.com/devicegate/devicegate/internal/testpki"
 )
 
-// forwardVia serves every request through a directForwarder to upstream.
-func forwardVia(t *testing.T, upstreamAddr string, timeout time.Duration) (*httptest.Server, *directForwarder) {
+// front is a way into a directForwarder: net/http's handler path, or the
+// gateway's own HTTP/1.1 fast path in front of it.
+type front struct {
+	name   string
+	url    string
+	client *http.Client
+	proto  string // what the upstream sees as X-Forwarded-Proto
+}
+
+// fronts returns both ways to upstreamAddr; each test runs through both.
+func fronts(t *testing.T, upstreamAddr string, timeout time.Duration) []front {
 	t.Helper()
 	f := newDirectForwarder(upstreamAddr, upstreamAddr, timeout, newBufferPool())
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !canForwardDirect(r) {
 			http.Error(w, "not direct", http.StatusTeapot)
 			return
 		}
 		if err := f.forward(w, r, r.URL.EscapedPath()); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				w.WriteHeader(http.StatusGatewayTimeout)
-				return
-			}
-			w.WriteHeader(http.StatusBadGateway)
+			w.WriteHeader(upstreamStatus(err))
 		}
 	}))
-	t.Cleanup(func() { front.Close(); f.Close() })
-	return front, f
+	t.Cleanup(func() { plain.Close(); f.Close() })
+
+	catalog, err := config.DefaultCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	gw, err := NewGateway(Options{TrustDomain: td, Catalog: catalog, Policy: NewPolicy(nil, catalog, log), MaxStaleness: time.Minute, Log: log,
+		Upstreams: []config.Upstream{{Name: "up", URL: "http://" + upstreamAddr, Hosts: []string{"localhost"}, Timeout: config.Duration(timeout)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Close)
+	pki := testpki.New(t)
+	_, url := serveGateway(t, gw, &tls.Config{Certificates: []tls.Certificate{pki.ServerCert(t, "localhost")}})
+	fast := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.RootPool()}}}
+	t.Cleanup(fast.CloseIdleConnections)
+	return []front{
+		{name: "net/http", url: plain.URL, client: plain.Client(), proto: "http"},
+		{name: "fast path", url: url, client: fast, proto: "https"},
+	}
 }
 
 func TestCanForwardDirect(t *testing.T) {
@@ -75,7 +102,7 @@ func TestCanForwardDirect(t *testing.T) {
 func TestForwardHeadersAndReuse(t *testing.T) {
 	var conns atomic.Int32
 	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, h := range []string{"X-Secret", "Keep-Alive", "Proxy-Authorization", "Te"} {
+		for _, h := range []string{"Keep-Alive", "Proxy-Authorization", "Te"} {
 			if r.Header.Get(h) != "" {
 				t.Errorf("hop-by-hop %s reached the upstream", h)
 			}
@@ -84,7 +111,8 @@ func TestForwardHeadersAndReuse(t *testing.T) {
 		w.Header().Set("X-Up-Private", "no")
 		w.Header().Set("X-Up-Public", "yes")
 		_, _ = io.WriteString(w, r.Method+" "+r.RequestURI+" xff="+r.Header.Get("X-Forwarded-For")+
-			" host="+r.Header.Get("X-Forwarded-Host")+" proto="+r.Header.Get("X-Forwarded-Proto")+" keep="+r.Header.Get("X-Keep"))
+			" host="+r.Header.Get("X-Forwarded-Host")+" proto="+r.Header.Get("X-Forwarded-Proto")+" keep="+r.Header.Get("X-Keep")+
+			" secret="+r.Header.Get("X-Secret")+" spoofed="+r.Header.Get("Client-Cert")+r.Header.Get("X-Devicegate-Subaccount"))
 	}))
 	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
@@ -93,31 +121,52 @@ func TestForwardHeadersAndReuse(t *testing.T) {
 	}
 	up.Start()
 	defer up.Close()
-	front, _ := forwardVia(t, up.Listener.Addr().String(), 5*time.Second)
-	for range 3 {
-		req, _ := http.NewRequest("GET", front.URL+"/orders/sold?x=1", nil)
-		req.Header.Set("Connection", "X-Secret")
-		req.Header.Set("X-Secret", "hop")
-		req.Header.Set("Proxy-Authorization", "Basic eA==")
-		req.Header.Set("X-Forwarded-For", "6.6.6.6")
-		req.Header.Set("X-Forwarded-Host", "evil.example")
-		req.Header.Set("X-Keep", "end-to-end")
-		resp, err := front.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		want := "GET /orders/sold?x=1 xff=127.0.0.1 host=" + strings.TrimPrefix(front.URL, "http://") + " proto=http keep=end-to-end"
-		if string(body) != want {
-			t.Fatalf("upstream saw %q\nwant        %q", body, want)
-		}
-		if resp.Header.Get("X-Up-Private") != "" || resp.Header.Get("X-Up-Public") != "yes" {
-			t.Fatalf("response headers %v", resp.Header)
-		}
-	}
-	if n := conns.Load(); n != 1 {
-		t.Fatalf("%d upstream connections for 3 sequential requests, want 1 (kept alive)", n)
+	for _, fr := range fronts(t, up.Listener.Addr().String(), 5*time.Second) {
+		t.Run(fr.name, func(t *testing.T) {
+			conns.Store(0)
+			// The fast path serves the first kind itself; "Connection:
+			// X-Secret" sends the connection to net/http.
+			for i, connection := range []string{"", "", "X-Secret", ""} {
+				req, _ := http.NewRequest("GET", fr.url+"/orders/sold?x=1", nil)
+				if connection != "" {
+					req.Header.Set("Connection", connection)
+				}
+				req.Header.Set("X-Secret", "hop")
+				req.Header.Set("Keep-Alive", "timeout=5")
+				req.Header.Set("Proxy-Authorization", "Basic eA==")
+				req.Header.Set("X-Forwarded-For", "6.6.6.6")
+				req.Header.Set("X-Forwarded-Host", "evil.example")
+				req.Header.Set("Client-Cert", ":AAAA:")
+				req.Header.Set("X-Devicegate-Subaccount", "shop:boss")
+				req.Header.Set("X-Keep", "end-to-end")
+				resp, err := fr.client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				want := "GET /orders/sold?x=1 xff=127.0.0.1 host=" + req.URL.Host + " proto=" + fr.proto + " keep=end-to-end"
+				if connection == "" {
+					want += " secret=hop" // end-to-end unless Connection names it
+				} else {
+					want += " secret="
+				}
+				if fr.name == "net/http" {
+					want += " spoofed=:AAAA:shop:boss" // this front is the forwarder alone, without ServeHTTP
+				} else {
+					want += " spoofed="
+				}
+				if string(body) != want {
+					t.Fatalf("request %d: upstream saw %q\nwant        %q", i, body, want)
+				}
+				if resp.Header.Get("X-Up-Private") != "" || resp.Header.Get("X-Up-Public") != "yes" {
+					t.Fatalf("response headers %v", resp.Header)
+				}
+			}
+			if n := conns.Load(); n != 1 {
+				t.Fatalf("%d upstream connections for 4 sequential requests, want 1 (kept alive)", n)
+			}
+		})
 	}
 }
 
@@ -158,18 +207,21 @@ func TestForwardRetriesStaleConnection(t *testing.T) {
 		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		time.Sleep(20 * time.Millisecond)
 	})
-	front, _ := forwardVia(t, addr, 5*time.Second)
-	for i := range 3 {
-		resp, err := front.Client().Get(front.URL + "/p")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || string(body) != "ok" {
-			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
-		}
-		time.Sleep(50 * time.Millisecond) // the upstream has closed by now
+	for _, fr := range fronts(t, addr, 5*time.Second) {
+		t.Run(fr.name, func(t *testing.T) {
+			for i := range 3 {
+				resp, err := fr.client.Get(fr.url + "/p")
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(body) != "ok" {
+					t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+				}
+				time.Sleep(50 * time.Millisecond) // the upstream has closed by now
+			}
+		})
 	}
 }
 
@@ -191,24 +243,25 @@ func TestForwardUpstreamFailures(t *testing.T) {
 		}, http.StatusOK, false},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			front, _ := forwardVia(t, rawUpstream(t, tc.respond), 300*time.Millisecond)
-			resp, err := front.Client().Get(front.URL + "/p")
-			if err != nil && tc.broken {
-				return // aborted before the head was sent: just as good
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, rerr := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tc.status {
-				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
-			}
-			if (rerr != nil) != tc.broken {
-				t.Fatalf("body error %v, want broken=%v", rerr, tc.broken)
-			}
-		})
+		for _, fr := range fronts(t, rawUpstream(t, tc.respond), 300*time.Millisecond) {
+			t.Run(tc.name+"/"+fr.name, func(t *testing.T) {
+				resp, err := fr.client.Get(fr.url + "/p")
+				if err != nil && tc.broken {
+					return // aborted before the head was sent: just as good
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, rerr := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != tc.status {
+					t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+				}
+				if (rerr != nil) != tc.broken {
+					t.Fatalf("body error %v, want broken=%v", rerr, tc.broken)
+				}
+			})
+		}
 	}
 }
 
@@ -223,23 +276,26 @@ func TestForwardStreamsWithoutBuffering(t *testing.T) {
 	}))
 	defer up.Close()
 	defer close(release)
-	front, _ := forwardVia(t, up.Listener.Addr().String(), 5*time.Second)
-	resp, err := front.Client().Get(front.URL + "/events")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(resp.Body).ReadString('\n')
-		line <- s
-	}()
-	select {
-	case s := <-line:
-		if s != "first\n" {
-			t.Fatalf("first line %q", s)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("the first chunk was held back")
+	for _, fr := range fronts(t, up.Listener.Addr().String(), 5*time.Second) {
+		t.Run(fr.name, func(t *testing.T) {
+			resp, err := fr.client.Get(fr.url + "/events")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			line := make(chan string, 1)
+			go func() {
+				s, _ := bufio.NewReader(resp.Body).ReadString('\n')
+				line <- s
+			}()
+			select {
+			case s := <-line:
+				if s != "first\n" {
+					t.Fatalf("first line %q", s)
+				}
+			case <-time.After(3 * time.Second):
+				t.Fatal("the first chunk was held back")
+			}
+		})
 	}
 }

@@ -12,7 +12,9 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -49,6 +51,7 @@ type env struct {
 	tenant  store.Tenant
 	policy  *Policy
 	gw      *Gateway
+	srv     *Server
 	url     string // https://localhost:PORT
 	devices map[string]store.Device
 }
@@ -145,15 +148,32 @@ func newEnvWith(t testing.TB, maxStale time.Duration, change func(*config.Upstre
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(e.gw)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{e.pki.ServerCert(t, "localhost", "127.0.0.1")}}
-	ConfigureTLS(srv.TLS, poolOf(e.pki.Intermediate), nil)
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	e.url = strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
+	tc := &tls.Config{Certificates: []tls.Certificate{e.pki.ServerCert(t, "localhost", "127.0.0.1")}, NextProtos: []string{"h2", "http/1.1"}}
+	ConfigureTLS(tc, poolOf(e.pki.Intermediate), nil)
+	e.srv, e.url = serveGateway(t, e.gw, tc)
 	e.sync()
 	return e
+}
+
+// serveGateway runs gw as the product does: the fast path first, net/http
+// for the rest, with the product's timeouts and header limit.
+func serveGateway(t testing.TB, gw *Gateway, tc *tls.Config) (*Server, string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(gw, &http.Server{TLSConfig: tc, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 120 * time.Second, MaxHeaderBytes: 32 << 10, ErrorLog: log.New(io.Discard, "", 0)})
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	})
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return srv, "https://localhost:" + port
 }
 
 func poolOf(c *x509.Certificate) *x509.CertPool {

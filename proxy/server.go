@@ -29,6 +29,9 @@ type Server struct {
 	ln      net.Listener
 	conns   map[*fastConn]struct{}
 	closing atomic.Bool
+
+	fastServed atomic.Uint64 // requests answered by the fast path
+	handedOff  atomic.Uint64 // connections given to net/http mid-way
 }
 
 // NewServer serves gw with srv's TLS config, timeouts, ConnState hook and
