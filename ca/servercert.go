@@ -93,27 +93,72 @@ func ipStrings(ips []net.IP) []string {
 // the internal server CA and kept in storageDir by certmagic (obtained now,
 // renewed in the background until ctx ends).
 func ServerTLS(ctx context.Context, k *Keys, storageDir string, hosts []string) (*tls.Config, error) {
-	cache := certmagic.NewCache(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return nil, nil },
-		Logger:           zap.NewNop(),
-	})
-	cfg := certmagic.New(cache, certmagic.Config{
-		Storage: &certmagic.FileStorage{Path: storageDir},
-		Logger:  zap.NewNop(),
-	})
+	cfg := newCertConfig(ctx, storageDir, "")
 	cfg.Issuers = []certmagic.Issuer{NewServerIssuer(k, hosts)}
-	cache.SetOptions(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },
-		Logger:           zap.NewNop(),
-	})
-	go func() { <-ctx.Done(); cache.Stop() }()
 	if err := cfg.ManageSync(ctx, hosts); err != nil {
 		return nil, fmt.Errorf("obtain TLS server certificate: %w", err)
 	}
+	return serverTLSConfig(cfg), nil
+}
+
+// newCertConfig is a certmagic config with its own cache, stored under
+// storageDir, stopped when ctx ends. defaultName is the certificate served
+// to clients that send no SNI.
+func newCertConfig(ctx context.Context, storageDir, defaultName string) *certmagic.Config {
+	var cfg *certmagic.Config
+	cache := certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },
+		Logger:           zap.NewNop(),
+	})
+	cfg = certmagic.New(cache, certmagic.Config{
+		Storage:           &certmagic.FileStorage{Path: storageDir},
+		Logger:            zap.NewNop(),
+		DefaultServerName: defaultName,
+	})
+	go func() { <-ctx.Done(); cache.Stop() }()
+	return cfg
+}
+
+// serverTLSConfig: HTTP/2 and HTTP/1.1, TLS 1.2 at least, certificates
+// from cfg (and its ACME TLS-ALPN challenges answered on the same port).
+func serverTLSConfig(cfg *certmagic.Config) *tls.Config {
 	tc := cfg.TLSConfig()
-	tc.NextProtos = []string{"h2", "http/1.1"}
+	tc.NextProtos = []string{"h2", "http/1.1", "acme-tls/1"}
 	tc.MinVersion = tls.VersionTLS12
-	return tc, nil
+	return tc
+}
+
+// ACMEOptions say where the HTTPS listeners get their certificate by ACME.
+type ACMEOptions struct {
+	DirectoryURL string         // the ACME CA's directory (public, or a private one)
+	Email        string         // account contact, optional
+	Hosts        []string       // names to certify
+	Roots        *x509.CertPool // trust for a private ACME CA's own HTTPS (nil: system roots)
+	TLSALPNPort  int            // the port the CA connects to for TLS-ALPN-01 (443 unless forwarded)
+}
+
+// ServerTLSFromACME gets and renews the server certificate from an ACME CA
+// with the TLS-ALPN-01 challenge, answered by the returned config on the
+// HTTPS listeners themselves (no port 80 needed). Call the returned start
+// once the listeners are bound: started earlier, certmagic would bind the
+// challenge port itself and take it from the server. Certificates are kept
+// under storageDir, so a restart serves the stored one at once.
+func ServerTLSFromACME(ctx context.Context, o ACMEOptions, storageDir string) (*tls.Config, func(context.Context) error, error) {
+	if len(o.Hosts) == 0 {
+		return nil, nil, errors.New("ACME: no host names to certify")
+	}
+	cfg := newCertConfig(ctx, storageDir, o.Hosts[0])
+	cfg.Issuers = []certmagic.Issuer{certmagic.NewACMEIssuer(cfg, certmagic.ACMEIssuer{
+		CA:                   o.DirectoryURL,
+		Email:                o.Email,
+		Agreed:               true,
+		DisableHTTPChallenge: true,
+		AltTLSALPNPort:       o.TLSALPNPort,
+		TrustedRoots:         o.Roots,
+		Logger:               zap.NewNop(),
+	})}
+	start := func(ctx context.Context) error { return cfg.ManageAsync(ctx, o.Hosts) }
+	return serverTLSConfig(cfg), start, nil
 }
 
 // ServerTLSFromFiles serves the certificate in certFile/keyFile (PEM; the
@@ -134,30 +179,14 @@ func ServerTLSFromFiles(ctx context.Context, certFile, keyFile, storageDir strin
 	if time.Now().After(leaf.NotAfter) {
 		return nil, fmt.Errorf("TLS certificate %s expired on %s", certFile, leaf.NotAfter.Format(time.DateOnly))
 	}
-	cache := certmagic.NewCache(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return nil, nil },
-		Logger:           zap.NewNop(),
-	})
 	names := append(append([]string(nil), leaf.DNSNames...), ipStrings(leaf.IPAddresses)...)
 	if len(names) == 0 {
 		return nil, fmt.Errorf("TLS certificate %s names no host (no DNS or IP SAN)", certFile)
 	}
-	cfg := certmagic.New(cache, certmagic.Config{
-		Storage: &certmagic.FileStorage{Path: storageDir},
-		Logger:  zap.NewNop(),
-		// Clients that send no SNI (IP addresses) get this certificate too.
-		DefaultServerName: names[0],
-	})
-	cache.SetOptions(certmagic.CacheOptions{
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return cfg, nil },
-		Logger:           zap.NewNop(),
-	})
-	go func() { <-ctx.Done(); cache.Stop() }()
+	// Clients that send no SNI (IP addresses) get this certificate too.
+	cfg := newCertConfig(ctx, storageDir, names[0])
 	if _, err := cfg.CacheUnmanagedTLSCertificate(ctx, pair, nil); err != nil {
 		return nil, fmt.Errorf("TLS certificate %s: %w", certFile, err)
 	}
-	tc := cfg.TLSConfig()
-	tc.NextProtos = []string{"h2", "http/1.1"}
-	tc.MinVersion = tls.VersionTLS12
-	return tc, nil
+	return serverTLSConfig(cfg), nil
 }

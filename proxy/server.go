@@ -95,7 +95,12 @@ func (s *Server) serveConn(raw net.Conn) {
 	}
 	_ = tc.SetDeadline(time.Time{})
 	st := tc.ConnectionState()
-	if st.NegotiatedProtocol == "h2" {
+	switch st.NegotiatedProtocol {
+	case "acme-tls/1": // an ACME CA's TLS-ALPN-01 check: nothing to serve
+		tc.Close()
+		s.connState(tc, http.StateClosed)
+		return
+	case "h2":
 		s.handOff(tc, nil, &st)
 		return
 	}

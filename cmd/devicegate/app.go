@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,9 @@ type app struct {
 	store   store.Store
 	ca      *ca.Authority // nil when the CA is not initialized
 	log     *slog.Logger
+
+	externalTLS *tls.Config                     // tls.cert_file or tls.acme, once loaded
+	startCerts  func(ctx context.Context) error // ACME: started after the listeners bind
 }
 
 type openOptions struct {

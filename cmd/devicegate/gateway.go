@@ -31,8 +31,9 @@ var demoPermissions = []config.PathPermission{
 
 // gatewayServers are the proxy's TLS listener and its admin (metrics) listener.
 type gatewayServers struct {
-	proxy *server
-	admin *server
+	proxy      *server
+	admin      *server
+	startCerts func(context.Context) error // ACME: call once the listeners are bound (may be nil)
 }
 
 // gatewayParts are what a gateway runs on: where its policy comes from and
@@ -58,7 +59,7 @@ func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log
 	if err != nil {
 		return nil, err
 	}
-	return startGateway(ctx, gatewayParts{
+	gw, err := startGateway(ctx, gatewayParts{
 		cfg: a.cfg, catalog: a.catalog, source: a.store, sink: a.store, devicePool: a.ca.Keys().DevicePool(), tls: tc,
 		pollEvery: a.cfg.Proxy.SyncInterval.Duration(),
 		watch: func(ctx context.Context, policy *proxy.Policy) {
@@ -69,6 +70,11 @@ func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log
 			}
 		},
 	}, upstreams, log)
+	if err != nil {
+		return nil, err
+	}
+	gw.startCerts = a.startCertificates
+	return gw, nil
 }
 
 func startGateway(ctx context.Context, p gatewayParts, upstreams []config.Upstream, log *slog.Logger) (*gatewayServers, error) {

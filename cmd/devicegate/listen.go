@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/ca"
+	"github.com/devicegate/devicegate/internal/config"
 	"github.com/devicegate/devicegate/proxy"
 )
 
@@ -19,14 +21,53 @@ import (
 var localHosts = []string{"localhost", "127.0.0.1"}
 
 // serverTLS returns the HTTPS listeners' TLS: the configured certificate
-// files, or certmagic-managed certificates for tls.hosts from the internal
-// server CA, stored under the data directory.
+// files or ACME CA (one certificate cache per process, each listener its
+// own copy of the config), or else certmagic-managed certificates for
+// tls.hosts from the internal server CA, stored under the data directory.
 func (a *app) serverTLS(ctx context.Context) (*tls.Config, error) {
-	storage := filepath.Join(a.cfg.DataDir, "tls")
-	if a.cfg.TLS.CertFile != "" {
-		return ca.ServerTLSFromFiles(ctx, a.cfg.TLS.CertFile, a.cfg.TLS.KeyFile, storage)
+	if a.externalTLS == nil {
+		tc, start, err := externalServerTLS(ctx, a.cfg)
+		if err != nil {
+			return nil, err
+		}
+		a.externalTLS, a.startCerts = tc, start
 	}
-	return ca.ServerTLS(ctx, a.ca.Keys(), storage, a.cfg.TLS.Hosts)
+	if a.externalTLS != nil {
+		return a.externalTLS.Clone(), nil
+	}
+	return ca.ServerTLS(ctx, a.ca.Keys(), filepath.Join(a.cfg.DataDir, "tls"), a.cfg.TLS.Hosts)
+}
+
+// startCertificates begins ACME once the listeners are bound (a no-op for
+// the other certificate sources).
+func (a *app) startCertificates(ctx context.Context) error {
+	if a.startCerts == nil {
+		return nil
+	}
+	return a.startCerts(ctx)
+}
+
+// externalServerTLS is the server certificate that does not come from our
+// own CA: the operator's files (tls.cert_file) or an ACME CA (tls.acme),
+// with the function that starts ACME. Both nil when neither is configured.
+func externalServerTLS(ctx context.Context, cfg *config.Config) (*tls.Config, func(context.Context) error, error) {
+	storage := filepath.Join(cfg.DataDir, "tls")
+	switch {
+	case cfg.TLS.CertFile != "":
+		tc, err := ca.ServerTLSFromFiles(ctx, cfg.TLS.CertFile, cfg.TLS.KeyFile, storage)
+		return tc, nil, err
+	case cfg.TLS.ACME.DirectoryURL != "":
+		var roots *x509.CertPool // nil: the system's
+		if f := cfg.TLS.ACME.CARootFile; f != "" {
+			var err error
+			if roots, err = poolFromFile(f); err != nil {
+				return nil, nil, fmt.Errorf("tls.acme.ca_root_file: %w", err)
+			}
+		}
+		return ca.ServerTLSFromACME(ctx, ca.ACMEOptions{DirectoryURL: cfg.TLS.ACME.DirectoryURL, Email: cfg.TLS.ACME.Email,
+			Hosts: cfg.TLS.Hosts, Roots: roots, TLSALPNPort: cfg.TLS.ACME.TLSALPNPort}, storage)
+	}
+	return nil, nil, nil
 }
 
 // server is one listener with its http.Server: TLS (CA, proxy) or, with

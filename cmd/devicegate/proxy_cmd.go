@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/devicegate/devicegate/ca"
 	"github.com/devicegate/devicegate/internal/config"
 	"github.com/devicegate/devicegate/proxy"
 )
@@ -55,6 +54,11 @@ func runProxy(ctx context.Context, args []string, env *cliEnv) error {
 	if err != nil {
 		return err
 	}
+	if gw.startCerts != nil {
+		if err := gw.startCerts(ctx); err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+	}
 	fmt.Fprintf(env.stdout, "proxy_url: %s\nmetrics_url: %s/metrics\n", gw.proxy.URL(), gw.admin.URL())
 	return serveAll(ctx, gw.proxy.serve, gw.admin.serve)
 }
@@ -84,7 +88,7 @@ func startFeedGateway(ctx context.Context, cfg *config.Config, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	serverTLS, err := ca.ServerTLSFromFiles(ctx, cfg.TLS.CertFile, cfg.TLS.KeyFile, filepath.Join(cfg.DataDir, "tls"))
+	serverTLS, startCerts, err := externalServerTLS(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -92,11 +96,16 @@ func startFeedGateway(ctx context.Context, cfg *config.Config, log *slog.Logger)
 		return nil, err
 	}
 	feed := proxy.NewFeedClient(cfg.Proxy.Feed.CAURL, &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, MinVersion: tls.VersionTLS12}, log)
-	return startGateway(ctx, gatewayParts{
+	gw, err := startGateway(ctx, gatewayParts{
 		cfg: cfg, catalog: catalog, source: feed, sink: feed, devicePool: devices, tls: serverTLS,
 		pollEvery: max(cfg.Proxy.SyncInterval.Duration(), feedPollEvery),
 		watch:     func(ctx context.Context, p *proxy.Policy) { go feed.Watch(ctx, p) },
 	}, cfg.Proxy.Upstreams, log)
+	if err != nil {
+		return nil, err
+	}
+	gw.startCerts = startCerts
+	return gw, nil
 }
 
 // poolFromFile reads PEM certificates into a pool; an empty file is an error.

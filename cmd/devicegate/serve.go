@@ -32,6 +32,9 @@ func runServe(ctx context.Context, args []string, env *cliEnv) error {
 	portal.srv.Handler = handler
 	log.Info("CA listening", "url", srv.URL())
 	log.Info("portal listening", "url", portal.URL())
+	if err := a.startCertificates(ctx); err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
 	fmt.Fprintf(env.stdout, "ca_url: %s\nportal_url: %s/\n", srv.URL(), portal.URL())
 	return serveAll(ctx, srv.serve, portal.serve)
 }

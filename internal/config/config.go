@@ -35,10 +35,24 @@ type Config struct {
 // portal). Default: certificates from the internal server CA for Hosts,
 // obtained and renewed by certmagic. With CertFile and KeyFile: that
 // certificate (e.g. from the company's own CA); restart to load a new one.
+// With ACME: certificates for Hosts from an ACME CA (public, like Let's
+// Encrypt, or private), obtained and renewed by certmagic.
 type TLS struct {
 	CertFile string   `yaml:"cert_file"` // PEM chain, leaf first
 	KeyFile  string   `yaml:"key_file"`
-	Hosts    []string `yaml:"hosts"` // names the internal server CA certifies
+	Hosts    []string `yaml:"hosts"` // names to certify (internal server CA or ACME)
+	ACME     ACME     `yaml:"acme"`
+}
+
+// ACME gets the server certificate from an ACME CA with the TLS-ALPN-01
+// challenge, answered on the HTTPS listeners themselves: the CA must reach
+// them on TLSALPNPort (443, or a port forwarded to the listener).
+type ACME struct {
+	DirectoryURL string `yaml:"directory_url"` // e.g. https://acme-v02.api.letsencrypt.org/directory
+	Email        string `yaml:"email"`         // account contact for expiry notices
+	AgreeTOS     bool   `yaml:"agree_tos"`     // the operator accepts the CA's terms (required)
+	CARootFile   string `yaml:"ca_root_file"`  // PEM roots of a private ACME CA's own HTTPS
+	TLSALPNPort  int    `yaml:"tls_alpn_port"` // default 443
 }
 
 // Database selects the store backend.
@@ -239,16 +253,41 @@ func (c *Config) setDefaults(baseDir string, p *problems) {
 		def(&u.Binding.JWTClaim, "sub")
 		u.Binding.HMACKeyFile, u.Binding.JWTKeyFile = abs(u.Binding.HMACKeyFile), abs(u.Binding.JWTKeyFile)
 	}
-	if len(c.TLS.Hosts) == 0 {
+	if len(c.TLS.Hosts) == 0 && c.TLS.ACME.DirectoryURL == "" {
 		c.TLS.Hosts = []string{"localhost", "127.0.0.1"}
 	}
 	c.TLS.CertFile, c.TLS.KeyFile = abs(c.TLS.CertFile), abs(c.TLS.KeyFile)
+	c.TLS.ACME.CARootFile = abs(c.TLS.ACME.CARootFile)
+	if c.TLS.ACME.TLSALPNPort == 0 {
+		c.TLS.ACME.TLSALPNPort = 443
+	}
 	def(&c.Portal.Listen, "127.0.0.1:8444")
 	def(&c.Portal.ProxyURL, "https://localhost:9443/")
 	def(&c.Demo.BackofficeListen, "127.0.0.1:8081")
 	c.PermissionsFile = abs(c.PermissionsFile)
 	def(&c.Log.Level, "info")
 	def(&c.Log.Format, "text")
+}
+
+func (a ACME) validate(p *problems, t TLS) {
+	if a.DirectoryURL == "" {
+		return
+	}
+	if u, err := url.Parse(a.DirectoryURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		p.add("tls.acme.directory_url", "must be an https:// URL")
+	}
+	if !a.AgreeTOS {
+		p.add("tls.acme.agree_tos", "must be true: using an ACME CA means accepting its terms of service")
+	}
+	if t.CertFile != "" {
+		p.add("tls.acme", "use either tls.cert_file/key_file or tls.acme, not both")
+	}
+	if len(t.Hosts) == 0 {
+		p.add("tls.hosts", "list the host names the ACME CA should certify")
+	}
+	if a.TLSALPNPort < 1 || a.TLSALPNPort > 65535 {
+		p.add("tls.acme.tls_alpn_port", "must be a port number")
+	}
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
@@ -310,13 +349,14 @@ func (c *Config) validate(p *problems) {
 		if c.Proxy.Feed.CredentialsDir == "" {
 			p.add("proxy.feed.credentials_dir", "required with proxy.feed.ca_url")
 		}
-		if c.TLS.CertFile == "" {
-			p.add("tls.cert_file", "a proxy fed by the CA has no server CA keys: set tls.cert_file and tls.key_file")
+		if c.TLS.CertFile == "" && c.TLS.ACME.DirectoryURL == "" {
+			p.add("tls.cert_file", "a proxy fed by the CA has no server CA keys: set tls.cert_file and tls.key_file, or tls.acme")
 		}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		p.add("tls", "cert_file and key_file go together")
 	}
+	c.TLS.ACME.validate(p, c.TLS)
 	for i, h := range c.TLS.Hosts {
 		if h == "" || strings.ContainsAny(h, " /:*") && net.ParseIP(h) == nil {
 			p.add(fmt.Sprintf("tls.hosts[%d]", i), "%q is not a host name or IP address", h)

@@ -97,6 +97,10 @@ func TestConfigErrors(t *testing.T) {
 		{"jwt without a key", "proxy:\n  upstreams:\n    - {name: app, url: \"http://127.0.0.1:1\", hosts: [localhost], permissions: [{path: /, point: orders.sold}], binding: {mode: jwt}}\n", "exactly one"},
 		{"cert without key", "tls:\n  cert_file: a.crt\n", "cert_file and key_file"},
 		{"bad tls host", "tls:\n  hosts: [\"a b\"]\n", "tls.hosts[0]"},
+		{"acme without terms", "tls:\n  hosts: [gate.example.com]\n  acme: {directory_url: \"https://acme.example/dir\"}\n", "agree_tos"},
+		{"acme over http", "tls:\n  hosts: [gate.example.com]\n  acme: {directory_url: \"http://acme.example/dir\", agree_tos: true}\n", "tls.acme.directory_url"},
+		{"acme without hosts", "tls:\n  acme: {directory_url: \"https://acme.example/dir\", agree_tos: true}\n", "tls.hosts"},
+		{"acme and files", "tls:\n  cert_file: a.crt\n  key_file: a.key\n  hosts: [gate.example.com]\n  acme: {directory_url: \"https://acme.example/dir\", agree_tos: true}\n", "not both"},
 		{"two documents", "data_dir: a\n---\ndata_dir: b\n", "single YAML document"},
 		{"empty", "", "empty"},
 	}
