@@ -77,8 +77,8 @@ func (a *Auditor) Record(ip string, g Grant, point, path, reason string) {
 // auditLinger how long the writer waits to fill one: each commit is
 // costly, and a decision reaches the log at most ~auditLinger later.
 const (
-	maxAuditBatch = 512
-	auditLinger   = 20 * time.Millisecond
+	maxAuditBatch = 2048
+	auditLinger   = 100 * time.Millisecond
 )
 
 // Run writes queued events until ctx ends, in batches: whatever has queued

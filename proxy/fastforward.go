@@ -37,7 +37,7 @@ func (f *directForwarder) forwardFast(c *fastConn, u *upstream, fr fastRequest, 
 		if err != nil {
 			return c.upstreamFailed(u, err)
 		}
-		if err := uc.SetDeadline(time.Now().Add(f.timeout)); err != nil {
+		if err := uc.armDeadline(now, f.timeout); err != nil {
 			uc.Close()
 			return c.upstreamFailed(u, err)
 		}
@@ -90,7 +90,10 @@ func writeFastHead(bw *bufio.Writer, c *fastConn, u *upstream, fr fastRequest, m
 	bw.Write(h.host)
 	bw.WriteString("\r\nX-Forwarded-Proto: https\r\n")
 	if fr.signed {
-		lines, ok := u.signer.appendSigned(bw.AvailableBuffer(), fr.grant, fr.point, method, fr.path, c.certs, now)
+		if c.certLines == nil || c.certSigner != u.signer {
+			c.certLines, c.certSigner = u.signer.certLines(c.certs), u.signer
+		}
+		lines, ok := u.signer.appendSigned(bw.AvailableBuffer(), fr.grant, fr.point, method, fr.path, c.certLines, now)
 		if !ok {
 			return false
 		}

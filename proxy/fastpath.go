@@ -34,6 +34,9 @@ type fastConn struct {
 	ip    string
 	head  h1Head
 
+	certLines  []byte          // Client-Cert header lines, made on first use
+	certSigner *identitySigner // whose cache made them
+
 	phase        atomic.Int32 // connIdle, connActive, connClosing
 	idleDeadline time.Time
 }

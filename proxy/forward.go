@@ -35,10 +35,24 @@ type directForwarder struct {
 
 type upstreamConn struct {
 	net.Conn
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	reused bool
-	idleAt time.Time
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	reused   bool
+	idleAt   time.Time
+	deadline time.Time // last one set
+}
+
+// armDeadline gives the next exchange timeout to complete. On a busy
+// connection the deadline moves only when it would move by more than an
+// eighth of timeout (at most 1 s): each move is timer work in the runtime.
+// An exchange gets between 7/8 of timeout and timeout.
+func (uc *upstreamConn) armDeadline(now time.Time, timeout time.Duration) error {
+	next := now.Add(timeout)
+	if next.Sub(uc.deadline) < min(timeout/8, time.Second) {
+		return nil
+	}
+	uc.deadline = next
+	return uc.SetDeadline(next)
 }
 
 // maxIdleTime: idle connections older than this are closed rather than
@@ -124,7 +138,7 @@ var errNoResponse = errors.New("upstream closed the connection before responding
 
 // roundTrip writes the request head and reads the response head.
 func (f *directForwarder) roundTrip(uc *upstreamConn, r *http.Request, path string) (*http.Response, error) {
-	if err := uc.SetDeadline(time.Now().Add(f.timeout)); err != nil {
+	if err := uc.armDeadline(time.Now(), f.timeout); err != nil {
 		return nil, err
 	}
 	f.writeHead(uc.bw, r, path)

@@ -81,8 +81,10 @@ func (s *identitySigner) sign(h http.Header, g Grant, permission, method, path s
 
 // appendSigned is sign for the fast path: the same headers, appended as
 // "Name: value" lines to an upstream request head, without allocating.
-// It refuses (false) values that could not be sent in a header line.
-func (s *identitySigner) appendSigned(dst []byte, g Grant, permission, method, path string, peer []*x509.Certificate, now time.Time) ([]byte, bool) {
+// certLines are the connection's Client-Cert lines (certLines, made once
+// per connection). It refuses (false) values that could not be sent in a
+// header line.
+func (s *identitySigner) appendSigned(dst []byte, g Grant, permission, method, path string, certLines []byte, now time.Time) ([]byte, bool) {
 	for _, v := range [...]string{g.SubName, g.Principal.DeviceID, permission} {
 		if !headerValueSafe(v) {
 			return dst, false
@@ -107,21 +109,29 @@ func (s *identitySigner) appendSigned(dst []byte, g Grant, permission, method, p
 	dst = appendHeaderLine(dst, HeaderPermission, permission)
 	dst = append(append(append(dst, HeaderTimestamp+": "...), ts...), "\r\n"...)
 	dst = append(append(append(dst, HeaderSignature+": "...), sig[:]...), "\r\n"...)
-	if len(peer) > 0 {
-		dst = appendHeaderLine(dst, "Client-Cert", s.certs.get(peer[0].Raw))
-		for i, c := range peer[1:] {
-			if i == 0 {
-				dst = append(dst, "Client-Cert-Chain: "...)
-			} else {
-				dst = append(dst, ", "...)
-			}
-			dst = append(dst, s.certs.get(c.Raw)...)
-			if i == len(peer)-2 {
-				dst = append(dst, "\r\n"...)
-			}
-		}
+	return append(dst, certLines...), true
+}
+
+// certLines are the RFC 9440 Client-Cert and Client-Cert-Chain header
+// lines of a connection's certificates (none without a certificate).
+func (s *identitySigner) certLines(peer []*x509.Certificate) []byte {
+	var dst []byte
+	if len(peer) == 0 {
+		return dst
 	}
-	return dst, true
+	dst = appendHeaderLine(dst, "Client-Cert", s.certs.get(peer[0].Raw))
+	for i, c := range peer[1:] {
+		if i == 0 {
+			dst = append(dst, "Client-Cert-Chain: "...)
+		} else {
+			dst = append(dst, ", "...)
+		}
+		dst = append(dst, s.certs.get(c.Raw)...)
+	}
+	if len(peer) > 1 {
+		dst = append(dst, "\r\n"...)
+	}
+	return dst
 }
 
 func appendHeaderLine(dst []byte, name, value string) []byte {
