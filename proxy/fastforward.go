@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httputil"
+	"net/textproto"
 	"strconv"
 	"time"
 )
@@ -45,14 +47,21 @@ func (f *directForwarder) forwardFast(c *fastConn, u *upstream, fr fastRequest, 
 			uc.Close()
 			return c.upstreamFailed(u, errors.New("identity headers cannot be sent"))
 		}
-		resp, err := f.exchange(uc, req)
-		if err != nil {
+		if err := send(uc); err != nil {
 			uc.Close()
 			// As in forward: a kept-alive connection the upstream closed
 			// meanwhile gets one more try on a fresh one.
 			if uc.reused && attempt == 0 && errors.Is(err, errNoResponse) {
 				continue
 			}
+			return c.upstreamFailed(u, err)
+		}
+		if out, ok := f.relayRaw(c, uc, req == headRequest); ok {
+			return out
+		}
+		resp, err := readResponse(uc, req)
+		if err != nil {
+			uc.Close()
 			return c.upstreamFailed(u, err)
 		}
 		return f.relayFast(c, uc, resp, req == headRequest)
@@ -103,10 +112,65 @@ func writeFastHead(bw *bufio.Writer, c *fastConn, u *upstream, fr fastRequest, m
 	return true
 }
 
-// relayFast writes the upstream's response to the client: a body of known
-// length that fits the buffer goes in the same write as the head; other
-// bodies are passed on per read (so streams are not held back), re-framed
-// as chunked when their length is not known.
+// relayRaw relays a response whose head parseResponseHead accepts, with
+// its header lines as they came (hop-by-hop ones dropped); ok is false when
+// the head is one for http.ReadResponse (nothing was consumed then).
+func (f *directForwarder) relayRaw(c *fastConn, uc *upstreamConn, isHead bool) (fastOutcome, bool) {
+	var h h1RespHead
+	for {
+		b, _ := uc.br.Peek(uc.br.Buffered())
+		switch parseResponseHead(b, isHead, &h) {
+		case headHandOff:
+			return 0, false
+		case headIncomplete:
+			if len(b) == uc.br.Size() {
+				return 0, false
+			}
+			if _, err := uc.br.Peek(len(b) + 1); err != nil {
+				return 0, false // readResponse reports it
+			}
+			continue
+		}
+		break
+	}
+	buf := f.buffers.Get()
+	defer f.buffers.Put(buf)
+	out := appendStatusLine(buf[:0], h.status)
+	for i := range h.nfields {
+		if fl := &h.fields[i]; fl.kind == fieldForward {
+			out = append(append(append(append(out, fl.name...), ": "...), fl.value...), "\r\n"...)
+		}
+	}
+	if h.chunked {
+		out = append(out, "Transfer-Encoding: chunked\r\n"...)
+	}
+	out = append(out, "\r\n"...)
+	uc.br.Discard(h.size)
+	switch {
+	case h.bodyless:
+		return f.finishFast(c, uc, h.close, out), true
+	case h.chunked:
+		if _, err := c.tc.Write(out); err != nil {
+			uc.Close()
+			return closeConn, true
+		}
+		if !f.copyBody(c, uc, buf, httputil.NewChunkedReader(uc.br), true) {
+			return closeConn, true
+		}
+		// Trailers (none announced, or net/http would relay this one) are
+		// read and, as RFC 9110 allows, not passed on.
+		if _, err := textproto.NewReader(uc.br).ReadMIMEHeader(); err != nil {
+			uc.Close()
+			return closeConn, true
+		}
+		return f.finishFast(c, uc, h.close, append(buf[:0], "0\r\n\r\n"...)), true
+	}
+	return f.relayLength(c, uc, buf, out, uc.br, h.length, h.close), true
+}
+
+// relayFast writes a response read by http.ReadResponse to the client: the
+// same framing rules as relayRaw, from its header map; announced trailers
+// are passed on.
 func (f *directForwarder) relayFast(c *fastConn, uc *upstreamConn, resp *http.Response, isHead bool) fastOutcome {
 	buf := f.buffers.Get()
 	defer f.buffers.Put(buf)
@@ -121,47 +185,76 @@ func (f *directForwarder) relayFast(c *fastConn, uc *upstreamConn, resp *http.Re
 		}
 	}
 	bodyless := isHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
-	chunked := !bodyless && resp.ContentLength < 0
-	if chunked {
-		out = append(out, "Transfer-Encoding: chunked\r\n"...)
-		first := true
-		for k := range resp.Trailer {
-			if first {
-				out = append(out, "Trailer: "...)
-			} else {
-				out = append(out, ", "...)
-			}
-			out, first = append(out, k...), false
+	if bodyless {
+		return f.finishFast(c, uc, resp.Close, append(out, "\r\n"...))
+	}
+	if resp.ContentLength >= 0 {
+		return f.relayLength(c, uc, buf, append(out, "\r\n"...), resp.Body, resp.ContentLength, resp.Close)
+	}
+	out = append(out, "Transfer-Encoding: chunked\r\n"...)
+	first := true
+	for k := range resp.Trailer {
+		if first {
+			out = append(out, "Trailer: "...)
+		} else {
+			out = append(out, ", "...)
 		}
-		if !first {
-			out = append(out, "\r\n"...)
-		}
+		out, first = append(out, k...), false
+	}
+	if !first {
+		out = append(out, "\r\n"...)
 	}
 	out = append(out, "\r\n"...)
-
-	size := int64(len(out))
-	if !bodyless && !chunked && cap(out) == cap(buf) && size+resp.ContentLength <= int64(len(buf)) {
-		// The usual page: one TLS record, one write.
-		n := len(out)
-		if _, err := io.ReadFull(resp.Body, buf[n:n+int(resp.ContentLength)]); err != nil {
-			uc.Close()
-			return closeConn
-		}
-		return f.finishFast(c, uc, resp, buf[:n+int(resp.ContentLength)])
-	}
 	if _, err := c.tc.Write(out); err != nil {
 		uc.Close()
 		return closeConn
 	}
-	if bodyless {
-		return f.finishFast(c, uc, resp, nil)
+	if !f.copyBody(c, uc, buf, resp.Body, true) {
+		return closeConn
 	}
+	end := append(buf[:0], "0\r\n"...)
+	for k, vv := range resp.Trailer {
+		for _, v := range vv {
+			end = appendHeaderLine(end, k, v)
+		}
+	}
+	return f.finishFast(c, uc, resp.Close, append(end, "\r\n"...))
+}
+
+// relayLength relays head and a body of length n: in one write when both
+// fit the buffer (the usual page: one TLS record, one system call).
+func (f *directForwarder) relayLength(c *fastConn, uc *upstreamConn, buf, head []byte, body io.Reader, n int64, closeAfter bool) fastOutcome {
+	k := int64(len(head))
+	if cap(head) == cap(buf) && k+n <= int64(len(buf)) {
+		if _, err := io.ReadFull(body, buf[k:k+n]); err != nil {
+			uc.Close()
+			return closeConn
+		}
+		return f.finishFast(c, uc, closeAfter, buf[:k+n])
+	}
+	if _, err := c.tc.Write(head); err != nil {
+		uc.Close()
+		return closeConn
+	}
+	if !f.copyBody(c, uc, buf, io.LimitReader(body, n), false) {
+		return closeConn
+	}
+	return f.finishFast(c, uc, closeAfter, nil)
+}
+
+// copyBody passes body on per read, so streams are not held back; chunked
+// re-frames each read as a chunk. A body that breaks off (upstream error,
+// or fewer bytes than promised) or a client that cannot be written to ends
+// both connections: false.
+func (f *directForwarder) copyBody(c *fastConn, uc *upstreamConn, buf []byte, body io.Reader, chunked bool) bool {
 	const room = 8 // chunk-size line in front of the data
 	for reads := 0; ; reads++ {
 		if reads > 0 {
+			// Between body reads the upstream gets the same time as for
+			// its head: a stalled stream is cut, a slow but live one is not.
 			_ = uc.SetReadDeadline(time.Now().Add(f.timeout))
 		}
-		n, err := resp.Body.Read(buf[room : len(buf)-2])
+		n, err := body.Read(buf[room : len(buf)-2])
 		if n > 0 {
 			chunk := buf[room : room+n]
 			if chunked {
@@ -173,36 +266,27 @@ func (f *directForwarder) relayFast(c *fastConn, uc *upstreamConn, resp *http.Re
 			}
 			if _, werr := c.tc.Write(chunk); werr != nil {
 				uc.Close()
-				return closeConn
+				return false
 			}
 		}
 		if err == io.EOF {
-			break
+			if lr, ok := body.(*io.LimitedReader); ok && lr.N > 0 {
+				uc.Close() // the upstream closed before the promised length
+				return false
+			}
+			return true
 		}
 		if err != nil {
-			// Broken upstream mid-body: the client must not take the cut
-			// body for a whole one.
 			uc.Close()
-			return closeConn
+			return false
 		}
 	}
-	var end []byte
-	if chunked {
-		end = append(buf[:0], "0\r\n"...)
-		for k, vv := range resp.Trailer {
-			for _, v := range vv {
-				end = appendHeaderLine(end, k, v)
-			}
-		}
-		end = append(end, "\r\n"...)
-	}
-	return f.finishFast(c, uc, resp, end)
 }
 
-// finishFast writes the last bytes and keeps or closes the upstream
-// connection.
-func (f *directForwarder) finishFast(c *fastConn, uc *upstreamConn, resp *http.Response, last []byte) fastOutcome {
-	if resp.Close || uc.br.Buffered() > 0 {
+// finishFast keeps or closes the upstream connection and writes the last
+// bytes of the response.
+func (f *directForwarder) finishFast(c *fastConn, uc *upstreamConn, upstreamCloses bool, last []byte) fastOutcome {
+	if upstreamCloses || uc.br.Buffered() > 0 {
 		uc.Close()
 	} else {
 		f.put(uc)

@@ -148,15 +148,29 @@ func (f *directForwarder) roundTrip(uc *upstreamConn, r *http.Request, path stri
 // exchange sends the request head written to uc.bw and reads the response
 // head (req: the method, for ReadResponse).
 func (f *directForwarder) exchange(uc *upstreamConn, req *http.Request) (*http.Response, error) {
+	if err := send(uc); err != nil {
+		return nil, err
+	}
+	return readResponse(uc, req)
+}
+
+// send flushes the request head and waits for the first response byte; a
+// connection that fails before it is errNoResponse (safe to retry).
+func send(uc *upstreamConn) error {
 	if err := uc.bw.Flush(); err != nil {
-		return nil, errors.Join(errNoResponse, err)
+		return errors.Join(errNoResponse, err)
 	}
 	if _, err := uc.br.Peek(1); err != nil {
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			return nil, err
+			return err
 		}
-		return nil, errors.Join(errNoResponse, err)
+		return errors.Join(errNoResponse, err)
 	}
+	return nil
+}
+
+// readResponse reads the final response head, skipping 1xx.
+func readResponse(uc *upstreamConn, req *http.Request) (*http.Response, error) {
 	for informational := 0; ; informational++ {
 		resp, err := http.ReadResponse(uc.br, req)
 		if err != nil {

@@ -299,3 +299,37 @@ func TestForwardStreamsWithoutBuffering(t *testing.T) {
 		})
 	}
 }
+
+// Every way an upstream can frame its body reaches the client whole, on
+// both paths (the fast path relays some heads itself and leaves the rest
+// to http.ReadResponse).
+func TestForwardBodyFramings(t *testing.T) {
+	tests := []struct {
+		name, response, body string
+		status               int
+	}{
+		{"length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", "hello", 200},
+		{"chunked with a trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\nX-Sum: 1\r\n\r\n", "hello", 200},
+		{"announced trailer", "HTTP/1.1 200 OK\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n", "hello", 200},
+		{"ends with the connection", "HTTP/1.1 200 OK\r\n\r\nhello", "hello", 200},
+		{"HTTP/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello", "hello", 200},
+		{"not modified", "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n", "", 304},
+		{"large", "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("x", 100000), strings.Repeat("x", 100000), 200},
+	}
+	for _, tc := range tests {
+		addr := rawUpstream(t, func(_ int, c net.Conn, _ *bufio.Reader) { _, _ = io.WriteString(c, tc.response) })
+		for _, fr := range fronts(t, addr, 5*time.Second) {
+			t.Run(tc.name+"/"+fr.name, func(t *testing.T) {
+				resp, err := fr.client.Get(fr.url + "/p")
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != tc.status || string(body) != tc.body {
+					t.Fatalf("%d %q %v", resp.StatusCode, body, err)
+				}
+			})
+		}
+	}
+}

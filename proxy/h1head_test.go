@@ -119,3 +119,94 @@ func TestUpstreamForMatchesHostOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestParseResponseHead(t *testing.T) {
+	tests := []struct {
+		name   string
+		head   string
+		isHead bool
+		want   headStatus
+		length int64
+		chunk  bool
+		close  bool
+	}{
+		{"length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello", false, headComplete, 5, false, false},
+		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, headComplete, -1, true, false},
+		{"close", "HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", false, headComplete, 0, false, true},
+		{"no reason", "HTTP/1.1 204\r\n\r\n", false, headComplete, -1, false, false},
+		{"HEAD with length", "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", true, headComplete, 99, false, false},
+		{"incomplete", "HTTP/1.1 200 OK\r\nContent-Le", false, headIncomplete, 0, false, false},
+		{"1xx", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", false, headHandOff, 0, false, false},
+		{"HTTP/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false, headHandOff, 0, false, false},
+		{"ends with the connection", "HTTP/1.1 200 OK\r\n\r\n", false, headHandOff, 0, false, false},
+		{"CL and TE", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", false, headHandOff, 0, false, false},
+		{"two lengths", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", false, headHandOff, 0, false, false},
+		{"signed length", "HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n", false, headHandOff, 0, false, false},
+		{"gzip, chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false, headHandOff, 0, false, false},
+		{"trailer announced", "HTTP/1.1 200 OK\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n", false, headHandOff, 0, false, false},
+		{"connection names a header", "HTTP/1.1 200 OK\r\nConnection: X-Private\r\nContent-Length: 0\r\n\r\n", false, headHandOff, 0, false, false},
+		{"obs-fold", "HTTP/1.1 200 OK\r\nX-A: 1\r\n 2\r\nContent-Length: 0\r\n\r\n", false, headHandOff, 0, false, false},
+		{"bad status", "HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", false, headHandOff, 0, false, false},
+		{"bare LF", "HTTP/1.1 200 OK\nContent-Length: 0\n\n", false, headHandOff, 0, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var h h1RespHead
+			got := parseResponseHead([]byte(tc.head), tc.isHead, &h)
+			if got != tc.want {
+				t.Fatalf("status %d, want %d", got, tc.want)
+			}
+			if got == headComplete && (h.length != tc.length || h.chunked != tc.chunk || h.close != tc.close) {
+				t.Fatalf("length %d chunked %v close %v", h.length, h.chunked, h.close)
+			}
+		})
+	}
+}
+
+// FuzzParseResponseHead: what the fast path relays as it came, net/http
+// reads the same way: status, framing, connection reuse, and every header
+// passed on.
+func FuzzParseResponseHead(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive, close\r\n\r\n0\r\n\r\n",
+		"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n",
+	} {
+		f.Add([]byte(s), false)
+	}
+	f.Fuzz(func(t *testing.T, b []byte, isHead bool) {
+		var h h1RespHead
+		if parseResponseHead(b, isHead, &h) != headComplete {
+			return
+		}
+		method := http.MethodGet
+		if isHead {
+			method = http.MethodHead
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(b[:h.size])), &http.Request{Method: method})
+		if err != nil {
+			t.Fatalf("relayed what net/http refuses (%v): %q", err, b[:h.size])
+		}
+		if resp.StatusCode != h.status || resp.Close != h.close {
+			t.Fatalf("status/close: net/http %d %v, fast path %d %v", resp.StatusCode, resp.Close, h.status, h.close)
+		}
+		chunked := len(resp.TransferEncoding) == 1 && resp.TransferEncoding[0] == "chunked"
+		if !h.bodyless && (chunked != h.chunked || (!h.chunked && resp.ContentLength != h.length)) {
+			t.Fatalf("framing: net/http %v %d, fast path %v %d", resp.TransferEncoding, resp.ContentLength, h.chunked, h.length)
+		}
+		passed := http.Header{}
+		for i := range h.nfields {
+			if fl := h.fields[i]; fl.kind == fieldForward {
+				passed.Add(string(fl.name), string(fl.value))
+			}
+		}
+		for k, vv := range passed {
+			if k == "Content-Length" {
+				continue // net/http keeps it only where it frames a body
+			}
+			if strings.Join(resp.Header[k], "\n") != strings.Join(vv, "\n") {
+				t.Fatalf("header %s: net/http %q, fast path %q", k, resp.Header[k], vv)
+			}
+		}
+	})
+}
