@@ -144,7 +144,7 @@ func (f *directForwarder) relayRaw(c *fastConn, uc *upstreamConn, isHead bool) (
 	if h.chunked {
 		out = append(out, "Transfer-Encoding: chunked\r\n"...)
 	}
-	out = append(out, "\r\n"...)
+	out = append(c.connectionClose(out), "\r\n"...)
 	uc.br.Discard(h.size)
 	switch {
 	case h.bodyless:
@@ -184,6 +184,7 @@ func (f *directForwarder) relayFast(c *fastConn, uc *upstreamConn, resp *http.Re
 			out = appendHeaderLine(out, k, v)
 		}
 	}
+	out = c.connectionClose(out)
 	bodyless := isHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
 	if bodyless {
 		return f.finishFast(c, uc, resp.Close, append(out, "\r\n"...))
@@ -299,6 +300,15 @@ func (f *directForwarder) finishFast(c *fastConn, uc *upstreamConn, upstreamClos
 	return served
 }
 
+// connectionClose adds "Connection: close" when the client asked for it
+// (the connection ends after this response).
+func (c *fastConn) connectionClose(out []byte) []byte {
+	if c.head.close {
+		return append(out, "Connection: close\r\n"...)
+	}
+	return out
+}
+
 func appendStatusLine(dst []byte, code int) []byte {
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(code), 10)
@@ -318,7 +328,7 @@ func (c *fastConn) upstreamFailed(u *upstream, err error) fastOutcome {
 	status := upstreamStatus(err)
 	c.srv.gw.opts.Log.Warn("upstream error", "upstream", u.cfg.Name, "err", err)
 	var buf [256]byte
-	out := appendStatusLine(buf[:0], status)
+	out := c.connectionClose(appendStatusLine(buf[:0], status))
 	out = append(out, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"+
 		"Content-Length: 21\r\n\r\nupstream unavailable\n"...)
 	if _, err := c.tc.Write(out); err != nil {

@@ -79,8 +79,8 @@ func (c *fastConn) serve() {
 		case served:
 			c.srv.fastServed.Add(1)
 			c.br.Discard(c.head.size)
-			if !c.phase.CompareAndSwap(connActive, connIdle) {
-				return // shutting down
+			if c.head.close || !c.phase.CompareAndSwap(connActive, connIdle) {
+				return // asked to close, or shutting down
 			}
 		case handOff:
 			c.srv.handedOff.Add(1)

@@ -198,3 +198,28 @@ func TestShutdownDrainsFastConnections(t *testing.T) {
 		t.Fatal("new connection accepted after shutdown")
 	}
 }
+
+// "Connection: close" is answered by the fast path, says so, and ends the
+// connection after the response (pipelined bytes after it are not served).
+func TestFastPathConnectionClose(t *testing.T) {
+	e := newHeaderEnv(t)
+	cert := e.device("alice", testpki.LeafOptions{})
+	c := e.dialRaw(t, &cert)
+	served := e.srv.fastServed.Load()
+	c.send("GET /signed/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", "GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	_ = c.tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: "GET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !resp.Close || !strings.HasPrefix(string(body), "shop:alice ") {
+		t.Fatalf("%d close=%v %q", resp.StatusCode, resp.Close, body)
+	}
+	if _, err := c.br.ReadByte(); err == nil {
+		t.Fatal("the connection stayed open after Connection: close")
+	}
+	if e.srv.fastServed.Load() != served+1 {
+		t.Fatal("not served by the fast path")
+	}
+}

@@ -20,7 +20,8 @@ type h1Head struct {
 	method  []byte // GET or HEAD
 	target  []byte // origin form: path and optional ?query
 	host    []byte
-	size    int // bytes of the head, final CRLF included
+	close   bool // "Connection: close": answer, then close
+	size    int  // bytes of the head, final CRLF included
 	nfields int
 	fields  [maxFastHeaders]h1Field
 }
@@ -39,7 +40,7 @@ const (
 	fieldDrop                       // hop-by-hop, or set only by the gateway
 	fieldHost                       // Host: replaced by the upstream's
 	fieldHandOff                    // needs net/http (framing, upgrades, ...)
-	fieldKeepAlive                  // "Connection: keep-alive": dropped
+	fieldConnection                 // "Connection: keep-alive" or "close": dropped
 )
 
 // headStatus says what to do with the buffered bytes.
@@ -65,6 +66,7 @@ func parseHead(b []byte, h *h1Head) headStatus {
 	h.size = end + 4
 	h.nfields = 0
 	h.host = nil
+	h.close = false
 	lineEnd := bytes.Index(b, []byte("\r\n"))
 	if !parseRequestLine(b[:lineEnd], h) {
 		return headHandOff
@@ -88,6 +90,8 @@ func parseHead(b []byte, h *h1Head) headStatus {
 		case fieldHost:
 			hosts++
 			h.host = f.value
+		case fieldConnection:
+			h.close = h.close || connectionCloses(f.value)
 		}
 	}
 	if hosts != 1 || !validHost(h.host) {
@@ -210,10 +214,12 @@ func classifyField(name, value []byte) fieldKind {
 	case asciiEqualFold(name, "Host"):
 		return fieldHost
 	case asciiEqualFold(name, "Connection"):
-		if asciiEqualFold(value, "keep-alive") {
-			return fieldKeepAlive
+		for v := range bytes.SplitSeq(value, []byte(",")) {
+			if v = bytes.Trim(v, " \t"); !asciiEqualFold(v, "close") && !asciiEqualFold(v, "keep-alive") {
+				return fieldHandOff // names headers to drop, or is empty
+			}
 		}
-		return fieldHandOff // close, or headers named hop-by-hop
+		return fieldConnection
 	case hasPrefixFold(name, identityPrefix), hasPrefixFold(name, "X-Forwarded-"):
 		return fieldDrop
 	}
@@ -228,6 +234,17 @@ func classifyField(name, value []byte) fieldKind {
 		}
 	}
 	return fieldForward
+}
+
+// connectionCloses: a Connection value (of close and keep-alive tokens
+// only) that asks to close.
+func connectionCloses(value []byte) bool {
+	for v := range bytes.SplitSeq(value, []byte(",")) {
+		if asciiEqualFold(bytes.Trim(v, " \t"), "close") {
+			return true
+		}
+	}
+	return false
 }
 
 func asciiEqualFold(b []byte, s string) bool {

@@ -34,7 +34,8 @@ func TestParseHead(t *testing.T) {
 		{"CL and TE", "GET / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n" + ok, headHandOff},
 		{"upgrade", "GET / HTTP/1.1\r\nUpgrade: websocket\r\n" + ok, headHandOff},
 		{"expect", "GET / HTTP/1.1\r\nExpect: 100-continue\r\n" + ok, headHandOff},
-		{"connection close", "GET / HTTP/1.1\r\nConnection: close\r\n" + ok, headHandOff},
+		{"connection close", "GET / HTTP/1.1\r\nConnection: close\r\n" + ok, headComplete},
+		{"empty connection", "GET / HTTP/1.1\r\nConnection: \r\n" + ok, headHandOff},
 		{"connection names a header", "GET / HTTP/1.1\r\nConnection: X-Private\r\n" + ok, headHandOff},
 		{"no host", "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", headHandOff},
 		{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\n" + ok, headHandOff},
@@ -82,7 +83,7 @@ func FuzzParseHead(f *testing.F) {
 		if r.Method != string(h.method) || r.RequestURI != string(h.target) || r.Host != string(h.host) {
 			t.Fatalf("read differently: %q %q %q vs %q %q %q", r.Method, r.RequestURI, r.Host, h.method, h.target, h.host)
 		}
-		if r.ContentLength != 0 || len(r.TransferEncoding) > 0 || r.Close {
+		if r.ContentLength != 0 || len(r.TransferEncoding) > 0 || r.Close != h.close {
 			t.Fatalf("framing differs: %d %v %v", r.ContentLength, r.TransferEncoding, r.Close)
 		}
 		forwarded := http.Header{}

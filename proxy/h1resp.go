@@ -123,14 +123,11 @@ func classifyResponseField(name, value []byte, h *h1RespHead) fieldKind {
 		// Only close and keep-alive; a header named here would have to be
 		// dropped as well.
 		for v := range bytes.SplitSeq(value, []byte(",")) {
-			switch v = bytes.Trim(v, " \t"); {
-			case asciiEqualFold(v, "close"):
-				h.close = true
-			case asciiEqualFold(v, "keep-alive"):
-			default:
+			if v = bytes.Trim(v, " \t"); !asciiEqualFold(v, "close") && !asciiEqualFold(v, "keep-alive") {
 				return fieldHandOff
 			}
 		}
+		h.close = h.close || connectionCloses(value)
 		return fieldDrop
 	case asciiEqualFold(name, "Trailer"):
 		return fieldHandOff
