@@ -36,11 +36,11 @@ type h1Field struct {
 type fieldKind uint8
 
 const (
-	fieldForward   fieldKind = iota // end-to-end: passed to the upstream
-	fieldDrop                       // hop-by-hop, or set only by the gateway
-	fieldHost                       // Host: replaced by the upstream's
-	fieldHandOff                    // needs net/http (framing, upgrades, ...)
-	fieldConnection                 // "Connection: keep-alive" or "close": dropped
+	fieldForward    fieldKind = iota // end-to-end: passed to the upstream
+	fieldDrop                        // hop-by-hop, or set only by the gateway
+	fieldHost                        // Host: replaced by the upstream's
+	fieldHandOff                     // needs net/http (framing, upgrades, ...)
+	fieldConnection                  // "Connection: keep-alive" or "close": dropped
 )
 
 // headStatus says what to do with the buffered bytes.
