@@ -71,20 +71,15 @@ func parseHead(b []byte, h *h1Head) headStatus {
 	if !parseRequestLine(b[:lineEnd], h) {
 		return headHandOff
 	}
+	n, ok := parseFields(b[lineEnd+2:end+2], &h.fields)
+	if !ok {
+		return headHandOff
+	}
+	h.nfields = n
 	hosts := 0
-	for pos := lineEnd + 2; pos < end+2; {
-		n := bytes.Index(b[pos:], []byte("\r\n"))
-		line := b[pos : pos+n]
-		pos += n + 2
-		if h.nfields == maxFastHeaders {
-			return headHandOff
-		}
-		f := &h.fields[h.nfields]
-		if !parseField(line, f) {
-			return headHandOff
-		}
-		h.nfields++
-		switch f.kind {
+	for i := range n {
+		f := &h.fields[i]
+		switch f.kind = classifyField(f.name, f.value); f.kind {
 		case fieldHandOff:
 			return headHandOff
 		case fieldHost:
@@ -143,7 +138,22 @@ func parseRequestLine(line []byte, h *h1Head) bool {
 	return true
 }
 
-// parseField splits "name: value" and classifies the name. A name must be a
+// parseFields splits a header block (lines ending in CRLF) into fields:
+// false when a line is not a plain field or there are too many.
+func parseFields(block []byte, fields *[maxFastHeaders]h1Field) (int, bool) {
+	n := 0
+	for len(block) > 0 {
+		end := bytes.Index(block, []byte("\r\n"))
+		if n == maxFastHeaders || !parseField(block[:end], &fields[n]) {
+			return 0, false
+		}
+		n++
+		block = block[end+2:]
+	}
+	return n, true
+}
+
+// parseField splits "name: value". A name must be a
 // token directly followed by ':'; the value must be visible ASCII, obs-text,
 // spaces and tabs only (no obs-fold, no other control bytes).
 func parseField(line []byte, f *h1Field) bool {
@@ -164,7 +174,6 @@ func parseField(line []byte, f *h1Field) bool {
 		}
 	}
 	f.name, f.value = name, bytes.Trim(value, " \t")
-	f.kind = classifyField(name, f.value)
 	return true
 }
 

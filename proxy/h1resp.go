@@ -38,19 +38,14 @@ func parseResponseHead(b []byte, isHead bool, h *h1RespHead) headStatus {
 	if !parseStatusLine(b[:lineEnd], h) {
 		return headHandOff
 	}
+	n, ok := parseFields(b[lineEnd+2:end+2], &h.fields)
+	if !ok {
+		return headHandOff
+	}
+	h.nfields = n
 	lengths, encodings := 0, 0
-	for pos := lineEnd + 2; pos < end+2; {
-		n := bytes.Index(b[pos:], []byte("\r\n"))
-		line := b[pos : pos+n]
-		pos += n + 2
-		if h.nfields == maxFastHeaders {
-			return headHandOff
-		}
-		f := &h.fields[h.nfields]
-		if !parseField(line, f) {
-			return headHandOff
-		}
-		h.nfields++
+	for i := range n {
+		f := &h.fields[i]
 		switch f.kind = classifyResponseField(f.name, f.value, h); f.kind {
 		case fieldHandOff:
 			return headHandOff
