@@ -34,21 +34,13 @@ func (s *Server) handlePolicy(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
-	for {
-		seq, changed := s.ca.revs.wait()
-		if seq > since || wait == 0 || since == 0 {
-			break
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			writeJSON(w, http.StatusOK, policyPage{Seq: since, SubAccounts: []store.SubAccount{}, Devices: []store.Device{}})
-			return
-		case <-r.Context().Done():
-			return
-		}
+	newer, err := s.longPoll(r.Context(), wait, func(seq int64) (bool, error) { return seq > since || since == 0, nil })
+	if err != nil {
+		return // the proxy has gone
+	}
+	if !newer && wait > 0 {
+		writeJSON(w, http.StatusOK, policyPage{Seq: since, SubAccounts: []store.SubAccount{}, Devices: []store.Device{}})
+		return
 	}
 	ch, err := s.ca.store.PolicyChangesSince(r.Context(), since)
 	if err != nil {

@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"encoding/pem"
@@ -232,26 +233,38 @@ func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	var page feedPage
+	_, err = s.longPoll(r.Context(), wait, func(int64) (bool, error) {
+		page, err = s.feedPage(r, since)
+		return page.Seq > since, err
+	})
+	switch {
+	case r.Context().Err() != nil:
+	case err != nil:
+		s.writeError(w, r, err)
+	default:
+		writeJSON(w, http.StatusOK, page) // newer, or the wait is over
+	}
+}
+
+// longPoll is the wait both feeds share: it returns as soon as ready says
+// there is something newer than the caller has (true), when wait is over
+// (false; at once for wait 0), or with an error when ready fails or the
+// caller goes away. ready gets the CA's current change sequence.
+func (s *Server) longPoll(ctx context.Context, wait time.Duration, ready func(seq int64) (bool, error)) (bool, error) {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
-		_, changed := s.ca.revs.wait()
-		page, err := s.feedPage(r, since)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if page.Seq > since || wait == 0 {
-			writeJSON(w, http.StatusOK, page)
-			return
+		seq, changed := s.ca.revs.wait()
+		if newer, err := ready(seq); err != nil || newer || wait == 0 {
+			return newer, err
 		}
 		select {
 		case <-changed:
 		case <-deadline.C:
-			writeJSON(w, http.StatusOK, page)
-			return
-		case <-r.Context().Done():
-			return
+			return false, nil
+		case <-ctx.Done():
+			return false, ctx.Err()
 		}
 	}
 }
