@@ -66,18 +66,29 @@ func (p *Portal) ownerLoginPage(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusOK, "owner_login", view{CSRF: p.loginToken(w, r)})
 }
 
-func (p *Portal) ownerLogin(w http.ResponseWriter, r *http.Request) {
-	again := func(status int, key string) {
-		p.render(w, r, status, "owner_login", view{CSRF: p.loginToken(w, r), Error: p.text(r, key)})
+// beginLogin is the start both login forms share: the pre-login CSRF
+// token, then the per-account and per-IP gate. again answers with page and
+// an error message; ok is false when the answer has been written.
+func (p *Portal) beginLogin(w http.ResponseWriter, r *http.Request, page, account string) (again func(status int, key string), ok bool) {
+	again = func(status int, key string) {
+		p.render(w, r, status, page, view{CSRF: p.loginToken(w, r), Error: p.text(r, key)})
 	}
 	if !loginTokenOK(r) {
 		again(http.StatusForbidden, "err_csrf")
-		return
+		return again, false
 	}
-	storeName := strings.TrimSpace(r.PostFormValue("store"))
-	account := "owner:" + storeName
 	if key := p.gate(r, account); key != "" {
 		again(http.StatusTooManyRequests, key)
+		return again, false
+	}
+	return again, true
+}
+
+func (p *Portal) ownerLogin(w http.ResponseWriter, r *http.Request) {
+	storeName := strings.TrimSpace(r.PostFormValue("store"))
+	account := "owner:" + storeName
+	again, started := p.beginLogin(w, r, "owner_login", account)
+	if !started {
 		return
 	}
 	t, err := p.opts.Store.GetTenantByName(r.Context(), storeName)
@@ -190,17 +201,10 @@ func (p *Portal) staffLoginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Portal) staffLogin(w http.ResponseWriter, r *http.Request) {
-	again := func(status int, key string) {
-		p.render(w, r, status, "staff_login", view{CSRF: p.loginToken(w, r), Error: p.text(r, key)})
-	}
-	if !loginTokenOK(r) {
-		again(http.StatusForbidden, "err_csrf")
-		return
-	}
 	username := strings.TrimSpace(r.PostFormValue("username"))
 	account := "sub:" + username
-	if key := p.gate(r, account); key != "" {
-		again(http.StatusTooManyRequests, key)
+	again, started := p.beginLogin(w, r, "staff_login", account)
+	if !started {
 		return
 	}
 	storeName, subName, _ := strings.Cut(username, ":")
