@@ -340,11 +340,18 @@ func throughProxy(t *testing.T, cfg string, info demoInfo, dir, p12pw string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// Both decisions reach the store's audit log (written asynchronously).
-	deadline = time.Now().Add(5 * time.Second)
+	waitForProxyDecisions(t, cfg, alice.Name)
+}
+
+// waitForProxyDecisions waits up to 5 s for an allow and a deny of the
+// proxy about target in the audit log of demo-store.
+func waitForProxyDecisions(t *testing.T, cfg, target string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
 	for {
-		audit := mustCLI(t, "admin", "--config", cfg, "audit", "demo-store", "--target", alice.Name)
+		audit := mustCLI(t, "admin", "--config", cfg, "audit", "demo-store", "--target", target)
 		if strings.Contains(audit, "proxy.allow") && strings.Contains(audit, "proxy.deny") {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("proxy decisions missing from the audit log:\n%s", audit)

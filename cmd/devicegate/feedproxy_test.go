@@ -132,15 +132,5 @@ proxy:
 	}
 	t.Logf("a CLI revocation reached the CA-fed proxy after %v", time.Since(revoked).Round(time.Millisecond))
 	// Its decisions are in the store's audit log (via POST /v1/audit).
-	deadline = time.Now().Add(5 * time.Second)
-	for {
-		audit := mustCLI(t, "admin", "--config", cfg, "audit", "demo-store", "--target", alice.Name)
-		if strings.Contains(audit, "proxy.allow") && strings.Contains(audit, "proxy.deny") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("edge decisions not in the audit log:\n%s", audit)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitForProxyDecisions(t, cfg, alice.Name)
 }
