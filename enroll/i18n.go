@@ -2,7 +2,8 @@ package enroll
 
 import (
 	"net/http"
-	"strings"
+
+	"github.com/devicegate/devicegate/internal/lang"
 )
 
 // Languages: en and zh (zh-CN). The choice is a cookie set by the switch,
@@ -13,16 +14,7 @@ func pickLang(r *http.Request) string {
 	if c, err := r.Cookie(langCookie); err == nil && (c.Value == "en" || c.Value == "zh") {
 		return c.Value
 	}
-	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
-		tag := strings.ToLower(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]))
-		switch {
-		case strings.HasPrefix(tag, "zh"):
-			return "zh"
-		case strings.HasPrefix(tag, "en"):
-			return "en"
-		}
-	}
-	return "en"
+	return lang.FromAcceptLanguage(r.Header.Get("Accept-Language"))
 }
 
 // messages holds every user-visible text in both languages; one table so

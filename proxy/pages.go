@@ -3,7 +3,8 @@ package proxy
 import (
 	"html/template"
 	"net/http"
-	"strings"
+
+	langpkg "github.com/devicegate/devicegate/internal/lang"
 )
 
 // pageText holds the user-visible texts of the seeds in both languages.
@@ -38,16 +39,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 
 // lang picks zh or en from Accept-Language (first match wins).
 func lang(r *http.Request) string {
-	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
-		tag := strings.ToLower(strings.TrimSpace(strings.SplitN(part, ";", 2)[0]))
-		switch {
-		case strings.HasPrefix(tag, "zh"):
-			return "zh"
-		case strings.HasPrefix(tag, "en"):
-			return "en"
-		}
-	}
-	return "en"
+	return langpkg.FromAcceptLanguage(r.Header.Get("Accept-Language"))
 }
 
 // writePage renders a refusal page; the reason is a fixed code, never input.
