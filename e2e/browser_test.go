@@ -385,7 +385,8 @@ type demoInfo struct {
 }
 
 type demoRun struct {
-	info demoInfo
+	info          demoInfo
+	bin, cfg, dir string // the binary, its config and working directory
 }
 
 func (d *demoRun) user(t *testing.T, name string) struct{ Name, Password string } {
@@ -439,7 +440,7 @@ func startDemo(t *testing.T) *demoRun {
 		data, err := os.ReadFile(infoPath)
 		var info demoInfo
 		if err == nil && json.Unmarshal(data, &info) == nil && info.PortalURL != "" {
-			return &demoRun{info: info}
+			return &demoRun{info: info, bin: bin, cfg: cfg, dir: dir}
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("demo.json did not appear")

@@ -11,9 +11,10 @@ need_pkgs=()
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] || need_pkgs+=(postgresql)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
-# The browser end-to-end test (e2e/): Debian's Chromium, and NSS tools to
-# import the downloaded PKCS#12 into the browser profile.
+# The browser end-to-end tests (e2e/): Debian's Chromium and Firefox ESR,
+# and NSS tools to import the downloaded PKCS#12 into the browser profile.
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+[ -x /usr/bin/firefox-esr ] || need_pkgs+=(firefox-esr)
 command -v pk12util >/dev/null && command -v certutil >/dev/null || need_pkgs+=(libnss3-tools)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
