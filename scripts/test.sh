@@ -15,6 +15,11 @@ command -v openssl >/dev/null || need_pkgs+=(openssl)
 # and NSS tools to import the downloaded PKCS#12 into the browser profile.
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 [ -x /usr/bin/firefox-esr ] || need_pkgs+=(firefox-esr)
+# WebKit (Safari's engine family): WebKitGTK's WebDriver and MiniBrowser on
+# a virtual X display.
+[ -x /usr/bin/WebKitWebDriver ] || need_pkgs+=(webkit2gtk-driver)
+dpkg -s libgl1-mesa-dri >/dev/null 2>&1 || need_pkgs+=(libgl1-mesa-dri)
+[ -x /usr/bin/xvfb-run ] && command -v xauth >/dev/null || need_pkgs+=(xvfb xauth)
 command -v pk12util >/dev/null && command -v certutil >/dev/null || need_pkgs+=(libnss3-tools)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
