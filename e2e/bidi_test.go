@@ -102,12 +102,13 @@ func startFirefox(t *testing.T, profile string, prefs map[string]any) *bidi {
 // test. Events in between are skipped.
 func (b *bidi) call(method string, params any, result any) {
 	b.t.Helper()
-	if err := b.try(method, params, result); err != nil {
+	if err := b.command(method, params, result); err != nil {
 		b.t.Fatalf("BiDi %s: %v", method, err)
 	}
 }
 
-func (b *bidi) try(method string, params any, result any) error {
+// command sends one command and waits for its reply.
+func (b *bidi) command(method string, params any, result any) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.nextID++
@@ -135,54 +136,31 @@ func (b *bidi) try(method string, params any, result any) error {
 	}
 }
 
-// navigate opens url and waits until it has loaded.
-func (b *bidi) navigate(url string) {
-	b.t.Helper()
+// open opens url and waits until it has loaded.
+func (b *bidi) open(t *testing.T, url string) {
+	t.Helper()
 	b.call("browsingContext.navigate", map[string]any{"context": b.context, "url": url, "wait": "complete"}, nil)
 }
 
-// eval runs a script in the page (awaiting a promise) and returns its
-// string value; ok is false when the script threw or the page was
-// navigating away.
-func (b *bidi) eval(expr string) (string, bool) {
+// try runs a script body in the page (awaiting a returned promise) and
+// returns its value as a string.
+func (b *bidi) try(body string) (string, error) {
 	var out struct {
-		Type   string `json:"type"`
+		Type             string `json:"type"`
+		ExceptionDetails struct {
+			Text string `json:"text"`
+		} `json:"exceptionDetails"`
 		Result struct {
-			Type  string `json:"type"`
-			Value any    `json:"value"`
+			Value any `json:"value"`
 		} `json:"result"`
 	}
-	err := b.try("script.evaluate", map[string]any{"expression": expr, "target": map[string]any{"context": b.context},
-		"awaitPromise": true}, &out)
-	if err != nil || out.Type != "success" {
-		return "", false
+	err := b.command("script.evaluate", map[string]any{"expression": "(async () => {" + body + "})()",
+		"target": map[string]any{"context": b.context}, "awaitPromise": true}, &out)
+	if err != nil {
+		return "", err
 	}
-	return fmt.Sprint(out.Result.Value), true
-}
-
-// waitFor evaluates expr until it returns "true" (15 s at most).
-func (b *bidi) waitFor(what, expr string) {
-	b.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if v, ok := b.eval("String(" + expr + ")"); ok && v == "true" {
-			return
-		}
-		if time.Now().After(deadline) {
-			page, _ := b.eval("document.location.href + '\\n' + document.body.innerText")
-			b.t.Fatalf("Firefox: %s did not happen; the page:\n%s", what, page)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if out.Type != "success" {
+		return "", fmt.Errorf("script: %s", out.ExceptionDetails.Text)
 	}
-}
-
-// do runs a script that must succeed.
-func (b *bidi) do(what, expr string) string {
-	b.t.Helper()
-	v, ok := b.eval(expr)
-	if !ok {
-		page, _ := b.eval("document.location.href + '\\n' + document.body.innerText")
-		b.t.Fatalf("Firefox: %s failed; the page:\n%s", what, page)
-	}
-	return v
+	return fmt.Sprint(out.Result.Value), nil
 }

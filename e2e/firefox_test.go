@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"encoding/base64"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,18 +49,7 @@ func TestFirefoxEnrollment(t *testing.T) {
 		need(t, tool)
 	}
 	d := startDemo(t)
-	dave := d.user(t, "demo-store:dave")
-	pw := filepath.Join(t.TempDir(), "pw")
-	if err := os.WriteFile(pw, []byte(dave.Password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d.admin(t, "sub", "add", dave.Name, "--role", "customer-service", "--password-file", pw)
-	uri, err := url.Parse(strings.TrimSpace(d.admin(t, "sub", "phone", dave.Name)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	staffSecret := uri.Query().Get("secret")
-	d.admin(t, "sub", "protect", dave.Name, "--devices", "2")
+	dave, staffSecret := protectedStaff(t, d)
 
 	profile := t.TempDir()
 	nssdb := "sql:" + profile
@@ -75,66 +62,37 @@ func TestFirefoxEnrollment(t *testing.T) {
 	ff := startFirefox(t, profile, prefs)
 	portal := strings.TrimSuffix(d.info.PortalURL, "/")
 	proxy := strings.TrimSuffix(d.info.ProxyURL, "/")
-
-	ff.navigate(portal + "/staff/login")
-	ff.do("staff login", `document.getElementById("username").value = `+strconv.Quote(dave.Name)+`;
-		document.getElementById("password").value = `+strconv.Quote(dave.Password)+`;
-		document.getElementById("staff-login").requestSubmit(); "sent"`)
-	ff.waitFor("the TOTP step", `document.getElementById("code") !== null`)
-	ff.do("TOTP", `document.getElementById("code").value = `+strconv.Quote(code(t, staffSecret))+`;
-		document.getElementById("staff-totp").requestSubmit(); "sent"`)
-	ff.waitFor("the staff home", `document.getElementById("install") !== null`)
+	staffLogin(t, ff, portal, dave, staffSecret)
 
 	const p12Password = "e2e-p12-password"
-	enroll := func(label string, compat bool) []byte {
-		ff.navigate(portal + "/staff/enroll")
-		ff.waitFor("the environment check", `!document.getElementById("enroll-form").hidden`)
-		// Keep the PKCS#12 blob the page hands to the download link.
-		ff.do("enroll "+label, `window.__p12 = null;
-			const made = URL.createObjectURL;
-			URL.createObjectURL = (b) => { window.__p12 = b; return made.call(URL, b); };
-			document.getElementById("label").value = `+strconv.Quote(label)+`;
-			document.getElementById("p12-password").value = `+strconv.Quote(p12Password)+`;
-			document.getElementById("p12-password2").value = `+strconv.Quote(p12Password)+`;
-			document.getElementById("compat").checked = `+strconv.FormatBool(compat)+`;
-			document.getElementById("start").click(); "started"`)
-		ff.waitFor("the certificate of "+label, `!document.getElementById("result").hidden && window.__p12 !== null`)
-		b64 := ff.do("read the PKCS#12", `window.__p12.arrayBuffer().then((buf) => {
-			let s = ""; for (const c of new Uint8Array(buf)) s += String.fromCharCode(c); return btoa(s); })`)
-		p12, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil || len(p12) < 500 {
-			t.Fatalf("PKCS#12 from Firefox: %d bytes, %v", len(p12), err)
-		}
-		return p12
-	}
 	p12File := filepath.Join(t.TempDir(), "firefox.p12")
-	if err := os.WriteFile(p12File, enroll("firefox workstation", false), 0o600); err != nil {
+	if err := os.WriteFile(p12File, enrollInPage(t, ff, portal, "firefox workstation", p12Password, false), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	run(t, "pk12util", "-d", nssdb, "-i", p12File, "-W", p12Password)
 
 	// The app's own login through the proxy, then a high-risk page with
 	// the certificate Firefox now holds.
-	ff.navigate(proxy + "/login")
-	ff.do("app login", `document.getElementById("username").value = `+strconv.Quote(dave.Name)+`;
+	ff.open(t, proxy+"/login")
+	runScript(t, ff, "app login", `document.getElementById("username").value = `+strconv.Quote(dave.Name)+`;
 		document.getElementById("password").value = `+strconv.Quote(dave.Password)+`;
-		document.getElementById("username").form.requestSubmit(); "sent"`)
-	ff.waitFor("the app session", `document.getElementById("password") === null`)
-	ff.navigate(proxy + "/orders/sold")
-	if h := ff.do("read the page", `document.querySelector("h1").innerText`); h != "Sold items (high risk)" {
+		document.getElementById("username").form.requestSubmit(); return "sent"`)
+	waitFor(t, ff, "the app session", `document.getElementById("password") === null`)
+	ff.open(t, proxy+"/orders/sold")
+	if h := runScript(t, ff, "read the page", `return document.querySelector("h1").innerText`); h != "Sold items (high risk)" {
 		t.Fatalf("/orders/sold in Firefox shows %q", h)
 	}
 
-	ff.navigate(portal + "/staff/enroll")
-	ff.do("check installation", `document.getElementById("check-install").click(); "clicked"`)
-	ff.waitFor("the check's answer", `document.getElementById("check-result").classList.contains("notice")`)
-	if got := ff.do("read the check", `document.getElementById("check-result").innerText`); !strings.Contains(got, "Installed (1/2)") {
+	ff.open(t, portal+"/staff/enroll")
+	runScript(t, ff, "check installation", `document.getElementById("check-install").click(); return "clicked"`)
+	waitFor(t, ff, "the check's answer", `document.getElementById("check-result").classList.contains("notice")`)
+	if got := runScript(t, ff, "read the check", `return document.getElementById("check-result").innerText`); !strings.Contains(got, "Installed (1/2)") {
 		t.Fatalf("check installation in Firefox shows %q", got)
 	}
 
 	// The compatibility (3DES) file Firefox makes is a valid PKCS#12 too.
 	legacy := filepath.Join(t.TempDir(), "legacy.p12")
-	if err := os.WriteFile(legacy, enroll("old windows pc", true), 0o600); err != nil {
+	if err := os.WriteFile(legacy, enrollInPage(t, ff, portal, "old windows pc", p12Password, true), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	run(t, "pk12util", "-l", legacy, "-W", p12Password)
