@@ -11,6 +11,7 @@ import (
 // Metrics are the gateway's Prometheus metrics, registered on an injected
 // registry (served on the admin listener).
 type Metrics struct {
+	reg        prometheus.Registerer
 	requests   *prometheus.CounterVec
 	handshakes *prometheus.CounterVec
 	upstream   *prometheus.HistogramVec
@@ -21,6 +22,7 @@ type Metrics struct {
 // staleness and the audit drops are read when scraped.
 func NewMetrics(reg prometheus.Registerer, p *Policy, a *Auditor) *Metrics {
 	m := &Metrics{
+		reg: reg,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "devicegate_proxy_requests_total",
 			Help: "Requests by upstream, permission point, decision and reason (permission and reason empty for normal paths).",
@@ -48,6 +50,22 @@ func NewMetrics(reg prometheus.Registerer, p *Policy, a *Auditor) *Metrics {
 			func() float64 { return float64(a.Dropped()) }),
 	)
 	return m
+}
+
+// watchServer exports how a Server's HTTP/1.1 connections were served: by
+// the fast path, or handed to net/http.
+func (m *Metrics) watchServer(s *Server) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "devicegate_proxy_fast_path_requests_total",
+			Help: "HTTP/1.1 requests answered by the fast path (the others are served by net/http)."},
+			func() float64 { return float64(s.fastServed.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "devicegate_proxy_handoffs_total",
+			Help: "HTTP/1.1 connections the fast path handed to net/http (a request it does not serve itself)."},
+			func() float64 { return float64(s.handedOff.Load()) }),
+	)
 }
 
 func (m *Metrics) request(upstream, permission, decision, reason string) {

@@ -39,6 +39,7 @@ type Server struct {
 func NewServer(gw *Gateway, srv *http.Server) *Server {
 	s := &Server{gw: gw, http: srv, handoff: newConnQueue(), conns: map[*fastConn]struct{}{}}
 	srv.Handler = gw
+	gw.opts.Metrics.watchServer(s)
 	next := srv.ConnContext
 	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		// A handed-off HTTP/1.1 connection is not a *tls.Conn to net/http,

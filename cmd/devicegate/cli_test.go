@@ -373,7 +373,7 @@ func checkMetrics(t *testing.T, info demoInfo) {
 		`devicegate_proxy_requests_total{decision="allow",permission="orders.sold",reason="ok",upstream="backoffice"}`,
 		`devicegate_proxy_requests_total{decision="deny",permission="orders.sold",reason="device_not_active",upstream="backoffice"}`,
 		"devicegate_proxy_policy_seq", "devicegate_proxy_policy_staleness_seconds", "devicegate_proxy_open_connections",
-		"devicegate_proxy_audit_dropped_total 0",
+		"devicegate_proxy_audit_dropped_total 0", "devicegate_proxy_fast_path_requests_total", "devicegate_proxy_handoffs_total",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s", want)
