@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -101,5 +102,30 @@ func enrollInPage(t *testing.T, p page, portal, label, password string, compat b
 	if err != nil || len(p12) < 500 {
 		t.Fatalf("PKCS#12 made by the browser: %d bytes, %v", len(p12), err)
 	}
+	checkP12Layout(t, p12, password, compat)
 	return p12
+}
+
+// checkP12Layout reads a browser-made PKCS#12 with OpenSSL: AES-256 with
+// PBKDF2-SHA256 and a SHA-256 MAC (3DES and a SHA-1 MAC in compatibility
+// mode), and an 8-byte MAC salt, which macOS keychains need.
+func checkP12Layout(t *testing.T, p12 []byte, password string, compat bool) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "check.p12")
+	if err := os.WriteFile(file, p12, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("openssl", "pkcs12", "-info", "-noout", "-in", file, "-passin", "pass:"+password).CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl pkcs12: %v\n%s", err, out)
+	}
+	want := []string{"MAC: sha256", "PBES2, PBKDF2, AES-256-CBC", "PRF hmacWithSHA256", "salt length: 8"}
+	if compat {
+		want = []string{"MAC: sha1", "pbeWithSHA1And3-KeyTripleDES-CBC", "salt length: 8"}
+	}
+	for _, w := range want {
+		if !strings.Contains(string(out), w) {
+			t.Fatalf("PKCS#12 layout lacks %q:\n%s", w, out)
+		}
+	}
 }

@@ -121,11 +121,33 @@ export async function buildPKCS12({ privateKey, certPEM, chainPEMs = [], passwor
   });
   if (legacy) {
     await pfx.parsedValue.authenticatedSafe.makeInternalValues({ safeContents: [{}, {}] });
-    await pfx.makeInternalValues({ password: pwd, iterations: LEGACY_ITERATIONS, pbkdf2HashAlgorithm: "SHA-1", hmacHashAlgorithm: "SHA-1" });
+    await macWithShortSalt(pfx, pwd, "SHA-1", LEGACY_ITERATIONS);
   } else {
     await keyBag.makeInternalValues(pbes2);
     await pfx.parsedValue.authenticatedSafe.makeInternalValues({ safeContents: [{}, pbes2] });
-    await pfx.makeInternalValues({ password: pwd, iterations: PBKDF2_ITERATIONS, pbkdf2HashAlgorithm: "SHA-256", hmacHashAlgorithm: "SHA-256" });
+    await macWithShortSalt(pfx, pwd, "SHA-256", PBKDF2_ITERATIONS);
   }
   return new Uint8Array(pfx.toSchema().toBER(false));
+}
+
+// macWithShortSalt is PFX.makeInternalValues (password integrity) with an
+// 8-byte MAC salt, as OpenSSL and Windows write it: pkijs uses 64 bytes,
+// and macOS's keychain is reported to refuse PKCS#12 files whose MAC salt
+// is longer than 8 bytes. The MAC iterations stay high: the MAC is also
+// what a password guess is checked against.
+async function macWithShortSalt(pfx, pwd, hash, iterations) {
+  const engine = pkijs.getCrypto(true);
+  const salt = new Uint8Array(8);
+  globalThis.crypto.getRandomValues(salt);
+  const data = pfx.parsedValue.authenticatedSafe.toSchema().toBER(false);
+  pfx.authSafe = new pkijs.ContentInfo({ contentType: pkijs.ContentInfo.DATA, content: new asn1js.OctetString({ valueHex: data }) });
+  const mac = await engine.stampDataWithPassword({ password: pwd, hashAlgorithm: hash, salt: salt.buffer, iterationCount: iterations, contentToStamp: data });
+  pfx.macData = new pkijs.MacData({
+    mac: new pkijs.DigestInfo({
+      digestAlgorithm: new pkijs.AlgorithmIdentifier({ algorithmId: engine.getOIDByAlgorithm({ name: hash }, true, "hmacHashAlgorithm") }),
+      digest: new asn1js.OctetString({ valueHex: mac }),
+    }),
+    macSalt: new asn1js.OctetString({ valueHex: salt.buffer }),
+    iterations,
+  });
 }

@@ -44,6 +44,7 @@ if (!keyOut.includes("BEGIN PRIVATE KEY")) throw new Error("openssl: no key in t
 const params = run("openssl", ["pkcs12", "-info", "-noout", "-in", "x.p12", "-passin", "pass:pässwörd-123"]);
 console.log(params.trim().split("\n").join(" | "));
 if (!/PBES2, PBKDF2, AES-256-CBC/.test(params) || !/sha256/i.test(params)) throw new Error("not PBES2/AES-256/SHA-256: " + params);
+if (!/salt length: 8\b/.test(params)) throw new Error("MAC salt is not 8 bytes (macOS keychains refuse longer ones): " + params);
 let wrong = false;
 try { run("openssl", ["pkcs12", "-info", "-noout", "-in", "x.p12", "-passin", "pass:wrong"]); } catch { wrong = true; }
 if (!wrong) throw new Error("a wrong password opened the PKCS#12");
@@ -60,6 +61,7 @@ writeFileSync(join(dir, "legacy.p12"), legacy);
 const lparams = run("openssl", ["pkcs12", "-info", "-noout", "-in", "legacy.p12", "-passin", "pass:pässwörd-123"]);
 console.log(lparams.trim().split("\n").join(" | "));
 if (!/pbeWithSHA1And3-KeyTripleDES-CBC/.test(lparams) || !/MAC: sha1/.test(lparams)) throw new Error("legacy is not 3DES/SHA-1: " + lparams);
+if (!/salt length: 8\b/.test(lparams)) throw new Error("legacy MAC salt is not 8 bytes: " + lparams);
 const lkey = run("openssl", ["pkcs12", "-nocerts", "-noenc", "-in", "legacy.p12", "-passin", "pass:pässwörd-123"]);
 if (!lkey.includes("BEGIN PRIVATE KEY")) throw new Error("openssl: no key in the legacy PKCS#12");
 const llisted = run("pk12util", ["-l", "legacy.p12", "-W", "pässwörd-123"]);
