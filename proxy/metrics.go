@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +12,12 @@ import (
 // Metrics are the gateway's Prometheus metrics, registered on an injected
 // registry (served on the admin listener).
 type Metrics struct {
+	// counters and observers cache label lookups: hashing the label values
+	// under the vectors' lock on every request showed in profiles. Keys
+	// are bounded by the configuration (upstreams, points, reasons).
+	counters  sync.Map // requestLabels -> prometheus.Counter
+	observers sync.Map // upstream name -> prometheus.Observer
+
 	reg        prometheus.Registerer
 	requests   *prometheus.CounterVec
 	handshakes *prometheus.CounterVec
@@ -68,10 +75,18 @@ func (m *Metrics) watchServer(s *Server) {
 	)
 }
 
+type requestLabels struct{ upstream, permission, decision, reason string }
+
 func (m *Metrics) request(upstream, permission, decision, reason string) {
-	if m != nil {
-		m.requests.WithLabelValues(upstream, permission, decision, reason).Inc()
+	if m == nil {
+		return
 	}
+	k := requestLabels{upstream, permission, decision, reason}
+	c, ok := m.counters.Load(k)
+	if !ok {
+		c, _ = m.counters.LoadOrStore(k, m.requests.WithLabelValues(upstream, permission, decision, reason))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 func (m *Metrics) handshakeFailure(reason string) {
@@ -81,9 +96,14 @@ func (m *Metrics) handshakeFailure(reason string) {
 }
 
 func (m *Metrics) upstreamTime(upstream string, d time.Duration) {
-	if m != nil {
-		m.upstream.WithLabelValues(upstream).Observe(d.Seconds())
+	if m == nil {
+		return
 	}
+	o, ok := m.observers.Load(upstream)
+	if !ok {
+		o, _ = m.observers.LoadOrStore(upstream, m.upstream.WithLabelValues(upstream))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
 // ConnState counts open connections; set it as http.Server.ConnState.
