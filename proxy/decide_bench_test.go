@@ -22,3 +22,33 @@ func BenchmarkSnapshotCheck(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSnapshotCheckPeer is the check as the fast path runs it: the
+// certificate's identity was read once for the connection, so each request
+// only looks up the current serial, device, sub-account and permission.
+func BenchmarkSnapshotCheckPeer(b *testing.B) {
+	e := newEnv(b, time.Minute)
+	cert := e.device("alice", testpki.LeafOptions{})
+	snap := e.policy.Snapshot()
+	p := newPeer(cert.Leaf, td)
+	now := time.Now()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, reason := snap.checkPeer(p, "orders.sold", now); reason != ReasonCertificateValid {
+			b.Fatal(reason)
+		}
+	}
+}
+
+// The fast path's check allocates nothing.
+func TestCheckPeerDoesNotAllocate(t *testing.T) {
+	e := newEnv(t, time.Minute)
+	cert := e.device("alice", testpki.LeafOptions{})
+	snap := e.policy.Snapshot()
+	p := newPeer(cert.Leaf, td)
+	now := time.Now()
+	if n := testing.AllocsPerRun(100, func() { snap.checkPeer(p, "orders.sold", now) }); n != 0 {
+		t.Fatalf("%v allocations per check", n)
+	}
+}
