@@ -55,10 +55,13 @@ type upstream struct {
 }
 
 // identityHeaders are never accepted from clients: they are stripped from
-// every request, and only the gateway sets its own.
+// every request, and only the gateway sets its own. Besides certificate
+// headers these are the client-address headers apps and frameworks trust
+// (the gateway's X-Forwarded-For is the one to use).
 var identityHeaders = []string{
 	"Client-Cert", "Client-Cert-Chain", "X-Forwarded-Client-Cert", "X-Client-Cert", "X-Client-Verify",
 	"X-Ssl-Client-Cert", "X-Ssl-Client-Verify", "X-Ssl-Client-S-Dn", "Ssl-Client-Cert", "Forwarded",
+	"X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "X-Original-Forwarded-For",
 }
 
 const identityPrefix = "X-Devicegate-"

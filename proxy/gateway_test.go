@@ -347,30 +347,39 @@ func TestHandshakeRefusesInvalidCertificates(t *testing.T) {
 	}
 }
 
+// Both paths strip them: the fast path (HTTP/1.1) and net/http (HTTP/2).
 func TestSpoofedHeadersAreStripped(t *testing.T) {
 	e := newEnv(t, time.Minute)
-	req, _ := http.NewRequest(http.MethodGet, e.url+"/echo", nil)
-	for _, h := range []string{"X-Devicegate-Subaccount", "X-Devicegate-Device-Id", "Client-Cert", "Client-Cert-Chain", "X-Forwarded-Client-Cert", "Forwarded"} {
-		req.Header.Set(h, "shop:alice")
-	}
-	req.Header.Set("X-Forwarded-For", "6.6.6.6")
-	req.Header.Set("X-Forwarded-Proto", "http")
-	resp, err := e.client(nil).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var echo struct {
-		Headers http.Header
-	}
-	json.NewDecoder(resp.Body).Decode(&echo)
-	resp.Body.Close()
-	for k, v := range echo.Headers {
-		if strings.Contains(strings.Join(v, ","), "shop:alice") || strings.Contains(strings.Join(v, ","), "6.6.6.6") {
-			t.Fatalf("spoofed header reached the upstream: %s: %v", k, v)
+	for _, h2 := range []bool{false, true} {
+		req, _ := http.NewRequest(http.MethodGet, e.url+"/echo", nil)
+		for _, h := range []string{"X-Devicegate-Subaccount", "X-Devicegate-Device-Id", "Client-Cert", "Client-Cert-Chain", "X-Forwarded-Client-Cert", "Forwarded"} {
+			req.Header.Set(h, "shop:alice")
 		}
-	}
-	if echo.Headers.Get("X-Forwarded-Proto") != "https" || echo.Headers.Get("X-Forwarded-For") != "127.0.0.1" {
-		t.Fatalf("X-Forwarded-*: %v", echo.Headers)
+		for _, h := range []string{"X-Real-Ip", "True-Client-Ip", "X-Client-Ip"} {
+			req.Header.Set(h, "6.6.6.6")
+		}
+		req.Header.Set("X-Forwarded-For", "6.6.6.6")
+		req.Header.Set("X-Forwarded-Proto", "http")
+		resp, err := e.clientProto(nil, h2).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (resp.ProtoMajor == 2) != h2 {
+			t.Fatalf("want h2=%v, got %s", h2, resp.Proto)
+		}
+		var echo struct {
+			Headers http.Header
+		}
+		json.NewDecoder(resp.Body).Decode(&echo)
+		resp.Body.Close()
+		for k, v := range echo.Headers {
+			if strings.Contains(strings.Join(v, ","), "shop:alice") || strings.Contains(strings.Join(v, ","), "6.6.6.6") {
+				t.Fatalf("h2=%v: spoofed header reached the upstream: %s: %v", h2, k, v)
+			}
+		}
+		if echo.Headers.Get("X-Forwarded-Proto") != "https" || echo.Headers.Get("X-Forwarded-For") != "127.0.0.1" {
+			t.Fatalf("h2=%v: X-Forwarded-*: %v", h2, echo.Headers)
+		}
 	}
 }
 
