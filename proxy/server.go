@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"log"
 	"net"
 	"net/http"
 	"sync"
@@ -89,7 +90,7 @@ func (s *Server) serveConn(raw net.Conn) {
 	s.connState(tc, http.StateNew)
 	_ = tc.SetDeadline(time.Now().Add(s.handshakeTimeout()))
 	if err := tc.Handshake(); err != nil {
-		s.http.ErrorLog.Printf("http: TLS handshake error from %s: %v", raw.RemoteAddr(), err)
+		s.logf("http: TLS handshake error from %s: %v", raw.RemoteAddr(), err)
 		tc.Close()
 		s.connState(tc, http.StateClosed)
 		return
@@ -131,6 +132,16 @@ func (s *Server) handOff(tc *tls.Conn, pending []byte, st *tls.ConnectionState) 
 	if !s.handoff.push(c) {
 		tc.Close()
 	}
+}
+
+// logf writes to the server's ErrorLog, or the standard logger as
+// net/http does without one.
+func (s *Server) logf(format string, args ...any) {
+	if s.http.ErrorLog != nil {
+		s.http.ErrorLog.Printf(format, args...)
+		return
+	}
+	log.Printf(format, args...)
 }
 
 func (s *Server) connState(c net.Conn, st http.ConnState) {
