@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -222,4 +223,35 @@ func TestFastPathConnectionClose(t *testing.T) {
 	if e.srv.fastServed.Load() != served+1 {
 		t.Fatal("not served by the fast path")
 	}
+}
+
+// A failed handshake is logged and closed, also by a Server without an
+// ErrorLog (which would crash on a nil logger otherwise).
+func TestHandshakeFailureWithoutErrorLog(t *testing.T) {
+	e := newHeaderEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{e.pki.ServerCert(t, "localhost")}}
+	srv := NewServer(e.gw, &http.Server{TLSConfig: tc})
+	go srv.Serve(ln)
+	defer srv.Shutdown(context.Background())
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n") // not TLS
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	answer, err := io.ReadAll(c)
+	if err != nil || !strings.Contains(string(answer), "400 Bad Request") {
+		t.Fatalf("plain HTTP to the TLS port: %q %v", answer, err)
+	}
+	// Still serving.
+	conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: e.pki.RootPool(), ServerName: "localhost"})
+	if err != nil {
+		t.Fatalf("after a failed handshake: %v", err)
+	}
+	conn.Close()
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -90,6 +91,11 @@ func (s *Server) serveConn(raw net.Conn) {
 	s.connState(tc, http.StateNew)
 	_ = tc.SetDeadline(time.Now().Add(s.handshakeTimeout()))
 	if err := tc.Handshake(); err != nil {
+		// Plain HTTP to the HTTPS port gets net/http's hint, not silence.
+		var re tls.RecordHeaderError
+		if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader[:]) {
+			_, _ = io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+		}
 		s.logf("http: TLS handshake error from %s: %v", raw.RemoteAddr(), err)
 		tc.Close()
 		s.connState(tc, http.StateClosed)
@@ -132,6 +138,14 @@ func (s *Server) handOff(tc *tls.Conn, pending []byte, st *tls.ConnectionState) 
 	if !s.handoff.push(c) {
 		tc.Close()
 	}
+}
+
+func looksLikeHTTP(hdr []byte) bool {
+	switch string(hdr) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
 }
 
 // logf writes to the server's ErrorLog, or the standard logger as
