@@ -27,11 +27,7 @@ func BenchmarkSnapshotCheck(b *testing.B) {
 // certificate's identity was read once for the connection, so each request
 // only looks up the current serial, device, sub-account and permission.
 func BenchmarkSnapshotCheckPeer(b *testing.B) {
-	e := newEnv(b, time.Minute)
-	cert := e.device("alice", testpki.LeafOptions{})
-	snap := e.policy.Snapshot()
-	p := newPeer(cert.Leaf, td)
-	now := time.Now()
+	snap, p, now := peerCheckFixture(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -43,12 +39,15 @@ func BenchmarkSnapshotCheckPeer(b *testing.B) {
 
 // The fast path's check allocates nothing.
 func TestCheckPeerDoesNotAllocate(t *testing.T) {
-	e := newEnv(t, time.Minute)
-	cert := e.device("alice", testpki.LeafOptions{})
-	snap := e.policy.Snapshot()
-	p := newPeer(cert.Leaf, td)
-	now := time.Now()
+	snap, p, now := peerCheckFixture(t)
 	if n := testing.AllocsPerRun(100, func() { snap.checkPeer(p, "orders.sold", now) }); n != 0 {
 		t.Fatalf("%v allocations per check", n)
 	}
+}
+
+// peerCheckFixture: alice's enrolled device as a connection's peer.
+func peerCheckFixture(t testing.TB) (*Snapshot, *peer, time.Time) {
+	e := newEnv(t, time.Minute)
+	cert := e.device("alice", testpki.LeafOptions{})
+	return e.policy.Snapshot(), newPeer(cert.Leaf, td), time.Now()
 }
