@@ -102,11 +102,12 @@ func writeFastHead(bw *bufio.Writer, c *fastConn, u *upstream, fr fastRequest, m
 		if c.certLines == nil || c.certSigner != u.signer {
 			c.certLines, c.certSigner = u.signer.certLines(c.certs), u.signer
 		}
-		lines, ok := u.signer.appendSigned(bw.AvailableBuffer(), fr.grant, fr.point, method, fr.path, c.certLines, now)
+		lines, ok := c.signed.get(u.signer, fr, method, now)
 		if !ok {
 			return false
 		}
 		bw.Write(lines)
+		bw.Write(c.certLines)
 	}
 	bw.WriteString("\r\n")
 	return true
@@ -335,4 +336,30 @@ func (c *fastConn) upstreamFailed(u *upstream, err error) fastOutcome {
 		return closeConn
 	}
 	return served
+}
+
+// signedLines keeps a connection's last signed identity lines: the same
+// grant, point, method and path in the same second sign to the same bytes,
+// so a client repeating a request costs no HMAC.
+type signedLines struct {
+	signer                           *identitySigner
+	second                           int64
+	sub, device, point, method, path string
+	lines                            []byte
+}
+
+func (sl *signedLines) get(s *identitySigner, fr fastRequest, method string, now time.Time) ([]byte, bool) {
+	sec := now.Unix()
+	if sl.lines != nil && sl.signer == s && sl.second == sec && sl.point == fr.point && sl.method == method && sl.path == fr.path &&
+		sl.sub == fr.grant.SubName && sl.device == fr.grant.Principal.DeviceID {
+		return sl.lines, true
+	}
+	lines, ok := s.appendSigned(sl.lines[:0], fr.grant, fr.point, method, fr.path, now)
+	if !ok {
+		sl.lines = nil
+		return nil, false
+	}
+	*sl = signedLines{signer: s, second: sec, sub: fr.grant.SubName, device: fr.grant.Principal.DeviceID,
+		point: fr.point, method: method, path: fr.path, lines: lines}
+	return lines, true
 }

@@ -36,6 +36,7 @@ type fastConn struct {
 
 	certLines  []byte          // Client-Cert header lines, made on first use
 	certSigner *identitySigner // whose cache made them
+	signed     signedLines     // the last signed identity lines
 
 	phase        atomic.Int32 // connIdle, connActive, connClosing
 	idleDeadline time.Time

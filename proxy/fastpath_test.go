@@ -255,3 +255,22 @@ func TestHandshakeFailureWithoutErrorLog(t *testing.T) {
 	}
 	conn.Close()
 }
+
+// The per-connection signature cache never reuses a signature for another
+// request: pipelined requests for different paths and methods all verify.
+func TestFastPathSignaturesPerRequest(t *testing.T) {
+	e := newHeaderEnv(t)
+	cert := e.device("alice", testpki.LeafOptions{})
+	c := e.dialRaw(t, &cert)
+	reqs := []struct{ method, path string }{{"GET", "/signed/a"}, {"GET", "/signed/a"}, {"GET", "/signed/b"}, {"HEAD", "/signed/b"}, {"GET", "/signed/a?x=1"}}
+	var all []string
+	for _, r := range reqs {
+		all = append(all, r.method+" "+r.path+" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	}
+	c.send(all...)
+	for _, r := range reqs {
+		if status, _, body := c.read(r.method); status != 200 || (r.method == "GET" && !strings.HasPrefix(body, "shop:alice ")) {
+			t.Fatalf("%s %s: %d %q", r.method, r.path, status, body)
+		}
+	}
+}

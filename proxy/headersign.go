@@ -79,12 +79,12 @@ func (s *identitySigner) sign(h http.Header, g Grant, permission, method, path s
 	}
 }
 
-// appendSigned is sign for the fast path: the same headers, appended as
-// "Name: value" lines to an upstream request head, without allocating.
-// certLines are the connection's Client-Cert lines (certLines, made once
-// per connection). It refuses (false) values that could not be sent in a
+// appendSigned is sign for the fast path: the same identity headers,
+// appended as "Name: value" lines to an upstream request head, without
+// allocating (the Client-Cert lines come from certLines, made once per
+// connection). It refuses (false) values that could not be sent in a
 // header line.
-func (s *identitySigner) appendSigned(dst []byte, g Grant, permission, method, path string, certLines []byte, now time.Time) ([]byte, bool) {
+func (s *identitySigner) appendSigned(dst []byte, g Grant, permission, method, path string, now time.Time) ([]byte, bool) {
 	for _, v := range [...]string{g.SubName, g.Principal.DeviceID, permission} {
 		if !headerValueSafe(v) {
 			return dst, false
@@ -109,7 +109,7 @@ func (s *identitySigner) appendSigned(dst []byte, g Grant, permission, method, p
 	dst = appendHeaderLine(dst, HeaderPermission, permission)
 	dst = append(append(append(dst, HeaderTimestamp+": "...), ts...), "\r\n"...)
 	dst = append(append(append(dst, HeaderSignature+": "...), sig[:]...), "\r\n"...)
-	return append(dst, certLines...), true
+	return dst, true
 }
 
 // certLines are the RFC 9440 Client-Cert and Client-Cert-Chain header

@@ -62,7 +62,8 @@ func TestAppendSignedMatchesSign(t *testing.T) {
 	want := http.Header{}
 	s.sign(want, g, "orders.sold", "GET", "/orders/sold", peer, now)
 
-	lines, ok := s.appendSigned(nil, g, "orders.sold", "GET", "/orders/sold", s.certLines(peer), now)
+	lines, ok := s.appendSigned(nil, g, "orders.sold", "GET", "/orders/sold", now)
+	lines = append(lines, s.certLines(peer)...)
 	if !ok {
 		t.Fatal("refused")
 	}
@@ -74,7 +75,7 @@ func TestAppendSignedMatchesSign(t *testing.T) {
 		t.Fatalf("appendSigned:\n%v\nsign:\n%v", got, want)
 	}
 	g.SubName = "shop:alice\r\nX-Devicegate-Subaccount: shop:boss"
-	if _, ok := s.appendSigned(nil, g, "orders.sold", "GET", "/orders/sold", nil, now); ok {
+	if _, ok := s.appendSigned(nil, g, "orders.sold", "GET", "/orders/sold", now); ok {
 		t.Fatal("a value with CRLF was written")
 	}
 }
