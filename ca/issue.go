@@ -112,6 +112,7 @@ func (a *Authority) Issue(ctx context.Context, r IssueRequest) (*Issued, error) 
 		Label:       label,
 		Serial:      SerialHex(leaf),
 		Fingerprint: Fingerprint(leaf),
+		KeyID:       KeyID(leaf),
 		IssuedAt:    now,
 		ExpiresAt:   leaf.NotAfter,
 		EnrolledIP:  r.ClientIP,
@@ -171,6 +172,7 @@ func (a *Authority) Renew(ctx context.Context, oldLeaf *x509.Certificate, csrDat
 		OldSerial:   dev.Serial,
 		Serial:      SerialHex(leaf),
 		Fingerprint: Fingerprint(leaf),
+		KeyID:       KeyID(leaf),
 		IssuedAt:    now,
 		ExpiresAt:   leaf.NotAfter,
 		Now:         now,
@@ -257,6 +259,14 @@ func SerialHex(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
 // Fingerprint is the hex SHA-256 of the DER certificate.
 func Fingerprint(c *x509.Certificate) string {
 	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// KeyID is the lower-case hex SHA-256 of the certificate's public key
+// (SubjectPublicKeyInfo): the store lets one key pair hold one active
+// device only.
+func KeyID(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
 	return hex.EncodeToString(sum[:])
 }
 

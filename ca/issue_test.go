@@ -192,6 +192,8 @@ func TestIssueRefusesBadInput(t *testing.T) {
 			return IssueRequest{TenantID: f.tenant.ID, SubID: bob.ID, CSR: good}
 		}, store.ErrNotFound},
 		{"unknown sub-account", func() IssueRequest { return IssueRequest{TenantID: f.tenant.ID, SubID: store.NewID(), CSR: good} }, store.ErrNotFound},
+		{"replayed CSR (its key already has a device)", func() IssueRequest { return IssueRequest{Code: f.ticket(f.alice), CSR: good} }, store.ErrKeyInUse},
+		{"the same key in another store", func() IssueRequest { return IssueRequest{Code: f.ticket(bob), CSR: good} }, store.ErrKeyInUse},
 		{"label with control characters", func() IssueRequest {
 			return IssueRequest{Code: f.ticket(f.alice), CSR: good, Label: "pc\x00\x1b[31m"}
 		}, store.ErrInvalid},

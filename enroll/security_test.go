@@ -214,6 +214,17 @@ func TestEnrollBadInput(t *testing.T) {
 	if st, _ := staff.enroll(good, "pc", true); st != http.StatusOK {
 		t.Fatalf("the good CSR after the bad ones: %d", st)
 	}
+	// The same request again (a replay, or a double submit) gets no second
+	// certificate and takes no second slot, also with a slot free.
+	if _, err := e.st.SetProtection(e.ctx, e.tenant.ID, sub.ID, store.Protection{Enabled: true, MaxDevices: 2}, store.Actor{Kind: "owner", Name: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, v := staff.enroll(good, "pc", true); st != http.StatusConflict || v["error"] == nil {
+		t.Fatalf("replayed enrollment: %d %v", st, v)
+	}
+	if n, _ := e.st.CountActiveDevices(e.ctx, e.tenant.ID, sub.ID, time.Now()); n != 1 {
+		t.Fatalf("after a replay %d devices, want 1", n)
+	}
 }
 
 func TestHeadersCookiesAndRotation(t *testing.T) {

@@ -17,6 +17,7 @@ var (
 	ErrDeviceInactive = errors.New("device is revoked or expired")
 	ErrStale          = errors.New("record changed concurrently; retry")
 	ErrCodeReused     = errors.New("verification code was already used")
+	ErrKeyInUse       = errors.New("this key pair already has an active device certificate")
 )
 
 // NotEligibleError says why a sub-account may not get a certificate now.

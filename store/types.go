@@ -121,6 +121,7 @@ type Device struct {
 	Label       string
 	Serial      string // lower-case hex, no leading zeros
 	Fingerprint string // lower-case hex SHA-256 of the DER certificate
+	KeyID       string // lower-case hex SHA-256 of the certificate's SubjectPublicKeyInfo
 	Status      DeviceStatus
 	IssuedAt    time.Time
 	ExpiresAt   time.Time
@@ -148,6 +149,7 @@ type IssueRequest struct {
 	Label       string
 	Serial      string
 	Fingerprint string
+	KeyID       string // optional: refused while another active device has the same key
 	IssuedAt    time.Time
 	ExpiresAt   time.Time
 	EnrolledIP  string
@@ -162,6 +164,7 @@ type RenewRequest struct {
 	OldSerial   string // must be the device's current serial
 	Serial      string
 	Fingerprint string
+	KeyID       string // the new certificate's key (see IssueRequest)
 	IssuedAt    time.Time
 	ExpiresAt   time.Time
 	Now         time.Time

@@ -10,13 +10,13 @@ import (
 	"github.com/devicegate/devicegate/store"
 )
 
-const deviceColumns = `id, tenant_id, sub_id, label, serial, fingerprint, status, issued_at, expires_at, enrolled_ip, enrolled_ua,
+const deviceColumns = `id, tenant_id, sub_id, label, serial, fingerprint, key_id, status, issued_at, expires_at, enrolled_ip, enrolled_ua,
 	last_seen_at, last_seen_ip, revoked_at, reason`
 
 func scanDevice(row scanner) (store.Device, error) {
 	var d store.Device
 	var issued, expires, seen, revoked int64
-	err := row.Scan(&d.ID, &d.TenantID, &d.SubID, &d.Label, &d.Serial, &d.Fingerprint, &d.Status, &issued, &expires,
+	err := row.Scan(&d.ID, &d.TenantID, &d.SubID, &d.Label, &d.Serial, &d.Fingerprint, &d.KeyID, &d.Status, &issued, &expires,
 		&d.EnrolledIP, &d.EnrolledUA, &seen, &d.LastSeenIP, &revoked, &d.Reason)
 	if err != nil {
 		return d, notFound(err, "device")
@@ -52,10 +52,12 @@ func (s *DB) lockSub(ctx context.Context, tx *txn, tenantID, subID string) (stor
 	return s.scanSub(tx.QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.id = ?`+s.d.ForUpdate), tenantID, subID))
 }
 
-func checkCert(serial, fingerprint string, issued, expires time.Time) error {
+func checkCert(serial, fingerprint, keyID string, issued, expires time.Time) error {
 	switch {
 	case serial == "" || len(serial) > 64 || strings.Trim(serial, "0123456789abcdef") != "":
 		return invalid("serial must be lower-case hex")
+	case len(keyID) > 64 || strings.Trim(keyID, "0123456789abcdef") != "":
+		return invalid("key id must be lower-case hex")
 	case fingerprint == "" || len(fingerprint) > 128:
 		return invalid("fingerprint is required")
 	case issued.IsZero() || !expires.After(issued):
@@ -69,14 +71,14 @@ func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.
 	if r.DeviceID == "" || r.TenantID == "" || r.SubID == "" {
 		return store.Device{}, 0, invalid("tenant, sub-account and device ids are required")
 	}
-	if err := checkCert(r.Serial, r.Fingerprint, r.IssuedAt, r.ExpiresAt); err != nil {
+	if err := checkCert(r.Serial, r.Fingerprint, r.KeyID, r.IssuedAt, r.ExpiresAt); err != nil {
 		return store.Device{}, 0, err
 	}
 	if r.Now.IsZero() {
 		r.Now = time.Now()
 	}
 	d := store.Device{ID: r.DeviceID, TenantID: r.TenantID, SubID: r.SubID, Label: r.Label, Serial: r.Serial, Fingerprint: r.Fingerprint,
-		Status: store.DeviceActive, IssuedAt: fromTS(ts(r.IssuedAt)), ExpiresAt: fromTS(ts(r.ExpiresAt)), EnrolledIP: r.EnrolledIP, EnrolledUA: r.EnrolledUA}
+		KeyID: r.KeyID, Status: store.DeviceActive, IssuedAt: fromTS(ts(r.IssuedAt)), ExpiresAt: fromTS(ts(r.ExpiresAt)), EnrolledIP: r.EnrolledIP, EnrolledUA: r.EnrolledUA}
 	var active int
 	err := s.inTx(ctx, func(tx *txn) error {
 		sub, err := s.lockSub(ctx, tx, r.TenantID, r.SubID)
@@ -92,6 +94,11 @@ func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.
 			r.SubID, store.DeviceActive, ts(r.Now)).Scan(&active); err != nil {
 			return err
 		}
+		// A key that is already certified first: a replayed request is
+		// told so, not that the quota is full.
+		if err := s.keyFree(ctx, tx, r.KeyID, "", r.Now); err != nil {
+			return err
+		}
 		if active >= sub.Protection.MaxDevices {
 			return store.ErrQuotaExceeded
 		}
@@ -104,10 +111,10 @@ func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO devices (id, tenant_id, sub_id, label, serial, fingerprint, status, issued_at, expires_at,
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO devices (id, tenant_id, sub_id, label, serial, fingerprint, key_id, status, issued_at, expires_at,
 			enrolled_ip, enrolled_ua, last_seen_at, last_seen_ip, revoked_at, reason, change_seq)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, 0, ?)`),
-			d.ID, d.TenantID, d.SubID, d.Label, d.Serial, d.Fingerprint, d.Status, ts(d.IssuedAt), ts(d.ExpiresAt), d.EnrolledIP, d.EnrolledUA, seq)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, 0, ?)`),
+			d.ID, d.TenantID, d.SubID, d.Label, d.Serial, d.Fingerprint, d.KeyID, d.Status, ts(d.IssuedAt), ts(d.ExpiresAt), d.EnrolledIP, d.EnrolledUA, seq)
 		if err != nil {
 			if s.d.IsUniqueViolation(err) {
 				return fmt.Errorf("device or serial: %w", store.ErrDuplicate)
@@ -127,7 +134,7 @@ func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.
 
 // RenewDevice swaps the certificate of an active device in place.
 func (s *DB) RenewDevice(ctx context.Context, r store.RenewRequest, actor store.Actor) (store.Device, store.Revocation, error) {
-	if err := checkCert(r.Serial, r.Fingerprint, r.IssuedAt, r.ExpiresAt); err != nil {
+	if err := checkCert(r.Serial, r.Fingerprint, r.KeyID, r.IssuedAt, r.ExpiresAt); err != nil {
 		return store.Device{}, store.Revocation{}, err
 	}
 	if r.Now.IsZero() {
@@ -157,6 +164,9 @@ func (s *DB) RenewDevice(ctx context.Context, r store.RenewRequest, actor store.
 		if err := store.Eligible(sub, r.Now, r.ExpiresAt); err != nil {
 			return err
 		}
+		if err := s.keyFree(ctx, tx, r.KeyID, d.ID, r.Now); err != nil {
+			return err
+		}
 		if rv, err = s.insertRevocation(ctx, tx, d, store.ReasonSuperseded, r.Now); err != nil {
 			return err
 		}
@@ -164,21 +174,39 @@ func (s *DB) RenewDevice(ctx context.Context, r store.RenewRequest, actor store.
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE devices SET serial = ?, fingerprint = ?, issued_at = ?, expires_at = ?, change_seq = ? WHERE id = ?`),
-			r.Serial, r.Fingerprint, ts(r.IssuedAt), ts(r.ExpiresAt), seq, d.ID)
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE devices SET serial = ?, fingerprint = ?, key_id = ?, issued_at = ?, expires_at = ?, change_seq = ? WHERE id = ?`),
+			r.Serial, r.Fingerprint, r.KeyID, ts(r.IssuedAt), ts(r.ExpiresAt), seq, d.ID)
 		if err != nil {
 			if s.d.IsUniqueViolation(err) {
 				return fmt.Errorf("serial: %w", store.ErrDuplicate)
 			}
 			return err
 		}
-		d.Serial, d.Fingerprint, d.IssuedAt, d.ExpiresAt = r.Serial, r.Fingerprint, fromTS(ts(r.IssuedAt)), fromTS(ts(r.ExpiresAt))
+		d.Serial, d.Fingerprint, d.KeyID, d.IssuedAt, d.ExpiresAt = r.Serial, r.Fingerprint, r.KeyID, fromTS(ts(r.IssuedAt)), fromTS(ts(r.ExpiresAt))
 		return s.audit(ctx, tx, r.TenantID, actor, "device.renew", sub.FullName(), map[string]string{"device": d.ID, "old_serial": r.OldSerial, "serial": d.Serial})
 	})
 	if err != nil {
 		return store.Device{}, store.Revocation{}, err
 	}
 	return d, rv, nil
+}
+
+// keyFree refuses a key that an active device other than exceptID holds
+// (in any store: the key's owner proved possession, so this tells nothing
+// new). Checked inside the issuing transaction, after the sub-account lock.
+func (s *DB) keyFree(ctx context.Context, tx *txn, keyID, exceptID string, now time.Time) error {
+	if keyID == "" {
+		return nil
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM devices WHERE key_id = ? AND status = ? AND expires_at > ? AND id <> ?`),
+		keyID, store.DeviceActive, ts(now), exceptID).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return store.ErrKeyInUse
+	}
+	return nil
 }
 
 // insertRevocation records the revocation of d's current serial.

@@ -359,6 +359,65 @@ func testRenewDevice(t *testing.T, e *env) {
 	}
 }
 
+// testKeyReuse: one key pair holds at most one active device, in any store
+// (a replayed enrollment gets no second certificate and takes no slot);
+// a revoked device's key may be enrolled again, and renewing a device with
+// its own key is allowed.
+func testKeyReuse(t *testing.T, e *env) {
+	s := e.protected(e.tenant, "alice", 3)
+	const key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	first := e.issueReq(s)
+	first.KeyID = key
+	d, _, err := e.st.IssueDevice(e.ctx, first, actor)
+	if err != nil || d.KeyID != key {
+		t.Fatalf("first: %+v %v", d, err)
+	}
+	if got, _ := e.st.GetDevice(e.ctx, e.tenant.ID, d.ID); got.KeyID != key {
+		t.Fatalf("stored key id %q", got.KeyID)
+	}
+	other := e.protected(e.mustTenant("other-shop"), "bob", 1)
+	for _, target := range []store.SubAccount{s, other} {
+		e.unchanged(target, func() {
+			again := e.issueReq(target)
+			again.KeyID = key
+			_, _, err := e.st.IssueDevice(e.ctx, again, actor)
+			wantErr(t, err, store.ErrKeyInUse)
+		})
+	}
+	bad := e.issueReq(s)
+	bad.KeyID = "NOT-HEX"
+	e.unchanged(s, func() {
+		_, _, err := e.st.IssueDevice(e.ctx, bad, actor)
+		wantErr(t, err, store.ErrInvalid)
+	})
+	// Renewing with the same key is fine; with another device's key not.
+	r := store.RenewRequest{TenantID: e.tenant.ID, DeviceID: d.ID, OldSerial: d.Serial, Serial: e.nextSerial(), Fingerprint: "cd",
+		KeyID: key, IssuedAt: e.now, ExpiresAt: e.now.Add(24 * time.Hour), Now: e.now}
+	nd, _, err := e.st.RenewDevice(e.ctx, r, actor)
+	if err != nil {
+		t.Fatalf("renew with the same key: %v", err)
+	}
+	second := e.issueReq(s)
+	second.KeyID = strings.Repeat("ab", 32)
+	d2, _, err := e.st.IssueDevice(e.ctx, second, actor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := store.RenewRequest{TenantID: e.tenant.ID, DeviceID: d2.ID, OldSerial: d2.Serial, Serial: e.nextSerial(), Fingerprint: "cd",
+		KeyID: key, IssuedAt: e.now, ExpiresAt: e.now.Add(24 * time.Hour), Now: e.now}
+	_, _, err = e.st.RenewDevice(e.ctx, r2, actor)
+	wantErr(t, err, store.ErrKeyInUse)
+	// Revoked: the key is free again.
+	if _, err := e.st.RevokeDevice(e.ctx, e.tenant.ID, nd.ID, store.ReasonCessationOfOperation, actor); err != nil {
+		t.Fatal(err)
+	}
+	fresh := e.issueReq(s)
+	fresh.KeyID = key
+	if _, _, err := e.st.IssueDevice(e.ctx, fresh, actor); err != nil {
+		t.Fatalf("the key of a revoked device: %v", err)
+	}
+}
+
 func testRevokeAndDepart(t *testing.T, e *env) {
 	s := e.protected(e.tenant, "alice", 3)
 	d1, d2 := e.issue(s), e.issue(s)
