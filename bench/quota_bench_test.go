@@ -56,7 +56,6 @@ func quotaRace(b *testing.B, st store.Store) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	csr := newCSR(b)
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
 		for round := 0; round < quotaRounds; round++ {
@@ -71,11 +70,13 @@ func quotaRace(b *testing.B, st store.Store) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			codes := make([]string, quotaContenders)
+			// Each contender has its own key pair: one key holds one device.
+			codes, csrs := make([]string, quotaContenders), make([][]byte, quotaContenders)
 			for i := range codes {
 				if codes[i], _, err = a.CreateTicket(ctx, t.ID, s.ID, actor); err != nil {
 					b.Fatal(err)
 				}
+				csrs[i] = newCSR(b)
 			}
 			b.StartTimer()
 			var wg sync.WaitGroup
@@ -83,7 +84,7 @@ func quotaRace(b *testing.B, st store.Store) {
 			won, full := 0, 0
 			for i := 0; i < quotaContenders; i++ {
 				wg.Add(1)
-				go func(code string) {
+				go func(code string, csr []byte) {
 					defer wg.Done()
 					_, err := a.Issue(ctx, ca.IssueRequest{Code: code, CSR: csr})
 					mu.Lock()
@@ -96,7 +97,7 @@ func quotaRace(b *testing.B, st store.Store) {
 					default:
 						b.Error(err)
 					}
-				}(codes[i])
+				}(codes[i], csrs[i])
 			}
 			wg.Wait()
 			if won != quotaN || full != quotaContenders-quotaN {
