@@ -14,23 +14,29 @@ command -v openssl >/dev/null || need_pkgs+=(openssl)
 # The browser end-to-end tests (e2e/): Debian's Chromium and Firefox ESR,
 # and NSS tools to import the downloaded PKCS#12 into the browser profile.
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
-[ -x /usr/bin/firefox-esr ] || need_pkgs+=(firefox-esr)
-# WebKit (Safari's engine family): WebKitGTK's WebDriver and MiniBrowser on
-# a virtual X display.
-[ -x /usr/bin/WebKitWebDriver ] || need_pkgs+=(webkit2gtk-driver)
-dpkg -s libgl1-mesa-dri >/dev/null 2>&1 || need_pkgs+=(libgl1-mesa-dri)
-[ -x /usr/bin/xvfb-run ] && command -v xauth >/dev/null || need_pkgs+=(xvfb xauth)
+# Firefox ESR and WebKit (Safari's engine family: WebKitGTK's WebDriver and
+# MiniBrowser on a virtual X display) are installed with their recommended
+# packages (Mesa, media libraries), as they were tested.
+full_pkgs=()
+[ -x /usr/bin/firefox-esr ] || full_pkgs+=(firefox-esr)
+[ -x /usr/bin/WebKitWebDriver ] || full_pkgs+=(webkit2gtk-driver)
+[ -x /usr/bin/xvfb-run ] && command -v xauth >/dev/null || full_pkgs+=(xvfb xauth)
 command -v pk12util >/dev/null && command -v certutil >/dev/null || need_pkgs+=(libnss3-tools)
 
-if [ ${#need_pkgs[@]} -gt 0 ]; then
+if [ $((${#need_pkgs[@]} + ${#full_pkgs[@]})) -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing: ${need_pkgs[*]}"
+    echo "installing: ${need_pkgs[*]} ${full_pkgs[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+    if [ ${#need_pkgs[@]} -gt 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+    fi
+    if [ ${#full_pkgs[@]} -gt 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${full_pkgs[@]}" >/dev/null
+    fi
     # Debian starts a cluster on install; the tests start their own.
     command -v pg_ctlcluster >/dev/null && pg_lsclusters -h 2>/dev/null | awk '{print $1, $2}' | while read -r v c; do pg_ctlcluster "$v" "$c" stop || true; done
   else
-    echo "missing: ${need_pkgs[*]} (run as root to install them; with CI=true the tests that need them fail)" >&2
+    echo "missing: ${need_pkgs[*]} ${full_pkgs[*]} (run as root to install them; with CI=true the tests that need them fail)" >&2
   fi
 fi
 
