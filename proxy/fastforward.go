@@ -99,8 +99,10 @@ func writeFastHead(bw *bufio.Writer, c *fastConn, u *upstream, fr fastRequest, m
 	bw.Write(h.host)
 	bw.WriteString("\r\nX-Forwarded-Proto: https\r\n")
 	if fr.signed {
-		if c.certLines == nil || c.certSigner != u.signer {
-			c.certLines, c.certSigner = u.signer.certLines(c.certs), u.signer
+		if c.certLines == nil {
+			// The same for every upstream: the encodings come from the
+			// gateway's one certificate cache.
+			c.certLines = u.signer.certLines(c.state.PeerCertificates)
 		}
 		lines, ok := c.signed.get(u.signer, fr, method, now)
 		if !ok {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -29,14 +28,12 @@ type fastConn struct {
 	tc    *tls.Conn
 	br    *bufio.Reader
 	state *tls.ConnectionState
-	certs []*x509.Certificate
 	peer  *peer
 	ip    string
 	head  h1Head
 
-	certLines  []byte          // Client-Cert header lines, made on first use
-	certSigner *identitySigner // whose cache made them
-	signed     signedLines     // the last signed identity lines
+	certLines []byte      // Client-Cert header lines, made on first use
+	signed    signedLines // the last signed identity lines
 
 	phase        atomic.Int32 // connIdle, connActive, connClosing
 	idleDeadline time.Time

@@ -142,16 +142,10 @@ func (f *directForwarder) roundTrip(uc *upstreamConn, r *http.Request, path stri
 		return nil, err
 	}
 	f.writeHead(uc.bw, r, path)
-	return f.exchange(uc, r)
-}
-
-// exchange sends the request head written to uc.bw and reads the response
-// head (req: the method, for ReadResponse).
-func (f *directForwarder) exchange(uc *upstreamConn, req *http.Request) (*http.Response, error) {
 	if err := send(uc); err != nil {
 		return nil, err
 	}
-	return readResponse(uc, req)
+	return readResponse(uc, r)
 }
 
 // send flushes the request head and waits for the first response byte; a

@@ -223,9 +223,6 @@ type canonicalKey struct{}
 
 // forwardedPath is the escaped path the upstream receives.
 func (u *upstream) forwardedPath(path string) string {
-	if u.basePath == "" {
-		return path
-	}
 	return u.basePath + path
 }
 

@@ -86,7 +86,8 @@ func parseHead(b []byte, h *h1Head) headStatus {
 			hosts++
 			h.host = f.value
 		case fieldConnection:
-			h.close = h.close || connectionCloses(f.value)
+			closes, _ := connectionTokens(f.value)
+			h.close = h.close || closes
 		}
 	}
 	if hosts != 1 || !validHost(h.host) {
@@ -223,10 +224,8 @@ func classifyField(name, value []byte) fieldKind {
 	case asciiEqualFold(name, "Host"):
 		return fieldHost
 	case asciiEqualFold(name, "Connection"):
-		for v := range bytes.SplitSeq(value, []byte(",")) {
-			if v = bytes.Trim(v, " \t"); !asciiEqualFold(v, "close") && !asciiEqualFold(v, "keep-alive") {
-				return fieldHandOff // names headers to drop, or is empty
-			}
+		if _, ok := connectionTokens(value); !ok {
+			return fieldHandOff // names headers to drop, or is empty
 		}
 		return fieldConnection
 	case hasPrefixFold(name, identityPrefix), hasPrefixFold(name, "X-Forwarded-"):
@@ -245,15 +244,19 @@ func classifyField(name, value []byte) fieldKind {
 	return fieldForward
 }
 
-// connectionCloses: a Connection value (of close and keep-alive tokens
-// only) that asks to close.
-func connectionCloses(value []byte) bool {
+// connectionTokens reads a Connection value: ok only when every token is
+// close or keep-alive (a header named there would have to be dropped
+// too, which only net/http does), closes when one is close.
+func connectionTokens(value []byte) (closes, ok bool) {
 	for v := range bytes.SplitSeq(value, []byte(",")) {
-		if asciiEqualFold(bytes.Trim(v, " \t"), "close") {
-			return true
+		switch v = bytes.Trim(v, " \t"); {
+		case asciiEqualFold(v, "close"):
+			closes = true
+		case !asciiEqualFold(v, "keep-alive"):
+			return false, false
 		}
 	}
-	return false
+	return closes, true
 }
 
 func asciiEqualFold(b []byte, s string) bool {

@@ -115,14 +115,11 @@ func classifyResponseField(name, value []byte, h *h1RespHead) fieldKind {
 		}
 		return fieldChunked
 	case asciiEqualFold(name, "Connection"):
-		// Only close and keep-alive; a header named here would have to be
-		// dropped as well.
-		for v := range bytes.SplitSeq(value, []byte(",")) {
-			if v = bytes.Trim(v, " \t"); !asciiEqualFold(v, "close") && !asciiEqualFold(v, "keep-alive") {
-				return fieldHandOff
-			}
+		closes, ok := connectionTokens(value)
+		if !ok {
+			return fieldHandOff
 		}
-		h.close = h.close || connectionCloses(value)
+		h.close = h.close || closes
 		return fieldDrop
 	case asciiEqualFold(name, "Trailer"):
 		return fieldHandOff

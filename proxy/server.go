@@ -113,7 +113,7 @@ func (s *Server) serveConn(raw net.Conn) {
 		return
 	}
 	c := &fastConn{srv: s, tc: tc, br: bufio.NewReaderSize(tc, fastReadBuffer), state: &st,
-		certs: st.PeerCertificates, ip: clientIP(raw.RemoteAddr().String())}
+		ip: clientIP(raw.RemoteAddr().String())}
 	var leaf *x509.Certificate
 	if len(st.PeerCertificates) > 0 {
 		leaf = st.PeerCertificates[0]
