@@ -68,6 +68,9 @@ func NewServer(a *Authority) *Server {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
+// MountACME serves the internal ACME service under /acme/.
+func (s *Server) MountACME(a *ACMEServer) { s.mux.Handle("/acme/", a) }
+
 // ConfigureTLS asks clients for a certificate of the device intermediate
 // (devices renewing, proxies reading the feed) without requiring one, so
 // enrollment works with a plain TLS client.

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strings"
 
 	"github.com/devicegate/devicegate/ca"
 )
@@ -75,12 +78,35 @@ func (a *app) startCA(ctx context.Context, log *slog.Logger) (*server, error) {
 	}
 	api := ca.NewServer(a.ca)
 	api.ConfigureTLS(tc)
+	if len(a.cfg.CA.ACME.Hosts) > 0 {
+		acmeSrv, err := a.acmeServer()
+		if err != nil {
+			return nil, err
+		}
+		context.AfterFunc(ctx, func() { acmeSrv.Close() })
+		api.MountACME(acmeSrv)
+		log.Info("ACME service on", "directory", strings.TrimSuffix(a.cfg.CA.PublicURL, "/")+"/acme/"+ca.ACMEProvisioner+"/directory", "hosts", a.cfg.CA.ACME.Hosts)
+	}
 	srv, err := listen("ca", a.cfg.CA.Listen, api, tc, log)
 	if err != nil {
 		return nil, err
 	}
 	go a.ca.Run(ctx)
 	return srv, nil
+}
+
+// acmeServer opens the internal ACME service. Its state lives beside the
+// store: in the PostgreSQL database (tables acme_*) so every CA node
+// answers the same clients, or in a bbolt file in the CA directory.
+func (a *app) acmeServer() (*ca.ACMEServer, error) {
+	o := ca.ACMEServerOptions{Hosts: a.cfg.CA.ACME.Hosts, Driver: "bbolt", DataSource: filepath.Join(a.cfg.CA.Dir, "acme.db")}
+	if a.cfg.Database.Driver == "postgres" {
+		o.Driver, o.DataSource = "postgresql", a.cfg.Database.DSN
+	}
+	if u, err := url.Parse(a.cfg.CA.PublicURL); err == nil {
+		o.PublicHost = u.Host
+	}
+	return ca.NewACMEServer(a.ca.Keys(), o)
 }
 
 func newLogger(env *cliEnv, level, format string) *slog.Logger {

@@ -74,6 +74,16 @@ type CA struct {
 	CRLValidity Duration `yaml:"crl_validity"`
 	TicketTTL   Duration `yaml:"ticket_ttl"`
 	AllowRSA    *bool    `yaml:"allow_rsa"`
+	ACME        CAACME   `yaml:"acme"`
+}
+
+// CAACME turns on the CA's internal ACME service (RFC 8555, tls-alpn-01
+// and http-01) at <public_url>/acme/devicegate/directory: proxies and
+// portals on other machines get their server certificates from the
+// internal server CA with tls.acme, and nothing else does. Off unless
+// Hosts lists what it may certify.
+type CAACME struct {
+	Hosts []string `yaml:"hosts"` // DNS names, "*.domain", IPs or CIDR ranges
 }
 
 // RSAAllowed reports whether RSA >= 2048 keys are accepted (default yes).
@@ -357,6 +367,11 @@ func (c *Config) validate(p *problems) {
 		p.add("tls", "cert_file and key_file go together")
 	}
 	c.TLS.ACME.validate(p, c.TLS)
+	for i, h := range c.CA.ACME.Hosts {
+		if err := ValidateACMEHost(h); err != nil {
+			p.add(fmt.Sprintf("ca.acme.hosts[%d]", i), "%v", err)
+		}
+	}
 	for i, h := range c.TLS.Hosts {
 		if h == "" || strings.ContainsAny(h, " /:*") && net.ParseIP(h) == nil {
 			p.add(fmt.Sprintf("tls.hosts[%d]", i), "%q is not a host name or IP address", h)
