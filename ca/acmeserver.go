@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -121,6 +122,12 @@ func NewACMEServer(keys *Keys, o ACMEServerOptions) (*ACMEServer, error) {
 // ServeHTTP answers /acme/...: the request's context gets the authority
 // and the ACME parts the smallstep handlers look up.
 func (s *ACMEServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > maxACMEBody {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		_, _ = io.WriteString(w, `{"type":"urn:ietf:params:acme:error:malformed","detail":"request body too large"}`+"\n")
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxACMEBody)
 	ctx := authority.NewContext(r.Context(), s.auth)
 	ctx = acme.NewContext(ctx, s.acmeDB, s.client, s.linker, nil)

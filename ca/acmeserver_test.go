@@ -151,3 +151,29 @@ func TestInternalACMERefusesOtherNames(t *testing.T) {
 		t.Fatalf("order %+v", o)
 	}
 }
+
+// An oversized request is refused before any parsing, with an ACME
+// problem document; the service keeps answering.
+func TestInternalACMERefusesOversizedBodies(t *testing.T) {
+	f := newFixture(t)
+	dir, roots := acmeCA(t, f, "", "")
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	newAccount := strings.TrimSuffix(dir, "directory") + "new-account"
+	resp, err := client.Post(newAccount, "application/jose+json", strings.NewReader(strings.Repeat("a", maxACMEBody+1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "malformed") {
+		t.Fatalf("oversized body: %d %s", resp.StatusCode, body)
+	}
+	resp, err = client.Get(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("directory after an oversized request: %d", resp.StatusCode)
+	}
+}
