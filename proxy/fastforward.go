@@ -153,7 +153,7 @@ func (f *directForwarder) relayRaw(c *fastConn, uc *upstreamConn, isHead bool) (
 	case h.bodyless:
 		return f.finishFast(c, uc, h.close, out), true
 	case h.chunked:
-		if _, err := c.tc.Write(out); err != nil {
+		if err := c.write(out); err != nil {
 			uc.Close()
 			return closeConn, true
 		}
@@ -209,7 +209,7 @@ func (f *directForwarder) relayFast(c *fastConn, uc *upstreamConn, resp *http.Re
 		out = append(out, "\r\n"...)
 	}
 	out = append(out, "\r\n"...)
-	if _, err := c.tc.Write(out); err != nil {
+	if err := c.write(out); err != nil {
 		uc.Close()
 		return closeConn
 	}
@@ -236,7 +236,7 @@ func (f *directForwarder) relayLength(c *fastConn, uc *upstreamConn, buf, head [
 		}
 		return f.finishFast(c, uc, closeAfter, buf[:k+n])
 	}
-	if _, err := c.tc.Write(head); err != nil {
+	if err := c.write(head); err != nil {
 		uc.Close()
 		return closeConn
 	}
@@ -268,7 +268,7 @@ func (f *directForwarder) copyBody(c *fastConn, uc *upstreamConn, buf []byte, bo
 				copy(buf[start:], size)
 				chunk = append(buf[start:room+n], '\r', '\n')
 			}
-			if _, werr := c.tc.Write(chunk); werr != nil {
+			if werr := c.write(chunk); werr != nil {
 				uc.Close()
 				return false
 			}
@@ -296,7 +296,7 @@ func (f *directForwarder) finishFast(c *fastConn, uc *upstreamConn, upstreamClos
 		f.put(uc)
 	}
 	if len(last) > 0 {
-		if _, err := c.tc.Write(last); err != nil {
+		if err := c.write(last); err != nil {
 			return closeConn
 		}
 	}
@@ -334,7 +334,7 @@ func (c *fastConn) upstreamFailed(u *upstream, err error) fastOutcome {
 	out := c.connectionClose(appendStatusLine(buf[:0], status))
 	out = append(out, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"+
 		"Content-Length: 21\r\n\r\nupstream unavailable\n"...)
-	if _, err := c.tc.Write(out); err != nil {
+	if err := c.write(out); err != nil {
 		return closeConn
 	}
 	return served

@@ -35,8 +35,9 @@ type fastConn struct {
 	certLines []byte      // Client-Cert header lines, made on first use
 	signed    signedLines // the last signed identity lines
 
-	phase        atomic.Int32 // connIdle, connActive, connClosing
-	idleDeadline time.Time
+	phase         atomic.Int32 // connIdle, connActive, connClosing
+	idleDeadline  time.Time
+	writeDeadline writeDeadline
 }
 
 const (

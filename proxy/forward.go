@@ -239,7 +239,7 @@ func (f *directForwarder) copyResponse(w http.ResponseWriter, uc *upstreamConn, 
 	w.WriteHeader(resp.StatusCode)
 
 	streaming := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
-	flusher, _ := w.(http.Flusher)
+	flusher, _ := w.(http.Flusher) // a *stallWriter: it flushes what it wrote
 	buf := f.buffers.Get()
 	defer f.buffers.Put(buf)
 	var broken bool

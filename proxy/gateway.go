@@ -33,13 +33,15 @@ type Options struct {
 	Log          *slog.Logger
 	Transport    http.RoundTripper // upstream transport (nil: a tuned default per upstream)
 	JWKSClient   *http.Client      // fetches JWKS URLs (nil: system roots, 5 s timeout)
+	WriteStall   time.Duration     // a client reading no byte of a response this long is cut (0: DefaultWriteStall)
 }
 
 // Gateway is the proxy's HTTP handler.
 type Gateway struct {
-	opts   Options
-	byHost map[string]*upstream
-	certs  *certEncodings // RFC 9440 header values, for header binding
+	opts       Options
+	writeStall time.Duration
+	byHost     map[string]*upstream
+	certs      *certEncodings // RFC 9440 header values, for header binding
 }
 
 type upstream struct {
@@ -69,7 +71,10 @@ const identityPrefix = "X-Devicegate-"
 // NewGateway checks the upstreams against the catalog and builds the
 // handler. Unknown permission points are a start-up error (fail closed).
 func NewGateway(o Options) (*Gateway, error) {
-	g := &Gateway{opts: o, byHost: map[string]*upstream{}, certs: newCertEncodings()}
+	g := &Gateway{opts: o, byHost: map[string]*upstream{}, certs: newCertEncodings(), writeStall: o.WriteStall}
+	if g.writeStall <= 0 {
+		g.writeStall = DefaultWriteStall
+	}
 	buffers := newBufferPool()
 	var errs []error
 	for _, uc := range o.Upstreams {
@@ -250,6 +255,12 @@ func hostOnly(hostport string) string {
 
 // ServeHTTP routes, canonicalizes, decides and forwards one request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := newStallWriter(w, g.writeStall)
+	defer sw.release()
+	g.serveHTTP(sw, r)
+}
+
+func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS == nil {
 		// A connection the fast path handed to net/http (Server).
 		r.TLS, _ = r.Context().Value(tlsStateKey{}).(*tls.ConnectionState)

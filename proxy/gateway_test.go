@@ -54,6 +54,8 @@ type env struct {
 	srv     *Server
 	url     string // https://localhost:PORT
 	devices map[string]store.Device
+	// bigWrites gets how each response of the upstream's /big ended.
+	bigWrites chan error
 }
 
 func newEnv(t testing.TB, maxStale time.Duration) *env {
@@ -62,7 +64,7 @@ func newEnv(t testing.TB, maxStale time.Duration) *env {
 }
 
 // newEnvWith lets a test change the upstream's configuration.
-func newEnvWith(t testing.TB, maxStale time.Duration, change func(*config.Upstream)) *env {
+func newEnvWith(t testing.TB, maxStale time.Duration, change func(*config.Upstream), tune ...func(*Options)) *env {
 	t.Helper()
 	ctx := context.Background()
 	key := make([]byte, 32)
@@ -72,7 +74,7 @@ func newEnvWith(t testing.TB, maxStale time.Duration, change func(*config.Upstre
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &env{t: t, ctx: ctx, pki: testpki.New(t), st: st, devices: map[string]store.Device{}}
+	e := &env{t: t, ctx: ctx, pki: testpki.New(t), st: st, devices: map[string]store.Device{}, bigWrites: make(chan error, 8)}
 	if e.tenant, err = st.CreateTenant(ctx, store.NewTenant{Name: "shop"}, actor); err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +98,18 @@ func newEnvWith(t testing.TB, maxStale time.Duration, change func(*config.Upstre
 	upstreamMux.Handle("/", app)
 	upstreamMux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"headers": r.Header, "path": r.URL.EscapedPath()})
+	})
+	upstreamMux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		// 64 MiB: more than every buffer between here and a client.
+		chunk := make([]byte, 32<<10)
+		var err error
+		for i := 0; i < 2048 && err == nil; i++ {
+			_, err = w.Write(chunk)
+		}
+		select {
+		case e.bigWrites <- err:
+		default:
+		}
 	})
 	upstreamMux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
 		// A minimal upgrade: switch protocols, then echo lines.
@@ -141,10 +155,14 @@ func newEnvWith(t testing.TB, maxStale time.Duration, change func(*config.Upstre
 	if change != nil {
 		change(&uc)
 	}
-	e.gw, err = NewGateway(Options{
+	opts := Options{
 		TrustDomain: td, Catalog: catalog, Policy: e.policy, MaxStaleness: maxStale, EnrollURL: "https://localhost:8444/", Log: log,
 		Upstreams: []config.Upstream{uc},
-	})
+	}
+	for _, f := range tune {
+		f(&opts)
+	}
+	e.gw, err = NewGateway(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
