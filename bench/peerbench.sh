@@ -5,6 +5,11 @@
 # request, header binding), with client certificates it issued itself.
 #   bash bench/peerbench.sh            (env: DURATION, CONCURRENCY, PEERS as in peerbench)
 #   REVOKED=1000000 bash bench/peerbench.sh   (first adds that many revoked devices to the store)
+#   SERVER_CERT=internal bash bench/peerbench.sh   (the proxy serves its own CA's chain, see below)
+# The proxy serves the same server certificate as every other target
+# (peerbench's server.pem, signed directly by its CA), so each client pays
+# the same to verify it; the internal chain (root -> server intermediate ->
+# leaf) costs the client one more signature check per full handshake.
 # At the end it prints the proxy's peak and current RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,7 +54,15 @@ fi
 
 "$dg" serve --config "$cfg" >"$W/ca.log" 2>&1 &
 ca_pid=$!
-"$dg" proxy --config "$cfg" >"$W/proxy.log" 2>&1 &
+PBW=${PEERBENCH_WORK:-/tmp/peerbench}
+server_ca="$W/data/ca/root.crt"
+cp "$cfg" "$W/proxy.yaml"
+if [ "${SERVER_CERT:-shared}" = shared ]; then
+  [ -f "$PBW/certs/server.pem" ] || bash "$PB/run.sh" certs
+  printf '%s\n' "tls:" "  cert_file: $PBW/certs/server.pem" "  key_file: $PBW/certs/server.key" >>"$W/proxy.yaml"
+  server_ca="$PBW/certs/ca.pem"
+fi
+"$dg" proxy --config "$W/proxy.yaml" >"$W/proxy.log" 2>&1 &
 proxy_pid=$!
 trap 'kill $ca_pid $proxy_pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
@@ -59,7 +72,7 @@ done
 
 echo 'peerbench-p12-password' >"$W/p12pass"
 mkdir -p "$W/certs"
-cp "$W/data/ca/root.crt" "$W/certs/ca.pem"
+cp "$server_ca" "$W/certs/ca.pem"
 for kind in good revoked; do
   code=$("$dg" admin --config "$cfg" sub ticket bench:staff)
   "$dg" enroll --url https://localhost:18449 --code "$code" --out "$W/$kind" --label "$kind" \

