@@ -5,6 +5,7 @@
 # request, header binding), with client certificates it issued itself.
 #   bash bench/peerbench.sh            (env: DURATION, CONCURRENCY, PEERS as in peerbench)
 #   REVOKED=1000000 bash bench/peerbench.sh   (first adds that many revoked devices to the store)
+#   ROUNDS=6 bash bench/peerbench.sh   (interleaved rounds against direct and nginx, see interleaved_rounds)
 #   SERVER_CERT=internal bash bench/peerbench.sh   (the proxy serves its own CA's chain, see below)
 # The proxy serves the same server certificate as every other target
 # (peerbench's server.pem, signed directly by its CA), so each client pays
@@ -14,6 +15,43 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
+
+# ROUNDS=N: instead of peerbench's one pass per target, N rounds of direct,
+# nginx and devicegate back to back (DURATION each, default 4s), keep-alive
+# then full handshakes, with peerbench's tools, certificates and nginx
+# config: a drift of the machine's speed during the run then hits all three
+# alike. Prints each round's ratios and their medians.
+interleaved_rounds() {
+  local B=$PBW/bin C=$PBW/certs R=$PBW/run/nginx d=${DURATION:-4s} r mode nginx_pids
+  [ -x "$B/load" ] && [ -x "$B/upstream" ] || bash "$PB/run.sh" certs
+  mkdir -p "$R"
+  cp "$C/crl-empty.pem" "$R/crl.pem"
+  sed -e "s|@CERTS@|$C|g; s|@RUN@|$R|g; s|@PORT@|18444|g; s|@UP@|127.0.0.1:18080|g" "$PB/conf/nginx.conf" >"$R/nginx.conf"
+  "$B/upstream" -http 127.0.0.1:18080 -https 127.0.0.1:18443 -cert "$C/server.pem" -key "$C/server.key" \
+    -ca "$C/ca.pem" -crl "$C/crl-empty.pem" >"$W/upstream.log" 2>&1 &
+  up_pid=$!
+  /usr/sbin/nginx -e "$R/error.log" -p "$R" -c "$R/nginx.conf" >"$W/nginx.log" 2>&1 &
+  nginx_pid=$!
+  trap 'kill $ca_pid $proxy_pid $up_pid $nginx_pid 2>/dev/null || true' EXIT
+  sleep 1
+  local nginx_pids="$nginx_pid$(cat /proc/[0-9]*/stat 2>/dev/null | awk -v p="$nginx_pid" '$4 == p {printf ",%s", $1}')"
+  for r in $(seq "$ROUNDS"); do
+    for mode in keepalive handshake; do
+      "$B/load" -ca "$C/ca.pem" -cert "$C/client-good.pem" -key "$C/client-good.key" -name direct -url https://127.0.0.1:18443/ -mode $mode -d "$d" -pids "$up_pid"
+      "$B/load" -ca "$C/ca.pem" -cert "$C/client-good.pem" -key "$C/client-good.key" -name nginx -url https://127.0.0.1:18444/ -mode $mode -d "$d" -pids "$nginx_pids"
+      "$B/load" -ca "$W/certs/ca.pem" -cert "$W/certs/client-good.pem" -key "$W/certs/client-good.key" -name devicegate -url https://127.0.0.1:18447/ -mode $mode -d "$d" -pids "$proxy_pid"
+    done
+  done | tee "$W/rounds.txt"
+  awk '/^RESULT/ { delete f; for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+      k = f["mode"]; v[k, f["name"]] = f["rps"]; c[k, f["name"]] = f["cpu_us_per_req"]
+      if (f["name"] == "devicegate") { n[k]++
+        ka[k, n[k]] = f["rps"] / v[k, "nginx"]; hd[k, n[k]] = f["rps"] / v[k, "direct"]; ng[k, n[k]] = v[k, "nginx"] / v[k, "direct"]
+        printf "round %d %-9s devicegate/nginx %.2f  devicegate/direct %.2f  nginx/direct %.2f  cpu us/req devicegate %s nginx %s\n", n[k], k, ka[k, n[k]], hd[k, n[k]], ng[k, n[k]], f["cpu_us_per_req"], c[k, "nginx"] } }
+    function median(a, k, m,   i, j, t, x) { for (i = 1; i <= m; i++) x[i] = a[k, i]
+      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
+      return m % 2 ? x[(m + 1) / 2] : (x[m / 2] + x[m / 2 + 1]) / 2 }
+    END { for (k in n) printf "median over %d rounds, %-9s: devicegate/nginx %.2f  devicegate/direct %.2f  nginx/direct %.2f\n", n[k], k, median(ka, k, n[k]), median(hd, k, n[k]), median(ng, k, n[k]) }' "$W/rounds.txt"
+}
 PB=$(cd "${PEERBENCH:-../shared/peerbench}" && pwd)
 W=$(mktemp -d /tmp/dg-peerbench.XXXXXX)
 dg="$W/devicegate"
@@ -77,13 +115,20 @@ for kind in good revoked; do
   code=$("$dg" admin --config "$cfg" sub ticket bench:staff)
   "$dg" enroll --url https://localhost:18449 --code "$code" --out "$W/$kind" --label "$kind" \
     --root "$W/data/ca/root.crt" --p12-password-file "$W/p12pass" >/dev/null
-  cp "$W/$kind/chain.pem" "$W/certs/client-$kind.pem"
+  # The leaf alone, as peerbench's own clients present (the device
+  # intermediate is the proxy's trust anchor; sending it costs each
+  # handshake a second certificate to parse).
+  cp "$W/$kind/cert.pem" "$W/certs/client-$kind.pem"
   cp "$W/$kind/key.pem" "$W/certs/client-$kind.key"
 done
 serial=$(openssl x509 -in "$W/revoked/cert.pem" -noout -serial | cut -d= -f2)
 
-EXTRA_TARGET_URL=https://127.0.0.1:18447/ EXTRA_TARGET_NAME=devicegate EXTRA_TARGET_PIDS=$proxy_pid \
-EXTRA_TARGET_CERTS="$W/certs" EXTRA_TARGET_SWAP="$dg admin --config $cfg device revoke $serial" \
-  bash "$PB/run.sh"
+if [ "${ROUNDS:-0}" -gt 0 ]; then
+  interleaved_rounds
+else
+  EXTRA_TARGET_URL=https://127.0.0.1:18447/ EXTRA_TARGET_NAME=devicegate EXTRA_TARGET_PIDS=$proxy_pid \
+  EXTRA_TARGET_CERTS="$W/certs" EXTRA_TARGET_SWAP="$dg admin --config $cfg device revoke $serial" \
+    bash "$PB/run.sh"
+fi
 echo "devicegate proxy with ${REVOKED:-0} revoked devices in the store: $(grep -E 'VmHWM|VmRSS' /proc/$proxy_pid/status | tr -s ' \t' ' ' | paste -sd ' ')"
 echo "devicegate work dir: $W"
