@@ -4,13 +4,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/devicegate/devicegate/internal/config"
+	"github.com/devicegate/devicegate/internal/ratelimit"
 	"github.com/go-chi/chi/v5"
 	"github.com/smallstep/certificates/acme"
 	acmeapi "github.com/smallstep/certificates/acme/api"
@@ -29,6 +30,15 @@ const ACMEProvisioner = "devicegate"
 // maxACMEBody bounds a JWS request body: a finalize with a large RSA CSR
 // is a few KiB; nothing legitimate comes near this.
 const maxACMEBody = 64 << 10
+
+// ACME request budget per client IP: an issuance takes about a dozen
+// requests, so this is generous for a proxy fleet behind one NAT, yet a
+// flood (accounts, orders and unused nonces all take room in the ACME
+// state) is cut to a trickle.
+const (
+	acmeRequestsPerWindow = 600
+	acmeWindow            = 10 * time.Minute
+)
 
 // serverLeafTemplate is the x509util template of every server certificate
 // the internal ACME service signs: the names the order validated, and
@@ -67,6 +77,7 @@ type ACMEServer struct {
 	linker  acme.Linker
 	client  acme.Client
 	handler http.Handler
+	budget  *ratelimit.Limiter // requests per client IP
 }
 
 // NewACMEServer opens the ACME state and builds the service.
@@ -112,7 +123,8 @@ func NewACMEServer(keys *Keys, o ACMEServerOptions) (*ACMEServer, error) {
 		db.Close()
 		return nil, fmt.Errorf("open ACME state: %w", err)
 	}
-	s := &ACMEServer{auth: auth, db: db, acmeDB: acmeDB, linker: acme.NewLinker(o.PublicHost, "acme"), client: acme.NewClient()}
+	s := &ACMEServer{auth: auth, db: db, acmeDB: acmeDB, linker: acme.NewLinker(o.PublicHost, "acme"), client: acme.NewClient(),
+		budget: ratelimit.New(acmeRequestsPerWindow, acmeWindow)}
 	r := chi.NewRouter()
 	r.Route("/acme", func(r chi.Router) { acmeapi.Route(r) })
 	s.handler = r
@@ -122,16 +134,28 @@ func NewACMEServer(keys *Keys, o ACMEServerOptions) (*ACMEServer, error) {
 // ServeHTTP answers /acme/...: the request's context gets the authority
 // and the ACME parts the smallstep handlers look up.
 func (s *ACMEServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ip, now := clientIP(r), time.Now()
+	if ok, wait := s.budget.Allowed(ip, now); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		writeACMEProblem(w, http.StatusTooManyRequests, "rateLimited", "too many requests from this address")
+		return
+	}
+	s.budget.Fail(ip, now) // every request spends budget
 	if r.ContentLength > maxACMEBody {
-		w.Header().Set("Content-Type", "application/problem+json")
-		w.WriteHeader(http.StatusRequestEntityTooLarge)
-		_, _ = io.WriteString(w, `{"type":"urn:ietf:params:acme:error:malformed","detail":"request body too large"}`+"\n")
+		writeACMEProblem(w, http.StatusRequestEntityTooLarge, "malformed", "request body too large")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxACMEBody)
 	ctx := authority.NewContext(r.Context(), s.auth)
 	ctx = acme.NewContext(ctx, s.acmeDB, s.client, s.linker, nil)
 	s.handler.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// writeACMEProblem answers with an RFC 8555 problem document.
+func writeACMEProblem(w http.ResponseWriter, status int, typ, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintf(w, `{"type":"urn:ietf:params:acme:error:%s","detail":%q}`+"\n", typ, detail)
 }
 
 // Close closes the ACME state.

@@ -11,6 +11,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -175,5 +176,37 @@ func TestInternalACMERefusesOversizedBodies(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("directory after an oversized request: %d", resp.StatusCode)
+	}
+}
+
+// Each client IP has a request budget: past it, requests get 429 with an
+// ACME rateLimited problem and a Retry-After, while another IP is served.
+func TestInternalACMERequestBudget(t *testing.T) {
+	f := newFixture(t)
+	a, err := NewACMEServer(f.ca.Keys(), ACMEServerOptions{Hosts: []string{"127.0.0.1"}, Driver: "bbolt", DataSource: filepath.Join(f.dir, "acme.bolt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	get := func(ip string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, "https://ca.test/acme/"+ACMEProvisioner+"/directory", nil)
+		r.RemoteAddr = ip + ":40000"
+		w := httptest.NewRecorder()
+		a.ServeHTTP(w, r)
+		return w
+	}
+	for i := 0; i < acmeRequestsPerWindow; i++ {
+		if w := get("192.0.2.1"); w.Code != http.StatusOK {
+			t.Fatalf("request %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		w := get("192.0.2.1")
+		if w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), "rateLimited") || w.Header().Get("Retry-After") == "" {
+			t.Fatalf("over budget: %d %s", w.Code, w.Body)
+		}
+	}
+	if w := get("192.0.2.2"); w.Code != http.StatusOK {
+		t.Fatalf("another address: %d", w.Code)
 	}
 }
