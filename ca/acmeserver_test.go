@@ -82,40 +82,15 @@ func testInternalACMEIssues(t *testing.T, driver, source string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{TLSConfig: tc, ErrorLog: log.New(io.Discard, "", 0), Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hello") })}
-	go srv.Serve(tls.NewListener(ln, tc))
-	defer srv.Close()
-	if err := start(ctx); err != nil {
-		t.Fatal(err)
+	leaf := helloOnceCertified(t, ctx, ln, tc, start, roots)
+	if got := leaf.ExtKeyUsage; len(got) != 1 || got[0] != x509.ExtKeyUsageServerAuth {
+		t.Fatalf("EKU %v, want serverAuth only", got)
 	}
-
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := client.Get("https://" + ln.Addr().String() + "/")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if string(body) != "hello" {
-				t.Fatalf("body %q", body)
-			}
-			leaf := resp.TLS.PeerCertificates[0]
-			if got := leaf.ExtKeyUsage; len(got) != 1 || got[0] != x509.ExtKeyUsageServerAuth {
-				t.Fatalf("EKU %v, want serverAuth only", got)
-			}
-			if leaf.CheckSignatureFrom(f.ca.Keys().Server) != nil {
-				t.Fatal("not signed by the server intermediate")
-			}
-			if _, err := leaf.Verify(x509.VerifyOptions{Roots: f.ca.Keys().DevicePool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err == nil {
-				t.Fatal("an ACME server certificate verifies as a device certificate")
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no certificate from the internal ACME service after 30 s: %v", err)
-		}
-		client.CloseIdleConnections()
-		time.Sleep(100 * time.Millisecond)
+	if leaf.CheckSignatureFrom(f.ca.Keys().Server) != nil {
+		t.Fatal("not signed by the server intermediate")
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: f.ca.Keys().DevicePool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err == nil {
+		t.Fatal("an ACME server certificate verifies as a device certificate")
 	}
 }
 

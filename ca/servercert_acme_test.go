@@ -46,16 +46,22 @@ func TestServerTLSFromACME(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{TLSConfig: tc, ErrorLog: quiet, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hello") })}
+	issuedBy := x509.NewCertPool()
+	issuedBy.AddCert(acmeCA.GetRootCert(0).Cert)
+	helloOnceCertified(t, ctx, ln, tc, start, issuedBy)
+}
+
+// helloOnceCertified serves "hello" on ln with tc (from ServerTLSFromACME),
+// starts the certificate management, waits until ln serves a certificate
+// that issuedBy trusts and returns it.
+func helloOnceCertified(t *testing.T, ctx context.Context, ln net.Listener, tc *tls.Config, start func(context.Context) error, issuedBy *x509.CertPool) *x509.Certificate {
+	t.Helper()
+	srv := &http.Server{TLSConfig: tc, ErrorLog: log.New(io.Discard, "", 0), Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hello") })}
 	go srv.Serve(tls.NewListener(ln, tc))
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
 	if err := start(ctx); err != nil {
 		t.Fatal(err)
 	}
-
-	// The listener serves the ACME CA's certificate once it is issued.
-	issuedBy := x509.NewCertPool()
-	issuedBy.AddCert(acmeCA.GetRootCert(0).Cert)
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: issuedBy}}}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -66,7 +72,7 @@ func TestServerTLSFromACME(t *testing.T) {
 			if string(body) != "hello" {
 				t.Fatalf("body %q", body)
 			}
-			return
+			return resp.TLS.PeerCertificates[0]
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no certificate from the ACME CA after 30 s: %v", err)
