@@ -11,6 +11,7 @@ var (
 	ErrInvalid        = errors.New("invalid input")
 	ErrQuotaExceeded  = errors.New("the number of installed certificates has reached the limit")
 	ErrTicketUnknown  = errors.New("enrollment code is not valid")
+	ErrSessionUnknown = errors.New("session is unknown or has ended")
 	ErrTicketExpired  = errors.New("enrollment code has expired")
 	ErrTicketUsed     = errors.New("enrollment code was already used")
 	ErrNotEligible    = errors.New("sub-account is not eligible for a device certificate")

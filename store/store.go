@@ -94,5 +94,17 @@ type Store interface {
 	// VerifyAudit recomputes the chain of one tenant and reports the first break.
 	VerifyAudit(ctx context.Context, tenantID string) error
 
+	// Portal sessions (see Session). CreateSession also deletes the
+	// session replaced (the one of the same browser at the previous login
+	// step; nil: none) and every session past its end, in one transaction.
+	CreateSession(ctx context.Context, s Session, replaces []byte) error
+	// GetSession returns a live session and records its use (at most once a
+	// minute); an unknown or ended one is ErrSessionUnknown (and deleted).
+	GetSession(ctx context.Context, hash []byte, now time.Time) (Session, error)
+	DeleteSession(ctx context.Context, hash []byte) error
+	// DeleteSessions ends every session of a sub-account (subID "": the
+	// owner's), e.g. when it is frozen or departed.
+	DeleteSessions(ctx context.Context, tenantID, subID string) error
+
 	Close() error
 }

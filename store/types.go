@@ -250,3 +250,27 @@ type PolicyChanges struct {
 	SubAccounts []SubAccount
 	Devices     []Device
 }
+
+// Session is a portal login session. The store keeps only the SHA-256 of
+// its id (Hash); Secret (an owner's TOTP key being set up) is sealed at
+// rest. Sessions live in the store so that every portal node sees the
+// same ones and a restart logs nobody out.
+type Session struct {
+	Hash      []byte        // SHA-256 of the cookie's random id
+	Kind      string        // "owner" or "staff"
+	TenantID  string        //
+	SubID     string        // staff only
+	Name      string        // "store" for owners, "store:name" for staff
+	CSRF      string        // the session's CSRF token
+	Step      string        // login step ("" when fully logged in)
+	Secret    []byte        // sealed at rest; nil when none
+	CreatedAt time.Time     //
+	SeenAt    time.Time     // last use, kept to the minute
+	ExpiresAt time.Time     // absolute end
+	Idle      time.Duration // unused this long, the session ends
+}
+
+// Live reports whether the session may be used at now.
+func (s Session) Live(now time.Time) bool {
+	return now.Before(s.ExpiresAt) && now.Sub(s.SeenAt) < s.Idle
+}

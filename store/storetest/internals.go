@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/devicegate/devicegate/store/sqlstore"
 )
@@ -34,6 +35,20 @@ func RunInternals(t *testing.T, db *sqlstore.DB, dropTrigger string) {
 	}
 	if _, err := db.GetSubAccount(ctx, e.tenant.ID, s2.ID); err == nil {
 		t.Fatal("a sealed secret moved to another row opened")
+	}
+
+	// A session's secret (an owner's TOTP key being set up) is sealed too,
+	// and only the hash of the session id is kept.
+	se := e.newSession("internals-session", nil, time.Now())
+	se.Secret = []byte("otpauth://totp/x?secret=SESSIONPLAINTEXT")
+	if err := db.CreateSession(ctx, se, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SQL().QueryRowContext(ctx, db.Rebind(`SELECT secret FROM sessions WHERE hash = ?`), se.Hash).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) == 0 || bytes.Contains(raw, []byte("SESSIONPLAINTEXT")) {
+		t.Fatal("a session's secret is stored in plaintext")
 	}
 
 	if _, err := db.SQL().ExecContext(ctx, `UPDATE audit SET target = 'x'`); err == nil {

@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"RevocationFeedOrder", testRevocationFeedOrder},
 		{"SealedSecrets", testSealedSecrets},
 		{"TOTPSingleUse", testTOTPSingleUse},
+		{"Sessions", testSessions},
 		{"AuditChain", testAuditChain},
 		{"PolicyChanges", testPolicyChanges},
 		{"BadInput", testBadInput},
