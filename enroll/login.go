@@ -116,9 +116,13 @@ func (p *Portal) ownerLogin(w http.ResponseWriter, r *http.Request) {
 		}
 		step, secret = stepTOTPSetup, key.String()
 	}
-	p.sessions.start(w, r, func(s *session) {
+	if err := p.sessions.start(w, r, func(s *session) {
 		s.kind, s.tenantID, s.name, s.step, s.secret = kindOwner, t.ID, t.Name, step, secret
-	})
+	}); err != nil {
+		p.opts.Log.Error("owner login", "err", err)
+		again(http.StatusInternalServerError, "err_internal")
+		return
+	}
 	http.Redirect(w, r, "/owner/totp", http.StatusSeeOther)
 }
 
@@ -191,7 +195,11 @@ func (p *Portal) ownerTOTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.accounts.Succeed(account)
 	p.accounts.Succeed("owner:" + t.Name)
-	p.sessions.start(w, r, func(n *session) { n.kind, n.tenantID, n.name = kindOwner, t.ID, t.Name })
+	if err := p.sessions.start(w, r, func(n *session) { n.kind, n.tenantID, n.name = kindOwner, t.ID, t.Name }); err != nil {
+		p.opts.Log.Error("owner login", "err", err)
+		p.renderOwnerTOTP(w, r, s, http.StatusInternalServerError, "err_internal")
+		return
+	}
 	p.audit(r, t.ID, store.Actor{Kind: "owner", Name: t.Name}, "owner.login", t.Name, "ok")
 	http.Redirect(w, r, "/owner/", http.StatusSeeOther)
 }
@@ -235,9 +243,13 @@ func (p *Portal) staffLogin(w http.ResponseWriter, r *http.Request) {
 	if sub.PhoneEnabled && !p.knownBrowser(r, sub.ID) {
 		step = stepTOTP
 	}
-	p.sessions.start(w, r, func(s *session) {
+	if err := p.sessions.start(w, r, func(s *session) {
 		s.kind, s.tenantID, s.subID, s.name, s.step = kindStaff, t.ID, sub.ID, sub.FullName(), step
-	})
+	}); err != nil {
+		p.opts.Log.Error("staff login", "err", err)
+		again(http.StatusInternalServerError, "err_internal")
+		return
+	}
 	if step == stepTOTP {
 		http.Redirect(w, r, "/staff/totp", http.StatusSeeOther)
 		return
@@ -288,9 +300,13 @@ func (p *Portal) staffTOTP(w http.ResponseWriter, r *http.Request) {
 	p.accounts.Succeed(account)
 	p.accounts.Succeed("sub:" + s.name)
 	p.rememberBrowser(w, s.subID)
-	p.sessions.start(w, r, func(n *session) {
+	if err := p.sessions.start(w, r, func(n *session) {
 		n.kind, n.tenantID, n.subID, n.name = kindStaff, s.tenantID, s.subID, s.name
-	})
+	}); err != nil {
+		p.opts.Log.Error("staff login", "err", err)
+		again(http.StatusInternalServerError, "err_internal")
+		return
+	}
 	p.audit(r, s.tenantID, store.Actor{Kind: "sub", Name: s.name}, "sub.login", s.name, "ok")
 	http.Redirect(w, r, "/staff/", http.StatusSeeOther)
 }

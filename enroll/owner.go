@@ -282,7 +282,9 @@ func (p *Portal) setStatus(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	if status != store.StatusActive {
-		p.sessions.endAll(s.tenantID, sub.ID)
+		if err := p.sessions.endAll(r.Context(), s.tenantID, sub.ID); err != nil {
+			p.opts.Log.Error("end the sub-account's sessions", "err", err)
+		}
 	}
 	http.Redirect(w, r, "/owner/subs/"+url.PathEscape(sub.ID)+"?ok=saved", http.StatusSeeOther)
 }

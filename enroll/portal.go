@@ -80,7 +80,7 @@ func New(o Options) (*Portal, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Portal{opts: o, mux: http.NewServeMux(), sessions: newSessions(o.Now), pages: pg, proxyOrig: origin,
+	p := &Portal{opts: o, mux: http.NewServeMux(), sessions: newSessions(o.Store, o.Now, o.Log), pages: pg, proxyOrig: origin,
 		accounts: ratelimit.New(5, 15*time.Minute), addresses: ratelimit.New(30, 15*time.Minute)}
 	p.dummyHash = sync.OnceValue(func() string {
 		h, err := secrets.HashPassword(randomToken())

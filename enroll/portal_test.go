@@ -74,6 +74,8 @@ type env struct {
 	tenant store.Tenant
 	srv    *httptest.Server
 	now    time.Time
+
+	authority *ca.Authority
 }
 
 const ownerPassword = "owner-password-123"
@@ -106,17 +108,25 @@ func newEnv(t *testing.T) *env {
 	if err := st.SetOwnerLogin(ctx, tn.ID, hash, nil, cliActor); err != nil {
 		t.Fatal(err)
 	}
+	e := &env{t: t, ctx: ctx, st: st, tenant: tn, now: time.Now(), authority: authority}
+	e.srv = e.portalNode()
+	return e
+}
+
+// portalNode starts one more portal process over the env's store (the
+// portal keeps no state of its own: a second node, or a restart).
+func (e *env) portalNode() *httptest.Server {
+	e.t.Helper()
 	catalog, _ := config.DefaultCatalog()
-	e := &env{t: t, ctx: ctx, st: st, tenant: tn, now: time.Now()}
-	p, err := enroll.New(enroll.Options{Store: st, Issuer: testIssuer{authority}, Catalog: catalog,
+	p, err := enroll.New(enroll.Options{Store: e.st, Issuer: testIssuer{e.authority}, Catalog: catalog,
 		ProxyURL: "https://localhost:9443/", CookieKey: make([]byte, 32), Log: slog.New(slog.DiscardHandler),
 		Now: func() time.Time { return e.now }})
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	e.srv = httptest.NewTLSServer(p)
-	t.Cleanup(e.srv.Close)
-	return e
+	srv := httptest.NewTLSServer(p)
+	e.t.Cleanup(srv.Close)
+	return srv
 }
 
 // browser is a cookie-keeping client that does not follow redirects.

@@ -1,12 +1,18 @@
 package enroll
 
 import (
+	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
-	"sync"
 	"time"
+
+	"github.com/devicegate/devicegate/store"
 )
 
 // Session cookie: __Host- (Secure, Path=/, no Domain), HttpOnly and
@@ -37,19 +43,19 @@ type session struct {
 	seen     time.Time
 }
 
-// sessions holds the portal's sessions in memory: one portal process per
-// data directory (several portals behind a balancer need sticky sessions).
+// sessions keeps the portal's sessions in the store, so every portal node
+// sees the same ones and a restart logs nobody out. The cookie holds a
+// random id; the store only its SHA-256.
 type sessions struct {
-	mu       sync.Mutex
-	m        map[string]*session
+	st       store.Store
 	idle     time.Duration
 	absolute time.Duration
-	max      int
 	now      func() time.Time
+	log      *slog.Logger
 }
 
-func newSessions(now func() time.Time) *sessions {
-	return &sessions{m: map[string]*session{}, idle: 30 * time.Minute, absolute: 12 * time.Hour, max: 100_000, now: now}
+func newSessions(st store.Store, now func() time.Time, log *slog.Logger) *sessions {
+	return &sessions{st: st, idle: 30 * time.Minute, absolute: 12 * time.Hour, now: now, log: log}
 }
 
 // randomToken is 32 random bytes, URL-safe base64.
@@ -61,65 +67,63 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+func sessionHash(id string) []byte {
+	h := sha256.Sum256([]byte(id))
+	return h[:]
+}
+
 // start replaces the request's session (if any) with a fresh one: a new id
-// and CSRF token at every login step, so a planted id is worthless.
-func (s *sessions) start(w http.ResponseWriter, r *http.Request, fill func(*session)) *session {
+// and CSRF token at every login step, so a planted id is worthless. On an
+// error nothing changed and no cookie was set.
+func (s *sessions) start(w http.ResponseWriter, r *http.Request, fill func(*session)) error {
 	now := s.now()
 	sess := &session{id: randomToken(), csrf: randomToken(), created: now, seen: now}
 	fill(sess)
-	s.mu.Lock()
+	var replaces []byte
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		delete(s.m, c.Value)
+		replaces = sessionHash(c.Value)
 	}
-	if len(s.m) >= s.max {
-		s.sweepLocked(now)
+	var secret []byte
+	if sess.secret != "" {
+		secret = []byte(sess.secret)
 	}
-	if len(s.m) >= s.max {
-		// Fail closed: the oldest session makes room rather than the map
-		// growing without bound.
-		var oldest *session
-		for _, o := range s.m {
-			if oldest == nil || o.seen.Before(oldest.seen) {
-				oldest = o
-			}
-		}
-		delete(s.m, oldest.id)
+	err := s.st.CreateSession(r.Context(), store.Session{
+		Hash: sessionHash(sess.id), Kind: sess.kind, TenantID: sess.tenantID, SubID: sess.subID, Name: sess.name,
+		CSRF: sess.csrf, Step: sess.step, Secret: secret, CreatedAt: now, SeenAt: now,
+		ExpiresAt: now.Add(s.absolute), Idle: s.idle,
+	}, replaces)
+	if err != nil {
+		return fmt.Errorf("start session: %w", err)
 	}
-	s.m[sess.id] = sess
-	s.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: sess.id, Path: "/", Secure: true, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode})
-	return sess
+	return nil
 }
 
-// get returns the request's live session, or nil.
+// get returns the request's live session, or nil (also when the store
+// cannot answer: fail closed).
 func (s *sessions) get(r *http.Request) *session {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
 		return nil
 	}
-	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess := s.m[c.Value]
-	if sess == nil {
+	se, err := s.st.GetSession(r.Context(), sessionHash(c.Value), s.now())
+	if err != nil {
+		if !errors.Is(err, store.ErrSessionUnknown) {
+			s.log.Error("read session", "err", err)
+		}
 		return nil
 	}
-	if now.Sub(sess.seen) > s.idle || now.Sub(sess.created) > s.absolute {
-		delete(s.m, sess.id)
-		return nil
-	}
-	sess.seen = now
-	cp := *sess
-	return &cp
+	return &session{id: c.Value, kind: se.Kind, tenantID: se.TenantID, subID: se.SubID, name: se.Name, csrf: se.CSRF,
+		step: se.Step, secret: string(se.Secret), created: se.CreatedAt, seen: se.SeenAt}
 }
 
 // end logs the request's session out.
 func (s *sessions) end(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		s.mu.Lock()
-		delete(s.m, c.Value)
-		s.mu.Unlock()
+		if err := s.st.DeleteSession(r.Context(), sessionHash(c.Value)); err != nil {
+			s.log.Error("end session", "err", err)
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", Secure: true, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
@@ -127,22 +131,8 @@ func (s *sessions) end(w http.ResponseWriter, r *http.Request) {
 
 // endAll logs out every session of one sub-account (or owner when subID
 // is ""), e.g. when the owner marks the sub-account departed.
-func (s *sessions) endAll(tenantID, subID string) {
-	s.mu.Lock()
-	for id, sess := range s.m {
-		if sess.tenantID == tenantID && sess.subID == subID {
-			delete(s.m, id)
-		}
-	}
-	s.mu.Unlock()
-}
-
-func (s *sessions) sweepLocked(now time.Time) {
-	for id, sess := range s.m {
-		if now.Sub(sess.seen) > s.idle || now.Sub(sess.created) > s.absolute {
-			delete(s.m, id)
-		}
-	}
+func (s *sessions) endAll(ctx context.Context, tenantID, subID string) error {
+	return s.st.DeleteSessions(ctx, tenantID, subID)
 }
 
 // sameToken compares tokens in constant time.
