@@ -106,5 +106,15 @@ type Store interface {
 	// owner's), e.g. when it is frozen or departed.
 	DeleteSessions(ctx context.Context, tenantID, subID string) error
 
+	// Lockouts: failure counters per name (an account or a client IP),
+	// shared by every node. CountFailure adds a failure at now: failures
+	// older than window are forgotten, and the max-th within window locks
+	// the name until now+window (returned; zero when not locked).
+	CountFailure(ctx context.Context, name string, now time.Time, max int, window time.Duration) (time.Time, error)
+	// LockedUntil is when the name's lock ends (zero: not locked at now).
+	LockedUntil(ctx context.Context, name string, now time.Time) (time.Time, error)
+	// ClearFailures forgets a name's failures (a good login).
+	ClearFailures(ctx context.Context, name string) error
+
 	Close() error
 }

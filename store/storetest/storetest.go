@@ -41,6 +41,7 @@ func Run(t *testing.T, open Opener) {
 		{"SealedSecrets", testSealedSecrets},
 		{"TOTPSingleUse", testTOTPSingleUse},
 		{"Sessions", testSessions},
+		{"Lockouts", testLockouts},
 		{"AuditChain", testAuditChain},
 		{"PolicyChanges", testPolicyChanges},
 		{"BadInput", testBadInput},
