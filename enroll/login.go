@@ -37,10 +37,10 @@ func loginTokenOK(r *http.Request) bool {
 // It returns the message key of a refusal, or "".
 func (p *Portal) gate(r *http.Request, account string) string {
 	now := p.opts.Now()
-	if ok, _ := p.addresses.Allowed("ip:"+clientIP(r), now); !ok {
+	if ok, _ := p.addresses.Allowed(r.Context(), clientIP(r), now); !ok {
 		return "err_locked"
 	}
-	if ok, _ := p.accounts.Allowed(account, now); !ok {
+	if ok, _ := p.accounts.Allowed(r.Context(), account, now); !ok {
 		return "err_locked"
 	}
 	return ""
@@ -48,8 +48,8 @@ func (p *Portal) gate(r *http.Request, account string) string {
 
 func (p *Portal) failed(r *http.Request, account string) {
 	now := p.opts.Now()
-	p.addresses.Fail("ip:"+clientIP(r), now)
-	p.accounts.Fail(account, now)
+	p.addresses.Fail(r.Context(), clientIP(r), now)
+	p.accounts.Fail(r.Context(), account, now)
 }
 
 // audit records a login event; errors are logged (the login itself has
@@ -193,8 +193,8 @@ func (p *Portal) ownerTOTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p.accounts.Succeed(account)
-	p.accounts.Succeed("owner:" + t.Name)
+	p.accounts.Succeed(r.Context(), account)
+	p.accounts.Succeed(r.Context(), "owner:" + t.Name)
 	if err := p.sessions.start(w, r, func(n *session) { n.kind, n.tenantID, n.name = kindOwner, t.ID, t.Name }); err != nil {
 		p.opts.Log.Error("owner login", "err", err)
 		p.renderOwnerTOTP(w, r, s, http.StatusInternalServerError, "err_internal")
@@ -254,7 +254,7 @@ func (p *Portal) staffLogin(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/staff/totp", http.StatusSeeOther)
 		return
 	}
-	p.accounts.Succeed(account)
+	p.accounts.Succeed(r.Context(), account)
 	p.audit(r, t.ID, store.Actor{Kind: "sub", Name: sub.FullName()}, "sub.login", sub.FullName(), "ok")
 	http.Redirect(w, r, "/staff/", http.StatusSeeOther)
 }
@@ -297,8 +297,8 @@ func (p *Portal) staffTOTP(w http.ResponseWriter, r *http.Request) {
 		again(http.StatusUnauthorized, totpMessage(err))
 		return
 	}
-	p.accounts.Succeed(account)
-	p.accounts.Succeed("sub:" + s.name)
+	p.accounts.Succeed(r.Context(), account)
+	p.accounts.Succeed(r.Context(), "sub:" + s.name)
 	p.rememberBrowser(w, s.subID)
 	if err := p.sessions.start(w, r, func(n *session) {
 		n.kind, n.tenantID, n.subID, n.name = kindStaff, s.tenantID, s.subID, s.name

@@ -41,8 +41,8 @@ type Portal struct {
 	opts      Options
 	mux       *http.ServeMux
 	sessions  *sessions
-	accounts  *ratelimit.Limiter // failures per account
-	addresses *ratelimit.Limiter // failures per client IP
+	accounts  *ratelimit.Shared // failures per account, counted in the store
+	addresses *ratelimit.Shared // failures per client IP, counted in the store
 	pages     *pages
 	proxyOrig string
 	// dummyHash is verified when an account does not exist, so a wrong
@@ -81,7 +81,8 @@ func New(o Options) (*Portal, error) {
 		return nil, err
 	}
 	p := &Portal{opts: o, mux: http.NewServeMux(), sessions: newSessions(o.Store, o.Now, o.Log), pages: pg, proxyOrig: origin,
-		accounts: ratelimit.New(5, 15*time.Minute), addresses: ratelimit.New(30, 15*time.Minute)}
+		accounts:  ratelimit.NewShared(o.Store, "portal-account:", 5, 15*time.Minute, o.Log),
+		addresses: ratelimit.NewShared(o.Store, "portal-ip:", 30, 15*time.Minute, o.Log)}
 	p.dummyHash = sync.OnceValue(func() string {
 		h, err := secrets.HashPassword(randomToken())
 		if err != nil {

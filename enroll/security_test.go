@@ -138,6 +138,14 @@ func TestPasswordLockout(t *testing.T) {
 	if st, _, _ := b.post("/owner/login", url.Values{"store": {"shop"}, "password": {ownerPassword}}); st != http.StatusTooManyRequests {
 		t.Fatalf("right password while locked: %d", st)
 	}
+	// The lock is in the store: another portal node (or a restart) keeps it.
+	other := *e
+	other.srv = e.portalNode()
+	b2 := (&other).browser()
+	b2.get("/owner/login")
+	if st, _, _ := b2.post("/owner/login", url.Values{"store": {"shop"}, "password": {ownerPassword}}); st != http.StatusTooManyRequests {
+		t.Fatalf("right password on another node while locked: %d", st)
+	}
 	b.get("/owner/login")
 	_, unknown, _ := b.post("/owner/login", url.Values{"store": {"no-such-store"}, "password": {"x"}})
 	if !strings.Contains(unknown, "Wrong account or password") {
