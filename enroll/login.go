@@ -194,7 +194,7 @@ func (p *Portal) ownerTOTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.accounts.Succeed(r.Context(), account)
-	p.accounts.Succeed(r.Context(), "owner:" + t.Name)
+	p.accounts.Succeed(r.Context(), "owner:"+t.Name)
 	if err := p.sessions.start(w, r, func(n *session) { n.kind, n.tenantID, n.name = kindOwner, t.ID, t.Name }); err != nil {
 		p.opts.Log.Error("owner login", "err", err)
 		p.renderOwnerTOTP(w, r, s, http.StatusInternalServerError, "err_internal")
@@ -298,7 +298,7 @@ func (p *Portal) staffTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.accounts.Succeed(r.Context(), account)
-	p.accounts.Succeed(r.Context(), "sub:" + s.name)
+	p.accounts.Succeed(r.Context(), "sub:"+s.name)
 	p.rememberBrowser(w, s.subID)
 	if err := p.sessions.start(w, r, func(n *session) {
 		n.kind, n.tenantID, n.subID, n.name = kindStaff, s.tenantID, s.subID, s.name
