@@ -100,6 +100,8 @@ func TestConfigErrors(t *testing.T) {
 		{"acme without terms", "tls:\n  hosts: [gate.example.com]\n  acme: {directory_url: \"https://acme.example/dir\"}\n", "agree_tos"},
 		{"acme over http", "tls:\n  hosts: [gate.example.com]\n  acme: {directory_url: \"http://acme.example/dir\", agree_tos: true}\n", "tls.acme.directory_url"},
 		{"acme without hosts", "tls:\n  acme: {directory_url: \"https://acme.example/dir\", agree_tos: true}\n", "tls.hosts"},
+		{"internal ACME for the whole internet", "ca:\n  acme: {hosts: [gate.example.com, 0.0.0.0/0]}\n", "ca.acme.hosts[1]"},
+		{"internal ACME with a URL", "ca:\n  acme: {hosts: [\"https://gate.example.com\"]}\n", "ca.acme.hosts[0]"},
 		{"acme and files", "tls:\n  cert_file: a.crt\n  key_file: a.key\n  hosts: [gate.example.com]\n  acme: {directory_url: \"https://acme.example/dir\", agree_tos: true}\n", "not both"},
 		{"two documents", "data_dir: a\n---\ndata_dir: b\n", "single YAML document"},
 		{"empty", "", "empty"},
