@@ -109,6 +109,7 @@ func NewACMEServer(keys *Keys, o ACMEServerOptions) (*ACMEServer, error) {
 		authority.WithX509RootCerts(keys.Root),
 		authority.WithX509SignerChain([]*x509.Certificate{keys.Server}, keys.ServerKey),
 		authority.WithDatabase(noAuthorityDB{}),
+		authority.WithX509Enforcers(exactHosts(o.Hosts)),
 		authority.WithQuietInit(),
 	)
 	if err != nil {
@@ -160,6 +161,35 @@ func writeACMEProblem(w http.ResponseWriter, status int, typ, detail string) {
 
 // Close closes the ACME state.
 func (s *ACMEServer) Close() error { return s.db.Close() }
+
+// exactHosts is checked on every certificate just before it is signed.
+// smallstep's name policy lets a plain DNS name also cover the names under
+// it (gate.example allows x.gate.example); only "*.domain" should. A DNS
+// name must equal a listed name or lie under a listed "*.domain".
+type exactHosts []string
+
+func (h exactHosts) Enforce(c *x509.Certificate) error {
+	for _, name := range c.DNSNames {
+		if !h.allows(strings.ToLower(name)) {
+			return fmt.Errorf("ACME: %q is not among ca.acme.hosts", name)
+		}
+	}
+	return nil
+}
+
+func (h exactHosts) allows(name string) bool {
+	for _, host := range h {
+		host = strings.ToLower(host)
+		if d, ok := strings.CutPrefix(host, "*."); ok {
+			if strings.HasSuffix(name, "."+d) {
+				return true
+			}
+		} else if name == host {
+			return true
+		}
+	}
+	return false
+}
 
 // acmeAllowedNames turns the configured hosts into smallstep's name
 // policy: exact DNS names, "*.domain" wildcards, IPs and CIDR ranges.

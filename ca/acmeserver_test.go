@@ -185,3 +185,29 @@ func TestInternalACMERequestBudget(t *testing.T) {
 		t.Fatalf("another address: %d", w.Code)
 	}
 }
+
+// A listed DNS name certifies itself only; "*.domain" certifies what lies
+// under domain (smallstep's policy alone would let gate.shop.internal also
+// cover x.gate.shop.internal).
+func TestExactHosts(t *testing.T) {
+	h := exactHosts{"gate.shop.internal", "*.pos.internal", "127.0.0.1"}
+	for _, tc := range []struct {
+		names []string
+		ok    bool
+	}{
+		{[]string{"gate.shop.internal"}, true},
+		{[]string{"GATE.shop.internal"}, true},
+		{[]string{"till-1.pos.internal"}, true},
+		{[]string{"a.b.pos.internal"}, true},
+		{[]string{"x.gate.shop.internal"}, false},
+		{[]string{"pos.internal"}, false},
+		{[]string{"gate.shop.internal", "evil.example"}, false},
+		{[]string{"gate.shop.internal.evil.example"}, false},
+		{nil, true}, // IP-only certificates: the name policy checks IPs
+	} {
+		err := h.Enforce(&x509.Certificate{DNSNames: tc.names})
+		if (err == nil) != tc.ok {
+			t.Errorf("%v: %v, want ok=%v", tc.names, err, tc.ok)
+		}
+	}
+}
