@@ -36,8 +36,8 @@ type fastConn struct {
 	signed    signedLines // the last signed identity lines
 
 	phase         atomic.Int32 // connIdle, connActive, connClosing
-	idleDeadline  time.Time
-	writeDeadline writeDeadline
+	idleDeadline  lazyDeadline
+	writeDeadline lazyDeadline
 }
 
 const (
@@ -95,8 +95,7 @@ func (c *fastConn) serve() {
 }
 
 // waitForRequest waits up to the idle timeout for the next request's first
-// byte. The deadline moves at most once a second: setting it costs timer
-// work on every request otherwise.
+// byte (the deadline set lazily: see lazyDeadline).
 func (c *fastConn) waitForRequest() bool {
 	if c.br.Buffered() == 0 {
 		idle := c.srv.http.IdleTimeout
@@ -104,9 +103,8 @@ func (c *fastConn) waitForRequest() bool {
 			idle = c.srv.http.ReadTimeout
 		}
 		if idle > 0 {
-			if next := time.Now().Add(idle); next.Sub(c.idleDeadline) > time.Second {
-				c.idleDeadline = next
-				_ = c.tc.SetReadDeadline(next)
+			if at := c.idleDeadline.next(time.Now(), idle); !at.IsZero() {
+				_ = c.tc.SetReadDeadline(at)
 			}
 		}
 		if _, err := c.br.Peek(1); err != nil {
@@ -133,7 +131,7 @@ func (c *fastConn) readHead() (fastOutcome, bool) {
 		if first {
 			// The rest of the head gets net/http's header timeout; the idle
 			// deadline is set again before the next request.
-			c.idleDeadline = time.Time{}
+			c.idleDeadline = lazyDeadline{}
 			_ = c.tc.SetReadDeadline(time.Now().Add(c.srv.handshakeTimeout()))
 		}
 		if _, err := c.br.Peek(len(b) + 1); err != nil {

@@ -39,20 +39,16 @@ type upstreamConn struct {
 	bw       *bufio.Writer
 	reused   bool
 	idleAt   time.Time
-	deadline time.Time // last one set
+	deadline lazyDeadline
 }
 
-// armDeadline gives the next exchange timeout to complete. On a busy
-// connection the deadline moves only when it would move by more than an
-// eighth of timeout (at most 1 s): each move is timer work in the runtime.
-// An exchange gets between 7/8 of timeout and timeout.
+// armDeadline gives the next exchange timeout to complete (set lazily:
+// see lazyDeadline).
 func (uc *upstreamConn) armDeadline(now time.Time, timeout time.Duration) error {
-	next := now.Add(timeout)
-	if next.Sub(uc.deadline) < min(timeout/8, time.Second) {
-		return nil
+	if at := uc.deadline.next(now, timeout); !at.IsZero() {
+		return uc.SetDeadline(at)
 	}
-	uc.deadline = next
-	return uc.SetDeadline(next)
+	return nil
 }
 
 // maxIdleTime: idle connections older than this are closed rather than

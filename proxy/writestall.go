@@ -11,24 +11,6 @@ import (
 // but live readers are not affected: every write gets the time anew.
 const DefaultWriteStall = 30 * time.Second
 
-// writeDeadline moves a connection's write deadline to now+stall before a
-// write, only when it would move by more than stall/8 (at most 1 s): each
-// move is timer work.
-type writeDeadline struct {
-	at time.Time
-}
-
-// next returns the deadline to set, or the zero time when the current one
-// is recent enough.
-func (d *writeDeadline) next(stall time.Duration) time.Time {
-	next := time.Now().Add(stall)
-	if next.Sub(d.at) <= min(stall/8, time.Second) {
-		return time.Time{}
-	}
-	d.at = next
-	return next
-}
-
 // stallWriter gives every write of a net/http response the stall timeout,
 // and clears it when the handler is done: net/http keeps a deadline set
 // through ResponseController for the connection's later requests.
@@ -36,7 +18,7 @@ type stallWriter struct {
 	http.ResponseWriter
 	rc       *http.ResponseController
 	stall    time.Duration
-	deadline writeDeadline
+	deadline lazyDeadline
 }
 
 func newStallWriter(w http.ResponseWriter, stall time.Duration) *stallWriter {
@@ -44,7 +26,7 @@ func newStallWriter(w http.ResponseWriter, stall time.Duration) *stallWriter {
 }
 
 func (w *stallWriter) arm() {
-	if at := w.deadline.next(w.stall); !at.IsZero() {
+	if at := w.deadline.next(time.Now(), w.stall); !at.IsZero() {
 		_ = w.rc.SetWriteDeadline(at)
 	}
 }
@@ -73,7 +55,7 @@ func (w *stallWriter) release() {
 
 // write writes p to the fast path's client with the stall timeout.
 func (c *fastConn) write(p []byte) error {
-	if at := c.writeDeadline.next(c.srv.gw.writeStall); !at.IsZero() {
+	if at := c.writeDeadline.next(time.Now(), c.srv.gw.writeStall); !at.IsZero() {
 		_ = c.tc.SetWriteDeadline(at)
 	}
 	_, err := c.tc.Write(p)
