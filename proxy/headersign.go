@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -33,11 +32,20 @@ func signature(key []byte, sub, device, permission, method, path, ts string) str
 
 func signatureWith(m hash.Hash, sub, device, permission, method, path, ts string) string {
 	var sum [sha256.Size]byte
-	for _, f := range []string{"devicegate-v1", sub, device, permission, method, path, ts} {
+	writeSignedFields(m, sub, device, permission, method, path)
+	io.WriteString(m, ts)
+	m.Write([]byte{'\n'})
+	return base64.StdEncoding.EncodeToString(m.Sum(sum[:0]))
+}
+
+// writeSignedFields writes the signed string up to the timestamp, which
+// the caller writes last, followed by a newline (as a string or, on the
+// fast path, as bytes that need no allocation).
+func writeSignedFields(m hash.Hash, sub, device, permission, method, path string) {
+	for _, f := range [...]string{"devicegate-v1", sub, device, permission, method, path} {
 		io.WriteString(m, f)
 		m.Write([]byte{'\n'})
 	}
-	return base64.StdEncoding.EncodeToString(m.Sum(sum[:0]))
 }
 
 // identitySigner signs identity headers with one upstream's key, reusing
@@ -69,19 +77,15 @@ func (s *identitySigner) sign(h http.Header, g Grant, permission, method, path s
 		vals[5] = s.certs.get(peer[0].Raw)
 		h["Client-Cert"] = vals[5:6:6]
 		if len(peer) > 1 {
-			chain := make([]string, 0, len(peer)-1)
-			for _, c := range peer[1:] {
-				chain = append(chain, s.certs.get(c.Raw))
-			}
-			vals[6] = strings.Join(chain, ", ")
+			vals[6] = string(s.appendChain(nil, peer[1:]))
 			h["Client-Cert-Chain"] = vals[6:7:7]
 		}
 	}
 }
 
 // appendSigned is sign for the fast path: the same identity headers,
-// appended as "Name: value" lines to an upstream request head, without
-// allocating (the Client-Cert lines come from certLines, made once per
+// appended as "Name: value" lines to an upstream request head, without a
+// header map (the Client-Cert lines come from certLines, made once per
 // connection). It refuses (false) values that could not be sent in a
 // header line.
 func (s *identitySigner) appendSigned(dst []byte, g Grant, permission, method, path string, now time.Time) ([]byte, bool) {
@@ -94,10 +98,7 @@ func (s *identitySigner) appendSigned(dst []byte, g Grant, permission, method, p
 	ts := strconv.AppendInt(tsBuf[:0], now.Unix(), 10)
 	m := s.macs.Get().(hash.Hash)
 	m.Reset()
-	for _, f := range [...]string{"devicegate-v1", g.SubName, g.Principal.DeviceID, permission, method, path} {
-		io.WriteString(m, f)
-		m.Write([]byte{'\n'})
-	}
+	writeSignedFields(m, g.SubName, g.Principal.DeviceID, permission, method, path)
 	m.Write(ts)
 	m.Write([]byte{'\n'})
 	var sum [sha256.Size]byte
@@ -120,16 +121,20 @@ func (s *identitySigner) certLines(peer []*x509.Certificate) []byte {
 		return dst
 	}
 	dst = appendHeaderLine(dst, "Client-Cert", s.certs.get(peer[0].Raw))
-	for i, c := range peer[1:] {
-		if i == 0 {
-			dst = append(dst, "Client-Cert-Chain: "...)
-		} else {
+	if len(peer) > 1 {
+		dst = append(s.appendChain(append(dst, "Client-Cert-Chain: "...), peer[1:]), "\r\n"...)
+	}
+	return dst
+}
+
+// appendChain appends the Client-Cert-Chain value: the certificates'
+// encodings, comma-separated (RFC 9440).
+func (s *identitySigner) appendChain(dst []byte, chain []*x509.Certificate) []byte {
+	for i, c := range chain {
+		if i > 0 {
 			dst = append(dst, ", "...)
 		}
 		dst = append(dst, s.certs.get(c.Raw)...)
-	}
-	if len(peer) > 1 {
-		dst = append(dst, "\r\n"...)
 	}
 	return dst
 }
