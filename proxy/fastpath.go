@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"net/http"
@@ -157,11 +158,8 @@ func (g *Gateway) serveFast(c *fastConn) fastOutcome {
 		return handOff
 	}
 	rawPath, query := h.target, []byte(nil)
-	for i, b := range rawPath {
-		if b == '?' {
-			rawPath, query = h.target[:i], h.target[i:]
-			break
-		}
+	if i := bytes.IndexByte(rawPath, '?'); i >= 0 {
+		rawPath, query = h.target[:i], h.target[i:]
 	}
 	path, err := NormalizePath(string(rawPath), u.cfg.CaseInsensitive)
 	if err != nil || path == WhoamiPath {
@@ -209,7 +207,7 @@ func (g *Gateway) upstreamFor(host []byte) *upstream {
 	}
 	switch {
 	case host[0] == '[':
-		end := indexByte(host, ']')
+		end := bytes.IndexByte(host, ']')
 		if brackets != 2 || end < 0 || end+1 >= len(host) || host[end+1] != ':' {
 			return nil
 		}
@@ -217,7 +215,7 @@ func (g *Gateway) upstreamFor(host []byte) *upstream {
 	case brackets > 0:
 		return nil
 	case colons == 1:
-		host = host[:indexByte(host, ':')]
+		host = host[:bytes.IndexByte(host, ':')]
 	}
 	var buf [255]byte
 	lowered := buf[:len(host)]
@@ -225,13 +223,4 @@ func (g *Gateway) upstreamFor(host []byte) *upstream {
 		lowered[i] = lower(b)
 	}
 	return g.byHost[string(lowered)]
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
 }
