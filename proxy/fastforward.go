@@ -253,12 +253,7 @@ func (f *directForwarder) relayLength(c *fastConn, uc *upstreamConn, buf, head [
 func (f *directForwarder) copyBody(c *fastConn, uc *upstreamConn, buf []byte, body io.Reader, chunked bool) bool {
 	const room = 8 // chunk-size line in front of the data
 	for reads := 0; ; reads++ {
-		if reads > 0 {
-			// Between body reads the upstream gets the same time as for
-			// its head: a stalled stream is cut, a slow but live one is not.
-			_ = uc.SetReadDeadline(time.Now().Add(f.timeout))
-		}
-		n, err := body.Read(buf[room : len(buf)-2])
+		n, err := f.readBody(uc, body, buf[room:len(buf)-2], reads)
 		if n > 0 {
 			chunk := buf[room : room+n]
 			if chunked {

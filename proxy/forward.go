@@ -240,13 +240,7 @@ func (f *directForwarder) copyResponse(w http.ResponseWriter, uc *upstreamConn, 
 	defer f.buffers.Put(buf)
 	var broken bool
 	for reads := 0; ; reads++ {
-		// Between body reads the upstream gets the same time as for its
-		// head: a stalled stream is cut, a slow but live one is not. (The
-		// first read still has the deadline roundTrip set.)
-		if reads > 0 {
-			_ = uc.SetReadDeadline(time.Now().Add(f.timeout))
-		}
-		n, err := resp.Body.Read(buf)
+		n, err := f.readBody(uc, resp.Body, buf, reads)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				broken = true
@@ -336,4 +330,15 @@ func (f *directForwarder) Close() {
 	for _, uc := range idle {
 		uc.Close()
 	}
+}
+
+// readBody reads the next piece of an upstream body. Between body reads
+// the upstream gets the same time as for its head: a stalled stream is
+// cut, a slow but live one is not. (The first read still has the deadline
+// set for the exchange.)
+func (f *directForwarder) readBody(uc *upstreamConn, body io.Reader, buf []byte, reads int) (int, error) {
+	if reads > 0 {
+		_ = uc.SetReadDeadline(time.Now().Add(f.timeout))
+	}
+	return body.Read(buf)
 }
