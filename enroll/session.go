@@ -39,8 +39,6 @@ type session struct {
 	csrf     string
 	step     string
 	secret   string // otpauth URL of the owner TOTP being set up, until confirmed
-	created  time.Time
-	seen     time.Time
 }
 
 // sessions keeps the portal's sessions in the store, so every portal node
@@ -77,7 +75,7 @@ func sessionHash(id string) []byte {
 // error nothing changed and no cookie was set.
 func (s *sessions) start(w http.ResponseWriter, r *http.Request, fill func(*session)) error {
 	now := s.now()
-	sess := &session{id: randomToken(), csrf: randomToken(), created: now, seen: now}
+	sess := &session{id: randomToken(), csrf: randomToken()}
 	fill(sess)
 	var replaces []byte
 	if c, err := r.Cookie(sessionCookie); err == nil {
@@ -115,7 +113,7 @@ func (s *sessions) get(r *http.Request) *session {
 		return nil
 	}
 	return &session{id: c.Value, kind: se.Kind, tenantID: se.TenantID, subID: se.SubID, name: se.Name, csrf: se.CSRF,
-		step: se.Step, secret: string(se.Secret), created: se.CreatedAt, seen: se.SeenAt}
+		step: se.Step, secret: string(se.Secret)}
 }
 
 // end logs the request's session out.
