@@ -85,6 +85,18 @@ type Store interface {
 	// With afterSeq 0 (a first load) only active devices are returned.
 	PolicyChangesSince(ctx context.Context, afterSeq int64) (PolicyChanges, error)
 
+	// Proxy certificates (ProxyCert): the record the CA checks on every
+	// feed request. RecordProxyCert stores a new one; a renewal
+	// (RenewedFrom set) keeps the name and scope of the certificate it
+	// renews, which must be active then (else ErrProxyInactive).
+	RecordProxyCert(ctx context.Context, p ProxyCert) (ProxyCert, error)
+	GetProxyCert(ctx context.Context, serial string) (ProxyCert, error)
+	ListProxyCerts(ctx context.Context) ([]ProxyCert, error)
+	// RevokeProxyCerts revokes the certificate with this serial and every
+	// unrevoked one of the proxy with this name (ErrNotFound: neither
+	// exists), and moves the policy seq so the CRL and open feeds follow.
+	RevokeProxyCerts(ctx context.Context, nameOrSerial string, reason RevocationReason, now time.Time) ([]ProxyCert, error)
+
 	// Audit log: append-only, per-tenant sequence, SHA-256 hash chain.
 	AppendAudit(ctx context.Context, tenantID string, e AuditEntry) (AuditEvent, error)
 	// AppendAuditBatch appends many events (of any tenants, each chain in

@@ -36,9 +36,12 @@ func (s *DB) RevocationsSince(ctx context.Context, afterSeq int64, limit int) ([
 	return s.listRevocations(ctx, `SELECT `+revocationColumns+` FROM revocations WHERE seq > ? ORDER BY seq LIMIT ?`, afterSeq, limit)
 }
 
-// RevocationsForCRL returns revocations of certificates not yet expired.
+// RevocationsForCRL returns revocations of certificates not yet expired:
+// devices' and proxies' (those with no tenant, sub-account or device).
 func (s *DB) RevocationsForCRL(ctx context.Context, now time.Time) ([]store.Revocation, error) {
-	return s.listRevocations(ctx, `SELECT `+revocationColumns+` FROM revocations WHERE expires_at > ? ORDER BY seq`, ts(now))
+	return s.listRevocations(ctx, `SELECT `+revocationColumns+` FROM revocations WHERE expires_at > ?
+		UNION ALL SELECT revoke_seq, serial, '', '', '', reason, revoked_at, not_after FROM proxy_certs WHERE revoked_at <> 0 AND not_after > ?
+		ORDER BY 1`, ts(now), ts(now))
 }
 
 // PolicyChangesSince reads the seq first, then the rows: a change that

@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"TOTPSingleUse", testTOTPSingleUse},
 		{"Sessions", testSessions},
 		{"Lockouts", testLockouts},
+		{"ProxyCerts", testProxyCerts},
 		{"AuditChain", testAuditChain},
 		{"PolicyChanges", testPolicyChanges},
 		{"BadInput", testBadInput},
