@@ -39,6 +39,8 @@ func Explain(err error) APIError {
 		return APIError{http.StatusForbidden, "ticket_invalid", "The enrollment code is not valid.", "安装码无效"}
 	case errors.As(err, &ne):
 		return APIError{http.StatusForbidden, "not_eligible", "This sub-account cannot install a certificate now (" + ne.Reason + "). Contact the main account.", "该子账号当前无法安装数字证书（" + ne.Reason + "），请联系主账号"}
+	case errors.Is(err, errBodyTooLarge):
+		return APIError{http.StatusRequestEntityTooLarge, "body_too_large", err.Error(), "请求体过大"}
 	case errors.Is(err, ErrCSRTooLarge):
 		return APIError{http.StatusRequestEntityTooLarge, "csr_too_large", err.Error(), "证书请求过大"}
 	case errors.Is(err, ErrUnsupportedKey), errors.Is(err, ErrRSANotAllowed):
@@ -67,6 +69,7 @@ func Explain(err error) APIError {
 
 var (
 	errBadRequest      = errors.New("bad request")
+	errBodyTooLarge    = errors.New("request body is too large")
 	errUnauthenticated = errors.New("a valid client certificate is required")
 	errTooManyCodes    = errors.New("too many invalid enrollment codes from this address; try again later")
 )

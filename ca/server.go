@@ -321,8 +321,8 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) erro
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return ErrCSRTooLarge
+		if errors.As(err, &mbe) { // the body's limit, not the CSR's: padding is not a CSR
+			return fmt.Errorf("%w: the limit is %d bytes", errBodyTooLarge, mbe.Limit)
 		}
 		return fmt.Errorf("%w: body is not the expected JSON object: %v", errBadRequest, err)
 	}

@@ -123,13 +123,13 @@ func (p *Portal) ownerLogin(w http.ResponseWriter, r *http.Request) {
 		again(http.StatusInternalServerError, "err_internal")
 		return
 	}
-	http.Redirect(w, r, "/owner/totp", http.StatusSeeOther)
+	redirect(w, "/owner/totp")
 }
 
 func (p *Portal) ownerTOTPPage(w http.ResponseWriter, r *http.Request) {
 	s := p.sessions.get(r)
 	if s == nil || s.kind != kindOwner || s.step == stepDone {
-		http.Redirect(w, r, "/owner/login", http.StatusSeeOther)
+		redirect(w, "/owner/login")
 		return
 	}
 	p.renderOwnerTOTP(w, r, s, http.StatusOK, "")
@@ -153,7 +153,7 @@ func (p *Portal) renderOwnerTOTP(w http.ResponseWriter, r *http.Request, s *sess
 func (p *Portal) ownerTOTP(w http.ResponseWriter, r *http.Request) {
 	s := p.sessions.get(r)
 	if s == nil || s.kind != kindOwner || s.step == stepDone {
-		http.Redirect(w, r, "/owner/login", http.StatusSeeOther)
+		redirect(w, "/owner/login")
 		return
 	}
 	if !sameToken(r.PostFormValue("csrf"), s.csrf) {
@@ -201,7 +201,7 @@ func (p *Portal) ownerTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.audit(r, t.ID, store.Actor{Kind: "owner", Name: t.Name}, "owner.login", t.Name, "ok")
-	http.Redirect(w, r, "/owner/", http.StatusSeeOther)
+	redirect(w, "/owner/")
 }
 
 func (p *Portal) staffLoginPage(w http.ResponseWriter, r *http.Request) {
@@ -251,18 +251,18 @@ func (p *Portal) staffLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if step == stepTOTP {
-		http.Redirect(w, r, "/staff/totp", http.StatusSeeOther)
+		redirect(w, "/staff/totp")
 		return
 	}
 	p.accounts.Succeed(r.Context(), account)
 	p.audit(r, t.ID, store.Actor{Kind: "sub", Name: sub.FullName()}, "sub.login", sub.FullName(), "ok")
-	http.Redirect(w, r, "/staff/", http.StatusSeeOther)
+	redirect(w, "/staff/")
 }
 
 func (p *Portal) staffTOTPPage(w http.ResponseWriter, r *http.Request) {
 	s := p.sessions.get(r)
 	if s == nil || s.kind != kindStaff || s.step != stepTOTP {
-		http.Redirect(w, r, "/staff/login", http.StatusSeeOther)
+		redirect(w, "/staff/login")
 		return
 	}
 	p.render(w, r, http.StatusOK, "staff_totp", view{CSRF: s.csrf})
@@ -271,7 +271,7 @@ func (p *Portal) staffTOTPPage(w http.ResponseWriter, r *http.Request) {
 func (p *Portal) staffTOTP(w http.ResponseWriter, r *http.Request) {
 	s := p.sessions.get(r)
 	if s == nil || s.kind != kindStaff || s.step != stepTOTP {
-		http.Redirect(w, r, "/staff/login", http.StatusSeeOther)
+		redirect(w, "/staff/login")
 		return
 	}
 	again := func(status int, key string) {
@@ -308,7 +308,7 @@ func (p *Portal) staffTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.audit(r, s.tenantID, store.Actor{Kind: "sub", Name: s.name}, "sub.login", s.name, "ok")
-	http.Redirect(w, r, "/staff/", http.StatusSeeOther)
+	redirect(w, "/staff/")
 }
 
 // A browser that passed the TOTP check for a sub-account is remembered for

@@ -136,7 +136,7 @@ func (p *Portal) createSub(w http.ResponseWriter, r *http.Request, s *session) {
 		p.opts.Log.Error("create sub-account failed", "err", err)
 		p.renderSubs(w, r, s, http.StatusInternalServerError, "", "err_internal")
 	default:
-		http.Redirect(w, r, "/owner/?ok=created", http.StatusSeeOther)
+		redirect(w, "/owner/?ok=created")
 	}
 }
 
@@ -261,7 +261,7 @@ func (p *Portal) setProtection(w http.ResponseWriter, r *http.Request, s *sessio
 	case err != nil:
 		p.renderSub(w, r, sub, http.StatusBadRequest, "", "err_input", nil)
 	default:
-		http.Redirect(w, r, "/owner/subs/"+url.PathEscape(sub.ID)+"?ok=saved", http.StatusSeeOther)
+		redirect(w, "/owner/subs/"+url.PathEscape(sub.ID)+"?ok=saved")
 	}
 }
 
@@ -286,7 +286,7 @@ func (p *Portal) setStatus(w http.ResponseWriter, r *http.Request, s *session) {
 			p.opts.Log.Error("end the sub-account's sessions", "err", err)
 		}
 	}
-	http.Redirect(w, r, "/owner/subs/"+url.PathEscape(sub.ID)+"?ok=saved", http.StatusSeeOther)
+	redirect(w, "/owner/subs/"+url.PathEscape(sub.ID)+"?ok=saved")
 }
 
 func (p *Portal) revokeAll(w http.ResponseWriter, r *http.Request, s *session) {
@@ -299,7 +299,7 @@ func (p *Portal) revokeAll(w http.ResponseWriter, r *http.Request, s *session) {
 		p.renderSub(w, r, sub, http.StatusInternalServerError, "", "err_internal", nil)
 		return
 	}
-	http.Redirect(w, r, "/owner/subs/"+url.PathEscape(sub.ID)+"?ok=revoked", http.StatusSeeOther)
+	redirect(w, "/owner/subs/"+url.PathEscape(sub.ID)+"?ok=revoked")
 }
 
 func (p *Portal) ownerRevokeDevice(w http.ResponseWriter, r *http.Request, s *session) {
@@ -316,7 +316,7 @@ func (p *Portal) ownerRevokeDevice(w http.ResponseWriter, r *http.Request, s *se
 		p.renderSub(w, r, sub, http.StatusConflict, "", "err_input", nil)
 		return
 	}
-	http.Redirect(w, r, "/owner/subs/"+url.PathEscape(sub.ID)+"?ok=revoked", http.StatusSeeOther)
+	redirect(w, "/owner/subs/"+url.PathEscape(sub.ID)+"?ok=revoked")
 }
 
 // describeAgent turns an enrollment User-Agent into "OS / browser".

@@ -187,7 +187,7 @@ func (p *Portal) require(kind, login string, next sessionHandler) http.HandlerFu
 		s := p.sessions.get(r)
 		if s == nil || s.kind != kind || s.step != stepDone {
 			if r.Method == http.MethodGet {
-				http.Redirect(w, r, login, http.StatusSeeOther)
+				redirect(w, login)
 				return
 			}
 			p.fail(w, r, http.StatusUnauthorized, "err_csrf")
@@ -232,19 +232,6 @@ func truncateUA(ua string) string {
 	return ua
 }
 
-// localPath accepts only a path on this site (no scheme, no host, no
-// "//" or "/\" that browsers read as another host): no open redirects.
-func localPath(s string) string {
-	if s == "" || s[0] != '/' || (len(s) > 1 && (s[1] == '/' || s[1] == '\\')) {
-		return "/"
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "" || u.Host != "" {
-		return "/"
-	}
-	return s
-}
-
 func (p *Portal) index(w http.ResponseWriter, r *http.Request) {
 	p.render(w, r, http.StatusOK, "index", view{})
 }
@@ -256,7 +243,7 @@ func (p *Portal) switchLang(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: langCookie, Value: to, Path: "/", Secure: true, HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, MaxAge: 365 * 24 * 3600})
-	http.Redirect(w, r, localPath(r.URL.Query().Get("back")), http.StatusSeeOther)
+	redirect(w, r.URL.Query().Get("back"))
 }
 
 func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
@@ -273,5 +260,5 @@ func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
 		}
 		p.audit(r, s.tenantID, actor(r, s), action, s.name, "ok")
 	}
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	redirect(w, "/")
 }

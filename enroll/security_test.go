@@ -296,22 +296,50 @@ func TestHeadersCookiesAndRotation(t *testing.T) {
 	}
 }
 
+// The language switch sends the browser back to a page of the portal and
+// nowhere else: every attack falls back to "/", resolved against the
+// portal it stays on the portal; real pages come back unchanged.
 func TestNoOpenRedirect(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser()
-	for back, want := range map[string]string{
-		"/owner/":                 "/owner/",
-		"https://evil.example/":   "/",
-		"//evil.example/":         "/",
-		`/\evil.example/`:         "/",
-		"javascript:alert(1)":     "/",
-		"/staff/login?next=x":     "/staff/login?next=x",
-		"http:/evil.example/path": "/",
-	} {
-		_, _, loc := b.get("/lang?to=zh&back=" + url.QueryEscape(back))
-		if loc != want {
-			t.Errorf("back=%q redirects to %q, want %q", back, loc, want)
-		}
+	base, _ := url.Parse(e.srv.URL + "/lang")
+	tests := []struct{ rawBack, want string }{
+		// raw query values, exactly as a link would carry them
+		{"/./%5Cevil.com", "/"}, // the finding: answered Location: /\evil.com
+		{"/%5Cevil.com", "/"},
+		{"%5C%5Cevil.com", "/"},
+		{"%5C/evil.com", "/"},
+		{"/%255Cevil.com", "/"},
+		{"//evil.com", "/"},
+		{"%2F%2Fevil.com", "/"},
+		{"/%252F/evil.com", "/"},
+		{"/.//evil.com", "/"},
+		{"/%2e%2e//evil.com", "/"},
+		{"/%09/evil.com", "/"},
+		{"%09//evil.com", "/"},
+		{"/%0a/evil.com", "/"},
+		{"/%0d%0aSet-Cookie:x=1", "/"},
+		{"%20//evil.com", "/"},
+		{"https://evil.example/", "/"},
+		{"https:%2F%2Fevil.example/", "/"},
+		{"javascript:alert(1)", "/"},
+		{"http:/evil.example/path", "/"},
+		{"", "/"},
+		{"/owner/", "/owner/"},
+		{"/owner/login", "/owner/login"},
+		{"%2Fstaff%2Flogin%3Fnext%3Dx", "/staff/login?next=x"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.rawBack, func(t *testing.T) {
+			st, _, loc := b.get("/lang?to=zh&back=" + tc.rawBack)
+			if st != http.StatusSeeOther || loc != tc.want {
+				t.Fatalf("back=%s: %d Location %q, want %q", tc.rawBack, st, loc, tc.want)
+			}
+			u, err := url.Parse(loc)
+			if err != nil || base.ResolveReference(u).Host != base.Host {
+				t.Fatalf("back=%s: Location %q leaves the portal", tc.rawBack, loc)
+			}
+		})
 	}
 }
 

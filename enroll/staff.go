@@ -138,5 +138,5 @@ func (p *Portal) staffRevokeDevice(w http.ResponseWriter, r *http.Request, s *se
 		p.fail(w, r, http.StatusConflict, "err_input")
 		return
 	}
-	http.Redirect(w, r, "/staff/?ok=revoked", http.StatusSeeOther)
+	redirect(w, "/staff/?ok=revoked")
 }
