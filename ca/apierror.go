@@ -49,6 +49,10 @@ func Explain(err error) APIError {
 		return APIError{http.StatusBadRequest, "bad_csr", err.Error(), "证书请求无效"}
 	case errors.Is(err, store.ErrKeyInUse):
 		return APIError{http.StatusConflict, "key_in_use", "This key pair already has a certificate. Make a new key pair on this computer (start the installation again).", "该密钥已有证书，请在本电脑上重新开始安装以生成新的密钥"}
+	case errors.Is(err, store.ErrProxyInactive):
+		return APIError{http.StatusForbidden, "proxy_refused", err.Error(), "代理证书未知、已吊销或已过期"}
+	case errors.Is(err, errOutOfScope):
+		return APIError{http.StatusForbidden, "out_of_scope", err.Error(), "代理证书无权访问该店铺"}
 	case errors.Is(err, store.ErrDeviceInactive):
 		return APIError{http.StatusForbidden, "device_inactive", err.Error(), "设备证书已吊销或已过期"}
 	case errors.Is(err, store.ErrStale):

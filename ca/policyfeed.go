@@ -14,7 +14,9 @@ import (
 // their snapshot: GET /v1/policy?since=N&wait=D answers the sub-accounts
 // and devices changed after seq N (long-polling up to D while nothing
 // changed), and POST /v1/audit takes their batched decisions into the
-// store's audit log. Both need a proxy-role client certificate.
+// store's audit log. All need a proxy-role client certificate whose
+// record in the store is active (proxyCaller), and each answers or accepts
+// only the stores of that record's scope.
 
 // policyPage is one answer of the policy feed: what changed after the
 // caller's seq, complete up to Seq. Secrets never leave the CA.
@@ -25,7 +27,8 @@ type policyPage struct {
 }
 
 func (s *Server) handlePolicy(w http.ResponseWriter, r *http.Request) {
-	if err := s.proxyCaller(r); err != nil {
+	proxy, err := s.proxyCaller(r)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -34,9 +37,21 @@ func (s *Server) handlePolicy(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	newer, err := s.longPoll(r.Context(), wait, func(seq int64) (bool, error) { return seq > since || since == 0, nil })
+	first := true
+	newer, err := s.longPoll(r.Context(), wait, func(seq int64) (bool, error) {
+		if !first { // woken by a change: the proxy may be the one revoked
+			if err := s.stillActive(r, proxy); err != nil {
+				return false, err
+			}
+		}
+		first = false
+		return seq > since || since == 0, nil
+	})
 	if err != nil {
-		return // the proxy has gone
+		if r.Context().Err() == nil {
+			s.writeError(w, r, err)
+		}
+		return // or the proxy has gone
 	}
 	if !newer && wait > 0 {
 		writeJSON(w, http.StatusOK, policyPage{Seq: since, SubAccounts: []store.SubAccount{}, Devices: []store.Device{}})
@@ -47,15 +62,17 @@ func (s *Server) handlePolicy(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	page := policyPage{Seq: ch.Seq, SubAccounts: ch.SubAccounts, Devices: ch.Devices}
-	for i := range page.SubAccounts {
-		page.SubAccounts[i].PasswordHash, page.SubAccounts[i].TOTPSecret = "", nil
+	page := policyPage{Seq: ch.Seq, SubAccounts: []store.SubAccount{}, Devices: []store.Device{}}
+	for _, a := range ch.SubAccounts {
+		if proxy.Scope.Allows(a.TenantID) {
+			a.PasswordHash, a.TOTPSecret = "", nil
+			page.SubAccounts = append(page.SubAccounts, a)
+		}
 	}
-	if page.SubAccounts == nil {
-		page.SubAccounts = []store.SubAccount{}
-	}
-	if page.Devices == nil {
-		page.Devices = []store.Device{}
+	for _, d := range ch.Devices {
+		if proxy.Scope.Allows(d.TenantID) {
+			page.Devices = append(page.Devices, d)
+		}
 	}
 	writeJSON(w, http.StatusOK, page)
 }
@@ -71,12 +88,17 @@ const (
 	maxAuditUploadRecords = 4096
 )
 
-var errNotProxyEvent = errors.New("only proxy decisions (actor kind proxy, action proxy.*) may be uploaded")
+var (
+	errNotProxyEvent = errors.New("only proxy decisions (action proxy.*) may be uploaded")
+	errOutOfScope    = errors.New("the proxy certificate does not cover this store")
+)
 
-// handleAudit appends a proxy's decisions. A proxy may only write what
-// proxies write: its own kind of actor and proxy.* actions.
+// handleAudit appends a proxy's decisions for the stores of its scope. A
+// proxy may only write what proxies write (proxy.* actions); who and when
+// are the CA's to say (proxyEntry).
 func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
-	if err := s.proxyCaller(r); err != nil {
+	proxy, err := s.proxyCaller(r)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -89,11 +111,18 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("%w: 1..%d records per upload", errBadRequest, maxAuditUploadRecords))
 		return
 	}
-	for _, rec := range up.Records {
-		if rec.Entry.Actor.Kind != "proxy" || !strings.HasPrefix(rec.Entry.Action, "proxy.") || rec.TenantID == "" {
+	now := s.ca.now()
+	for i, rec := range up.Records {
+		if !strings.HasPrefix(rec.Entry.Action, "proxy.") || rec.TenantID == "" {
 			s.writeError(w, r, fmt.Errorf("%w: %v", errBadRequest, errNotProxyEvent))
 			return
 		}
+		if !proxy.Scope.Allows(rec.TenantID) {
+			s.refusedProxy(r, proxy.Name, proxy.Serial, errOutOfScope)
+			s.writeError(w, r, fmt.Errorf("%w: store %s", errOutOfScope, rec.TenantID))
+			return
+		}
+		up.Records[i].Entry = proxyEntry(rec.Entry, proxy.Name, clientIP(r), now)
 	}
 	if err := s.ca.store.AppendAuditBatch(r.Context(), up.Records); err != nil {
 		s.writeError(w, r, err)
@@ -102,7 +131,31 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// seenUpload is a proxy's POST /v1/seen: devices' last use.
+// proxyEntry replaces what a proxy says about who and when: the actor is
+// the proxy of the certificate (from proxyIP), the time the CA's receive
+// time. What the proxy reported is kept as details whose names say so:
+// observed_at (its clock) and client_ip (the address it saw).
+func proxyEntry(e store.AuditEntry, proxyName, proxyIP string, now time.Time) store.AuditEntry {
+	detail := make(map[string]string, len(e.Detail)+2)
+	for k, v := range e.Detail {
+		detail[k] = v
+	}
+	delete(detail, "observed_at")
+	delete(detail, "client_ip")
+	if !e.Time.IsZero() {
+		detail["observed_at"] = e.Time.UTC().Format(time.RFC3339Nano)
+	}
+	if e.Actor.IP != "" {
+		detail["client_ip"] = e.Actor.IP
+	}
+	e.Actor = store.Actor{Kind: "proxy", Name: "proxy:" + proxyName, IP: proxyIP}
+	e.Time, e.Detail = now, detail
+	return e
+}
+
+// seenUpload is a proxy's POST /v1/seen: devices' last use. A reported
+// "at" is accepted for compatibility and ignored: the CA's receive time
+// is recorded.
 type seenUpload struct {
 	Devices []struct {
 		TenantID string    `json:"tenant_id"`
@@ -112,9 +165,12 @@ type seenUpload struct {
 	} `json:"devices"`
 }
 
-// handleSeen records when and from where devices last passed a proxy.
+// handleSeen records when (the CA's time) and from where devices of the
+// proxy's stores last passed it. An upload with any device out of scope
+// is refused whole.
 func (s *Server) handleSeen(w http.ResponseWriter, r *http.Request) {
-	if err := s.proxyCaller(r); err != nil {
+	proxy, err := s.proxyCaller(r)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -127,12 +183,16 @@ func (s *Server) handleSeen(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("%w: 1..%d devices per upload", errBadRequest, maxAuditUploadRecords))
 		return
 	}
+	for _, d := range up.Devices {
+		if !proxy.Scope.Allows(d.TenantID) {
+			s.refusedProxy(r, proxy.Name, proxy.Serial, errOutOfScope)
+			s.writeError(w, r, fmt.Errorf("%w: store %s", errOutOfScope, d.TenantID))
+			return
+		}
+	}
 	now := s.ca.now()
 	for _, d := range up.Devices {
-		if d.At.After(now.Add(time.Minute)) {
-			d.At = now // a proxy's clock ahead of ours does not write the future
-		}
-		if err := s.ca.store.TouchDevice(r.Context(), d.TenantID, d.DeviceID, d.At, d.IP); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := s.ca.store.TouchDevice(r.Context(), d.TenantID, d.DeviceID, now, d.IP); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.writeError(w, r, err)
 			return
 		}

@@ -23,7 +23,7 @@ func TestPolicyFeedForProxiesWithoutDatabase(t *testing.T) {
 	url := startServer(t, f)
 	device := f.issue(f.alice)
 	proxyKey := newKey(t)
-	proxyChain, err := f.ca.IssueProxyCert(f.ctx, "edge-1", newCSR(t, proxyKey, nil))
+	proxyChain, err := f.ca.IssueProxyCert(f.ctx, "edge-1", store.ProxyScope{All: true}, newCSR(t, proxyKey, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestPolicyFeedRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxyKey := newKey(t)
-	proxyChain, _ := f.ca.IssueProxyCert(f.ctx, "edge-1", newCSR(t, proxyKey, nil))
+	proxyChain, _ := f.ca.IssueProxyCert(f.ctx, "edge-1", store.ProxyScope{All: true}, newCSR(t, proxyKey, nil))
 	proxyClient := httpClient(f, tlsCert(proxyChain, proxyKey))
 
 	resp, err := proxyClient.Get(url + "/v1/policy?since=0&wait=0s")

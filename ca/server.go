@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/devicegate/devicegate/internal/identity"
 	"github.com/devicegate/devicegate/internal/ratelimit"
 	"github.com/devicegate/devicegate/store"
 )
@@ -58,6 +57,7 @@ func NewServer(a *Authority) *Server {
 	s.mux.HandleFunc("GET /v1/policy", s.handlePolicy)
 	s.mux.HandleFunc("POST /v1/audit", s.handleAudit)
 	s.mux.HandleFunc("POST /v1/seen", s.handleSeen)
+	s.mux.HandleFunc("POST /v1/proxy/renew", s.handleProxyRenew)
 	s.mux.HandleFunc("GET /crl", s.handleCRL)
 	s.mux.HandleFunc("GET /crl.pem", s.handleCRL)
 	s.mux.HandleFunc("POST /ocsp", s.handleOCSP)
@@ -196,21 +196,6 @@ type feedPage struct {
 	Revocations []feedEntry `json:"revocations"`
 }
 
-// handleRevocations is the proxies' feed: GET /v1/revocations?since=SEQ
-// [&wait=25s]. It answers at once when something newer than SEQ exists and
-// otherwise holds the request until the store's seq moves or wait ends.
-// proxyCaller accepts only callers with a proxy-role certificate of this
-// CA (issued by `devicegate ca proxy-cert`).
-func (s *Server) proxyCaller(r *http.Request) error {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return errUnauthenticated
-	}
-	if _, err := identity.ProxyFromCertificate(r.TLS.PeerCertificates[0], s.ca.opts.TrustDomain); err != nil {
-		return fmt.Errorf("%w: %v", errUnauthenticated, err)
-	}
-	return nil
-}
-
 // feedQuery reads a feed's position (since) and long-poll bound (wait).
 func feedQuery(r *http.Request) (since int64, wait time.Duration, err error) {
 	since, err = strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
@@ -226,8 +211,13 @@ func feedQuery(r *http.Request) (since int64, wait time.Duration, err error) {
 	return since, wait, nil
 }
 
+// handleRevocations is the proxies' feed: GET /v1/revocations?since=SEQ
+// [&wait=25s]. It answers at once when something newer than SEQ exists and
+// otherwise holds the request until the store's seq moves or wait ends.
+// A proxy sees the revocations of the stores of its scope only.
 func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
-	if err := s.proxyCaller(r); err != nil {
+	proxy, err := s.proxyCaller(r)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -237,8 +227,15 @@ func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var page feedPage
+	first := true
 	_, err = s.longPoll(r.Context(), wait, func(int64) (bool, error) {
-		page, err = s.feedPage(r, since)
+		if !first { // woken by a change: the proxy may be the one revoked
+			if err := s.stillActive(r, proxy); err != nil {
+				return false, err
+			}
+		}
+		first = false
+		page, err = s.feedPage(r, since, proxy.Scope)
 		return page.Seq > since, err
 	})
 	switch {
@@ -274,7 +271,7 @@ func (s *Server) longPoll(ctx context.Context, wait time.Duration, ready func(se
 
 // feedPage reads the store's seq before the rows, so a revocation committed
 // in between is delivered next time instead of being skipped.
-func (s *Server) feedPage(r *http.Request, since int64) (feedPage, error) {
+func (s *Server) feedPage(r *http.Request, since int64, scope store.ProxyScope) (feedPage, error) {
 	cur, err := s.ca.store.CurrentSeq(r.Context())
 	if err != nil {
 		return feedPage{}, err
@@ -290,6 +287,9 @@ func (s *Server) feedPage(r *http.Request, since int64) (feedPage, error) {
 	for _, rv := range revs {
 		if rv.Seq > cur {
 			break
+		}
+		if !scope.Allows(rv.TenantID) {
+			continue
 		}
 		page.Revocations = append(page.Revocations, feedEntry{
 			Seq: rv.Seq, Serial: rv.Serial, TenantID: rv.TenantID, SubID: rv.SubID, DeviceID: rv.DeviceID,

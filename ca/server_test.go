@@ -161,7 +161,7 @@ func TestRevocationFeed(t *testing.T) {
 	url := startServer(t, f)
 	device := f.issue(f.alice)
 	proxyKey := newKey(t)
-	proxyChain, err := f.ca.IssueProxyCert(f.ctx, "edge-1", newCSR(t, proxyKey, nil))
+	proxyChain, err := f.ca.IssueProxyCert(f.ctx, "edge-1", store.ProxyScope{All: true}, newCSR(t, proxyKey, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

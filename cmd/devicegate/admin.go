@@ -33,6 +33,8 @@ const adminUsage = `devicegate admin [--config F | --data DIR] <command>
   sub depart|restore|freeze STORE:NAME
   sub revoke-all STORE:NAME [--reason R]
   device revoke SERIAL|DEVICE-ID [--reason R]
+  proxy list [--json]
+  proxy revoke NAME|SERIAL [--reason R]
   audit STORE [--target T] [--json]
   audit verify STORE`
 
@@ -91,6 +93,10 @@ func runAdmin(ctx context.Context, args []string, env *cliEnv) error {
 		return a.adminSubRevokeAll(ctx, args, env)
 	case "device revoke":
 		return a.adminDeviceRevoke(ctx, args, env)
+	case "proxy list":
+		return a.adminProxyList(ctx, args, env)
+	case "proxy revoke":
+		return a.adminProxyRevoke(ctx, args, env)
 	case "audit verify":
 		return a.adminAuditVerify(ctx, args, env)
 	}

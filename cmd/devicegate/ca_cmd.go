@@ -11,14 +11,20 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/devicegate/devicegate/ca"
+	"github.com/devicegate/devicegate/store"
 )
 
 const caUsage = `devicegate ca [--config F | --data DIR] <command>
   init                          create the root and intermediate CAs (keys 0600)
-  proxy-cert --name N --out DIR issue a "proxy" client certificate for the revocation and policy feeds
-                               (DIR gets key.pem, cert.pem, root.pem, devices.pem: proxy.feed.credentials_dir)
+  proxy-cert --name N --stores S,...|all --out DIR
+                                issue a "proxy" client certificate for the revocation and policy feeds of
+                                the named stores (or, explicitly, all stores), valid 7 days
+                                (DIR gets key.pem, cert.pem, root.pem, devices.pem:
+                                proxy.feed.credentials_dir); list and revoke with devicegate admin proxy
   crl                           print the current CRL (PEM)`
 
 func runCA(ctx context.Context, args []string, env *cliEnv) error {
@@ -72,16 +78,17 @@ func runCA(ctx context.Context, args []string, env *cliEnv) error {
 func runProxyCert(ctx context.Context, configPath, dataDir string, args []string, env *cliEnv) error {
 	fs := newFlagSet("ca proxy-cert", env.stderr)
 	name := fs.String("name", "", "proxy node name")
+	stores := fs.String("stores", "", `the stores the proxy serves, comma-separated store names, or "all"`)
 	out := fs.String("out", "", "output directory")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
-	if err := wantArgs(pos, 0, "ca proxy-cert --name N --out DIR"); err != nil {
+	if err := wantArgs(pos, 0, "ca proxy-cert --name N --stores S,...|all --out DIR"); err != nil {
 		return err
 	}
-	if *name == "" || *out == "" {
-		return errors.New("--name and --out are required")
+	if *name == "" || *out == "" || *stores == "" {
+		return errors.New(`--name, --stores (store names, or "all") and --out are required`)
 	}
 	a, err := openApp(ctx, configPath, dataDir, openOptions{})
 	if err != nil {
@@ -91,6 +98,10 @@ func runProxyCert(ctx context.Context, configPath, dataDir string, args []string
 	if a.ca == nil {
 		return errNoCA
 	}
+	scope, err := a.proxyScope(ctx, *stores)
+	if err != nil {
+		return err
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -99,7 +110,7 @@ func runProxyCert(ctx context.Context, configPath, dataDir string, args []string
 	if err != nil {
 		return err
 	}
-	chain, err := a.ca.IssueProxyCert(ctx, *name, csr)
+	chain, err := a.ca.IssueProxyCert(ctx, *name, scope, csr)
 	if err != nil {
 		return err
 	}
@@ -129,6 +140,24 @@ func runProxyCert(ctx context.Context, configPath, dataDir string, args []string
 			return err
 		}
 	}
-	fmt.Fprintf(env.stdout, "proxy certificate for %q written to %s (valid until %s)\n", *name, *out, chain[0].NotAfter.Format("2006-01-02"))
+	fmt.Fprintf(env.stdout, "proxy certificate for %q (stores: %s) written to %s (valid until %s)\n",
+		*name, *stores, *out, chain[0].NotAfter.Format(time.RFC3339))
 	return nil
+}
+
+// proxyScope turns --stores ("all", or store names) into a scope of
+// tenant ids; an unknown store name is an error.
+func (a *app) proxyScope(ctx context.Context, list string) (store.ProxyScope, error) {
+	if list == "all" {
+		return store.ProxyScope{All: true}, nil
+	}
+	var scope store.ProxyScope
+	for _, name := range strings.Split(list, ",") {
+		t, err := a.store.GetTenantByName(ctx, strings.TrimSpace(name))
+		if err != nil {
+			return store.ProxyScope{}, fmt.Errorf("--stores: store %q: %w", name, err)
+		}
+		scope.Stores = append(scope.Stores, t.ID)
+	}
+	return scope, nil
 }

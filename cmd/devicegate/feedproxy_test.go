@@ -53,7 +53,8 @@ func testProxyFedByTheCA(t *testing.T, viaACME bool) {
 	}
 	info, _ := startDemo(t, cfg)
 	creds := filepath.Join(dir, "edge-creds")
-	mustCLI(t, "ca", "--config", cfg, "proxy-cert", "--name", "edge-1", "--out", creds)
+	demoStore, _, _ := strings.Cut(info.BackofficeUsers[0].Name, ":")
+	mustCLI(t, "ca", "--config", cfg, "proxy-cert", "--name", "edge-1", "--stores", demoStore, "--out", creds)
 
 	listen := freePort(t)
 	edgeDir := t.TempDir()
