@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,7 @@ type Options struct {
 	AllowRSA    bool          // accept RSA >= 2048 besides P-256
 	CRLFile     string        // where the PEM CRL is written (optional)
 	CRLValidity time.Duration // nextUpdate distance, default 7 days
+	PublicURL   string        // https://host:port of this CA; device certificates name <PublicURL>/crl and /ocsp (optional)
 	Logger      *slog.Logger
 	Now         func() time.Time // for tests
 }
@@ -51,6 +53,19 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Validity < time.Hour {
 		return errors.New("certificate validity must be at least 1h")
+	}
+	return checkPublicURL(o.PublicURL)
+}
+
+// checkPublicURL accepts "" or an absolute http(s) URL without query,
+// fragment or credentials: it is written into every device certificate.
+func checkPublicURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return fmt.Errorf("CA public URL %q must be an absolute https URL without query, fragment or credentials", raw)
 	}
 	return nil
 }

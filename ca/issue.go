@@ -94,12 +94,7 @@ func (a *Authority) Issue(ctx context.Context, r IssueRequest) (*Issued, error) 
 
 	deviceID := store.NewID()
 	p := identity.Principal{TrustDomain: a.opts.TrustDomain, TenantID: tenantID, SubID: subID, DeviceID: deviceID}
-	chain, err := a.signer.sign(ctx, csr, leafSpec{
-		CommonName: sub.FullName(),
-		URI:        p.URI().String(),
-		NotBefore:  now.Add(-time.Minute), // tolerate small client clock skew
-		NotAfter:   notAfter,
-	})
+	chain, err := a.signer.sign(ctx, csr, a.deviceLeaf(sub, p, now, notAfter))
 	if err != nil {
 		return nil, err
 	}
@@ -156,12 +151,7 @@ func (a *Authority) Renew(ctx context.Context, oldLeaf *x509.Certificate, csrDat
 	if err != nil {
 		return nil, err
 	}
-	chain, err := a.signer.sign(ctx, csr, leafSpec{
-		CommonName: sub.FullName(),
-		URI:        p.URI().String(),
-		NotBefore:  now.Add(-time.Minute),
-		NotAfter:   notAfter,
-	})
+	chain, err := a.signer.sign(ctx, csr, a.deviceLeaf(sub, p, now, notAfter))
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +173,21 @@ func (a *Authority) Renew(ctx context.Context, oldLeaf *x509.Certificate, csrDat
 	a.afterRevocation(ctx)
 	devices, _ := a.store.ListDevices(ctx, p.TenantID, p.SubID)
 	return &Issued{Device: dev, SubAccount: sub, Chain: chain, Installed: store.CountActive(devices, now), Limit: sub.Protection.MaxDevices}, nil
+}
+
+// deviceLeaf is what a device certificate of sub issued now says: its
+// identity, its validity and where its revocation is published.
+func (a *Authority) deviceLeaf(sub store.SubAccount, p identity.Principal, now, notAfter time.Time) leafSpec {
+	spec := leafSpec{
+		CommonName: sub.FullName(),
+		URI:        p.URI().String(),
+		NotBefore:  now.Add(-time.Minute), // tolerate small client clock skew
+		NotAfter:   notAfter,
+	}
+	if base := strings.TrimSuffix(a.opts.PublicURL, "/"); base != "" {
+		spec.CRLURL, spec.OCSPURL = base+"/crl", base+"/ocsp"
+	}
+	return spec
 }
 
 // eligibleUntil is the NotAfter of a certificate issued to sub now (the

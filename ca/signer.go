@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"text/template"
 	"time"
 
@@ -18,9 +19,16 @@ import (
 // clientLeafTemplate is the x509util template of every client certificate
 // we sign (devices and proxies): the subject and SANs come from the
 // template data we set, never from the CSR; clientAuth is the only EKU.
+// Device certificates also name where their revocation is published.
 const clientLeafTemplate = `{
 	"subject": {{ toJson .Subject }},
 	"sans": {{ toJson .SANs }},
+{{- with .CRLDistributionPoints }}
+	"crlDistributionPoints": {{ toJson . }},
+{{- end }}
+{{- with .OCSPServer }}
+	"ocspServer": {{ toJson . }},
+{{- end }}
 	"keyUsage": ["digitalSignature"],
 	"extKeyUsage": ["clientAuth"],
 	"basicConstraints": {"isCA": false}
@@ -32,6 +40,19 @@ type leafSpec struct {
 	URI        string
 	NotBefore  time.Time
 	NotAfter   time.Time
+	CRLURL     string // CRL Distribution Point; "" for none
+	OCSPURL    string // OCSP responder (Authority Information Access); "" for none
+}
+
+// revocationURLs are the extension values of spec: nil when unset.
+func (spec leafSpec) revocationURLs() (crl, ocsp []string) {
+	if spec.CRLURL != "" {
+		crl = []string{spec.CRLURL}
+	}
+	if spec.OCSPURL != "" {
+		ocsp = []string{spec.OCSPURL}
+	}
+	return crl, ocsp
 }
 
 // signer wraps smallstep's embedded authority with the device intermediate.
@@ -81,7 +102,11 @@ func newDeviceSigner(k *Keys) (*signer, error) {
 // authority verifies the CSR's signature (proof of possession) before
 // anything else; a CSR that fails it gets ErrCSRSignature.
 func (s *signer) sign(ctx context.Context, csr *x509.CertificateRequest, spec leafSpec) ([]*x509.Certificate, error) {
-	tmplOpts := renderedTemplate{tmpl: s.leafTmpl, data: x509util.CreateTemplateData(spec.CommonName, []string{spec.URI})}
+	data := x509util.CreateTemplateData(spec.CommonName, []string{spec.URI})
+	crl, ocsp := spec.revocationURLs()
+	data.Set("CRLDistributionPoints", crl)
+	data.Set("OCSPServer", ocsp)
+	tmplOpts := renderedTemplate{tmpl: s.leafTmpl, data: data}
 	validity := provisioner.CertificateEnforcerFunc(func(c *x509.Certificate) error {
 		c.NotBefore, c.NotAfter = spec.NotBefore, spec.NotAfter
 		return nil
@@ -101,6 +126,7 @@ func (s *signer) sign(ctx context.Context, csr *x509.CertificateRequest, spec le
 type clientLeafCheck struct{ spec leafSpec }
 
 func (v clientLeafCheck) Valid(c *x509.Certificate, _ provisioner.SignOptions) error {
+	crl, ocsp := v.spec.revocationURLs()
 	switch {
 	case c.IsCA:
 		return errors.New("client certificate must not be a CA")
@@ -110,6 +136,8 @@ func (v clientLeafCheck) Valid(c *x509.Certificate, _ provisioner.SignOptions) e
 		return errors.New("client certificate must carry exactly its identity URI")
 	case len(c.DNSNames)+len(c.IPAddresses)+len(c.EmailAddresses) != 0:
 		return errors.New("client certificate must not carry other SANs")
+	case !slices.Equal(c.CRLDistributionPoints, crl) || !slices.Equal(c.OCSPServer, ocsp) || len(c.IssuingCertificateURL) != 0:
+		return errors.New("client certificate must name exactly its CRL and OCSP URLs")
 	}
 	return nil
 }

@@ -129,6 +129,7 @@ func caOptions(cfg *config.Config, log *slog.Logger) ca.Options {
 		AllowRSA:    cfg.CA.RSAAllowed(),
 		CRLFile:     cfg.CA.CRLFile,
 		CRLValidity: cfg.CA.CRLValidity.Duration(),
+		PublicURL:   cfg.CA.PublicURL,
 		Logger:      log,
 	}
 }
