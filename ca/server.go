@@ -36,14 +36,19 @@ type Server struct {
 	log *slog.Logger
 	mux *http.ServeMux
 	// codeGuesses locks a client IP out of POST /v1/enroll after repeated
-	// unknown, used or expired codes (codes have 160 bits, but guessing
-	// must still cost the guesser, not the CA).
+	// unknown, used or expired codes.
 	codeGuesses *ratelimit.Limiter
 }
 
-// Code-guessing bounds per client IP.
+// Code-guessing bounds per client IP. A code has 160 random bits, so the
+// lock does not protect codes (no rate makes guessing one feasible); it
+// bounds what a flood of bad codes costs the CA. A whole office shares
+// one NAT address, and ten typos, expired or reused codes there used to
+// lock every colleague out; so the cap is high enough that only a flood
+// reaches it (100 in 15 min, about one every 9 s). A key per (IP, code)
+// would not help: a guesser sends a new code each time.
 const (
-	maxCodeFailures = 10
+	maxCodeFailures = 100
 	codeLockout     = 15 * time.Minute
 )
 
