@@ -4,17 +4,22 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/devicegate/devicegate/internal/identity"
+	"github.com/devicegate/devicegate/proxy"
 	"github.com/devicegate/devicegate/store"
 )
 
@@ -399,5 +404,77 @@ func TestProxyRenew(t *testing.T) {
 	clock.Advance(ProxyCertValidity)
 	if status, _ := renew(f.proxyClient(edge)); status != http.StatusForbidden {
 		t.Fatalf("renewal of an expired certificate: %d, want 403", status)
+	}
+}
+
+// The edge proxy's feed client renews its own certificate at 2/3 of its
+// life (clock injected), writes it to its credentials directory and uses
+// it for new connections at once: with the old serial revoked it still
+// reads the feed. A revoked certificate renews nothing and the files stay.
+func TestFeedClientRenewsItsCertificate(t *testing.T) {
+	f := newFixture(t)
+	clock := f.atomicClock()
+	// Issued five days ago (in the CA's clock), so the renewed certificate
+	// is valid in real time too (TLS checks with the wall clock).
+	clock.Set(time.Now().Add(-5 * 24 * time.Hour))
+	url := startServer(t, f)
+	edge := f.proxyCert("edge-1", only(f.tenant.ID))
+	dir := t.TempDir()
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(edge.key)
+	os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+	var chain []byte
+	for _, c := range edge.chain {
+		chain = append(chain, pemCert(c)...)
+	}
+	os.WriteFile(filepath.Join(dir, "cert.pem"), chain, 0o644)
+	cert, err := proxy.LoadFeedCertificate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed := proxy.NewFeedClient(url, &tls.Config{RootCAs: f.ca.Keys().RootPool(), Certificates: []tls.Certificate{cert}}, slog.New(slog.DiscardHandler))
+	fileSerial := func() string {
+		c, err := proxy.LoadFeedCertificate(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return SerialHex(c.Leaf)
+	}
+
+	// Not due: nothing happens.
+	due := edge.chain[0].NotBefore.Add(edge.chain[0].NotAfter.Sub(edge.chain[0].NotBefore) * 2 / 3)
+	if next, err := feed.RenewIfDue(f.ctx, dir, clock.Now()); err != nil || !next.Equal(due) || fileSerial() != edge.serial() {
+		t.Fatalf("before 2/3: next %v (want %v), %v", next, due, err)
+	}
+	// Due: renewed, written, used.
+	clock.Set(due.Add(time.Minute))
+	next, err := feed.RenewIfDue(f.ctx, dir, clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed := fileSerial()
+	rec, err := f.store.GetProxyCert(f.ctx, renewed)
+	if err != nil || renewed == edge.serial() || rec.RenewedFrom != edge.serial() || rec.Name != "edge-1" || !next.After(clock.Now()) {
+		t.Fatalf("renewed %s: %+v %v, next %v", renewed, rec, err, next)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "key.pem.next")); !os.IsNotExist(err) {
+		t.Fatal("key.pem.next left behind")
+	}
+	if _, err := f.ca.RevokeProxy(f.ctx, edge.serial(), store.ReasonSuperseded); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := feed.PolicyChangesSince(f.ctx, 0); err != nil {
+		t.Fatalf("the feed with the renewed certificate: %v", err)
+	}
+
+	// Revoked: the renewal is refused and the files are kept.
+	if _, err := f.ca.RevokeProxy(f.ctx, "edge-1", store.ReasonKeyCompromise); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(next.Add(time.Minute))
+	if _, err := feed.RenewIfDue(f.ctx, dir, clock.Now()); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("renewal of a revoked certificate: %v", err)
+	}
+	if fileSerial() != renewed {
+		t.Fatal("a refused renewal changed the credentials")
 	}
 }

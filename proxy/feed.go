@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/devicegate/devicegate/store"
@@ -22,9 +24,13 @@ import (
 // last-seen uploads (POST /v1/audit, /v1/seen) as its AuditSink. It
 // authenticates with a proxy-role client certificate.
 type FeedClient struct {
-	base   string
-	client *http.Client
-	log    *slog.Logger
+	base string
+	log  *slog.Logger
+	tc   *tls.Config // the CA's root; Certificates[0] is the first certificate
+	// client carries the current certificate: a renewal swaps in a client
+	// whose new connections present the renewed one.
+	client atomic.Pointer[http.Client]
+	leaf   atomic.Pointer[x509.Certificate]
 }
 
 // feedWait is how long one watch request waits for a change.
@@ -33,8 +39,33 @@ const feedWait = 25 * time.Second
 // NewFeedClient talks to the CA at base with tc (client certificate and
 // the CA's root).
 func NewFeedClient(base string, tc *tls.Config, log *slog.Logger) *FeedClient {
-	return &FeedClient{base: strings.TrimSuffix(base, "/"), log: log,
-		client: &http.Client{Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}, Timeout: feedWait + 10*time.Second}}
+	f := &FeedClient{base: strings.TrimSuffix(base, "/"), log: log, tc: tc}
+	if len(tc.Certificates) > 0 {
+		f.useCertificate(tc.Certificates[0])
+	} else {
+		f.client.Store(newFeedHTTPClient(tc))
+	}
+	return f
+}
+
+func newFeedHTTPClient(tc *tls.Config) *http.Client {
+	// Idle connections close, so those of a replaced certificate end too.
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, IdleConnTimeout: 90 * time.Second},
+		Timeout: feedWait + 10*time.Second}
+}
+
+// useCertificate makes new requests go over new connections with cert.
+func (f *FeedClient) useCertificate(cert tls.Certificate) {
+	tc := f.tc.Clone()
+	tc.Certificates = []tls.Certificate{cert}
+	old := f.client.Swap(newFeedHTTPClient(tc))
+	if cert.Leaf == nil && len(cert.Certificate) > 0 {
+		cert.Leaf, _ = x509.ParseCertificate(cert.Certificate[0])
+	}
+	f.leaf.Store(cert.Leaf)
+	if old != nil {
+		old.CloseIdleConnections()
+	}
 }
 
 // policyPage mirrors the CA's answer.
@@ -50,7 +81,7 @@ func (f *FeedClient) fetch(ctx context.Context, since int64, wait time.Duration)
 	if err != nil {
 		return policyPage{}, err
 	}
-	resp, err := f.client.Do(req)
+	resp, err := f.client.Load().Do(req)
 	if err != nil {
 		return policyPage{}, fmt.Errorf("policy feed: %w", err)
 	}
@@ -115,7 +146,7 @@ func (f *FeedClient) post(ctx context.Context, path string, v any) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := f.client.Do(req)
+	resp, err := f.client.Load().Do(req)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

@@ -22,7 +22,8 @@ const caUsage = `devicegate ca [--config F | --data DIR] <command>
   init                          create the root and intermediate CAs (keys 0600)
   proxy-cert --name N --stores S,...|all --out DIR
                                 issue a "proxy" client certificate for the revocation and policy feeds of
-                                the named stores (or, explicitly, all stores), valid 7 days
+                                the named stores (or, explicitly, all stores), valid 7 days and renewed by
+                                the edge proxy itself at 2/3 of that
                                 (DIR gets key.pem, cert.pem, root.pem, devices.pem:
                                 proxy.feed.credentials_dir); list and revoke with devicegate admin proxy
   crl                           print the current CRL (PEM)`

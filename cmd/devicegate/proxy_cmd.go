@@ -71,10 +71,11 @@ const feedPollEvery = time.Second
 // startFeedGateway runs a gateway that holds no database credentials and no
 // CA keys: the credentials directory from `devicegate ca proxy-cert` (its
 // proxy certificate, the CA root, the device CA) and the operator's own
-// server certificate are all it needs.
+// server certificate are all it needs. It renews its proxy certificate in
+// that directory itself (the directory must be writable).
 func startFeedGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gatewayServers, error) {
 	dir := cfg.Proxy.Feed.CredentialsDir
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+	cert, err := proxy.LoadFeedCertificate(dir)
 	if err != nil {
 		return nil, fmt.Errorf("proxy.feed.credentials_dir: %w", err)
 	}
@@ -101,7 +102,10 @@ func startFeedGateway(ctx context.Context, cfg *config.Config, log *slog.Logger)
 	gw, err := startGateway(ctx, gatewayParts{
 		cfg: cfg, catalog: catalog, source: feed, sink: feed, devicePool: devices, tls: serverTLS,
 		pollEvery: max(cfg.Proxy.SyncInterval.Duration(), feedPollEvery),
-		watch:     func(ctx context.Context, p *proxy.Policy) { go feed.Watch(ctx, p) },
+		watch: func(ctx context.Context, p *proxy.Policy) {
+			go feed.Watch(ctx, p)
+			go feed.KeepRenewed(ctx, dir, time.Now) // its proxy certificate lives 7 days
+		},
 	}, cfg.Proxy.Upstreams, log)
 	if err != nil {
 		return nil, err
