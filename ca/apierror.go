@@ -3,7 +3,10 @@ package ca
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/devicegate/devicegate/store"
 )
@@ -28,7 +31,13 @@ type APIError struct {
 func Explain(err error) APIError {
 	var ne *store.NotEligibleError
 	var be *store.BelowActiveError
+	var early *RenewTooEarlyError
+	var rate *RenewRateError
 	switch {
+	case errors.As(err, &rate):
+		return APIError{http.StatusTooManyRequests, "renew_rate_limited", err.Error(), "证书续期过于频繁，请稍后再试"}
+	case errors.As(err, &early):
+		return APIError{http.StatusForbidden, "renew_too_early", err.Error(), "证书临近到期（最后 30 天内）才能续期；如需提前更换，请联系主账号吊销该设备后重新安装"}
 	case errors.Is(err, store.ErrQuotaExceeded):
 		return APIError{http.StatusForbidden, "quota_exceeded", QuotaMessageEN, QuotaMessageZH}
 	case errors.Is(err, store.ErrTicketExpired):
@@ -87,6 +96,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := Explain(err)
+	var ra interface{ retryAfter() time.Duration } // a refusal that says when to come back
+	if errors.As(err, &ra) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ra.retryAfter().Seconds()))))
+	}
 	if e.Status >= 500 {
 		s.log.Error("request failed", "path", r.URL.Path, "err", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/internal/identity"
+	"github.com/devicegate/devicegate/internal/ratelimit"
 	"github.com/devicegate/devicegate/store"
 )
 
@@ -77,6 +78,8 @@ type Authority struct {
 	store  store.Store
 	signer *signer
 	revs   *revocationState
+	// renewals counts each device's renewals in the store (renewlimit.go).
+	renewals *ratelimit.Shared
 
 	onRevoke atomic.Pointer[func()]
 }
@@ -95,7 +98,8 @@ func New(ctx context.Context, keys *Keys, st store.Store, opts Options) (*Author
 	if err != nil {
 		return nil, err
 	}
-	a := &Authority{opts: opts, keys: keys, store: st, signer: s}
+	a := &Authority{opts: opts, keys: keys, store: st, signer: s,
+		renewals: ratelimit.NewShared(st, "renew:", maxRenewals, renewalWindow, opts.Logger)}
 	a.revs = newRevocationState(a)
 	if err := a.revs.refresh(ctx); err != nil {
 		return nil, fmt.Errorf("build CRL: %w", err)

@@ -122,7 +122,8 @@ func (a *Authority) Issue(ctx context.Context, r IssueRequest) (*Issued, error) 
 
 // Renew gives an active device a new certificate (same device id, same
 // quota slot) and revokes the old serial as superseded. The caller has
-// authenticated the device with its current certificate, oldLeaf.
+// authenticated the device with its current certificate, oldLeaf. Only a
+// certificate near its end renews, at most maxRenewals times a day.
 func (a *Authority) Renew(ctx context.Context, oldLeaf *x509.Certificate, csrData []byte) (*Issued, error) {
 	p, err := identity.FromCertificate(oldLeaf, a.opts.TrustDomain)
 	if err != nil {
@@ -142,6 +143,9 @@ func (a *Authority) Renew(ctx context.Context, oldLeaf *x509.Certificate, csrDat
 	}
 	if !dev.ActiveAt(now) {
 		return nil, store.ErrDeviceInactive
+	}
+	if err := a.checkRenewal(ctx, dev, now); err != nil {
+		return nil, err
 	}
 	sub, err := a.store.GetSubAccount(ctx, p.TenantID, p.SubID)
 	if err != nil {
@@ -170,6 +174,7 @@ func (a *Authority) Renew(ctx context.Context, oldLeaf *x509.Certificate, csrDat
 	if err != nil {
 		return nil, err
 	}
+	a.countRenewal(ctx, dev, now)
 	a.afterRevocation(ctx)
 	devices, _ := a.store.ListDevices(ctx, p.TenantID, p.SubID)
 	return &Issued{Device: dev, SubAccount: sub, Chain: chain, Installed: store.CountActive(devices, now), Limit: sub.Protection.MaxDevices}, nil

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"os"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ocsp"
 
@@ -126,6 +127,8 @@ func TestRenewKeepsSlotAndRevokesOldSerial(t *testing.T) {
 	f := newFixture(t)
 	old := f.issue(f.alice)
 	f.issue(f.alice) // quota now full: renew must still work (same slot)
+	// A day before its end: renewable.
+	f.now = f.now.Add(f.ca.opts.Validity - 24*time.Hour)
 	renewed, err := f.ca.Renew(f.ctx, old.Chain[0], newCSR(t, newKey(t), nil))
 	if err != nil {
 		t.Fatal(err)

@@ -241,6 +241,7 @@ func TestRenewOverMTLS(t *testing.T) {
 	if status, _ := post(httpClient(f, nil)); status != http.StatusUnauthorized {
 		t.Fatalf("renew without a certificate: %d", status)
 	}
+	f.now = f.now.Add(f.ca.opts.Validity - 24*time.Hour) // a day before its end: renewable
 	status, out := post(httpClient(f, tlsCert(is.Chain, key)))
 	if status != http.StatusCreated || out["device_id"] != is.Device.ID || out["serial"] == is.Device.Serial {
 		t.Fatalf("renew: %d %v", status, out)
