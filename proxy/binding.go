@@ -42,13 +42,26 @@ func newWhoamiBinder(url, cookie, userField string, client *http.Client) *whoami
 	return &whoamiBinder{url: url, cookie: cookie, userField: userField, client: client, cache: map[[32]byte]whoamiEntry{}}
 }
 
-// User returns the app user ("store:name") of the request's session.
+// User returns the app user ("store:name") of the request's session. The
+// app is asked with exactly what the cache is keyed on: the one session
+// cookie and the Authorization header, if any (an app may prefer either).
 func (b *whoamiBinder) User(ctx context.Context, r *http.Request) (string, error) {
-	c, err := r.Cookie(b.cookie)
-	if err != nil || c.Value == "" {
-		return "", errNotLoggedIn
+	value, err := sessionCookie(r, b.cookie)
+	if err != nil {
+		return "", err
 	}
-	key := sha256.Sum256([]byte(c.Value))
+	auth := r.Header.Values("Authorization")
+	if len(auth) > 1 {
+		return "", errAmbiguousSession
+	}
+	h := sha256.New()
+	h.Write([]byte(value))
+	for _, a := range auth {
+		h.Write([]byte{0})
+		h.Write([]byte(a))
+	}
+	var key [32]byte
+	h.Sum(key[:0])
 	now := time.Now()
 	b.mu.Lock()
 	e, ok := b.cache[key]
@@ -56,7 +69,7 @@ func (b *whoamiBinder) User(ctx context.Context, r *http.Request) (string, error
 	if ok && now.Before(e.expires) {
 		return e.user, nil
 	}
-	user, err := b.ask(ctx, r)
+	user, err := b.ask(ctx, value, auth)
 	if err != nil {
 		return "", err
 	}
@@ -69,13 +82,14 @@ func (b *whoamiBinder) User(ctx context.Context, r *http.Request) (string, error
 	return user, nil
 }
 
-func (b *whoamiBinder) ask(ctx context.Context, r *http.Request) (string, error) {
+func (b *whoamiBinder) ask(ctx context.Context, session string, auth []string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.url, nil)
 	if err != nil {
 		return "", err
 	}
-	for _, c := range r.Cookies() {
-		req.AddCookie(c)
+	req.AddCookie(&http.Cookie{Name: b.cookie, Value: session})
+	if len(auth) == 1 {
+		req.Header.Set("Authorization", auth[0])
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := b.client.Do(req)

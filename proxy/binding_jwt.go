@@ -94,23 +94,34 @@ func newJWTBinder(keys keySource, cookie, claim, issuer, audience string) *jwtBi
 }
 
 // token takes the JWT from the configured cookie or an Authorization
-// bearer header.
-func (b *jwtBinder) token(r *http.Request) string {
-	if b.cookie != "" {
-		if c, err := r.Cookie(b.cookie); err == nil {
-			return c.Value
+// bearer header. A request with both, or with two of either, is
+// ambiguous: the app may read another token than the one checked here.
+func (b *jwtBinder) token(r *http.Request) (string, error) {
+	auth := r.Header.Values("Authorization")
+	if len(auth) > 1 {
+		return "", errAmbiguousSession
+	}
+	if b.cookie != "" && countCookies(r, b.cookie) > 0 {
+		if len(auth) > 0 {
+			return "", errAmbiguousSession
+		}
+		return sessionCookie(r, b.cookie)
+	}
+	if len(auth) == 1 {
+		if v, ok := strings.CutPrefix(auth[0], "Bearer "); ok {
+			return v, nil
 		}
 	}
-	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		return v
-	}
-	return ""
+	return "", errNotLoggedIn
 }
 
 // User verifies the token (algorithm fixed by the key type, signature,
 // exp required, nbf, issuer, audience) and returns the user claim.
 func (b *jwtBinder) User(ctx context.Context, r *http.Request) (string, error) {
-	raw := b.token(r)
+	raw, err := b.token(r)
+	if err != nil {
+		return "", err
+	}
 	if raw == "" || len(raw) > maxJWTBytes {
 		return "", errNotLoggedIn
 	}

@@ -20,6 +20,7 @@ const (
 	ReasonNoPermission     = "permission_denied"
 	ReasonNotLoggedIn      = "not_logged_in"
 	ReasonSessionMismatch  = "session_mismatch"
+	ReasonAmbiguousSession = "ambiguous_session" // two session cookies, or a cookie and Authorization
 	ReasonBindingFailed    = "session_check_failed"
 	ReasonPolicyStale      = "policy_stale"
 	ReasonCertificateValid = "ok"

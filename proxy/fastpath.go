@@ -192,35 +192,24 @@ func (g *Gateway) serveFast(c *fastConn) fastOutcome {
 	return out
 }
 
-// upstreamFor finds the upstream of a Host header value as hostOnly does
-// (port dropped as net.SplitHostPort would, case folded), without
-// allocating; a value whose reading is not obvious gives nil (net/http).
+// upstreamFor finds the upstream of a Host header value without
+// allocating, when the value is already in canonicalHost's form (lower
+// case, a valid port); any other value gives nil, and net/http's path
+// refuses or canonicalizes it.
 func (g *Gateway) upstreamFor(host []byte) *upstream {
-	colons, brackets := 0, 0
-	for _, b := range host {
-		switch b {
-		case ':':
-			colons++
-		case '[', ']':
-			brackets++
-		}
+	if len(host) == 0 || len(host) > 255 || host[0] == '[' {
+		return nil
 	}
-	switch {
-	case host[0] == '[':
-		end := bytes.IndexByte(host, ']')
-		if brackets != 2 || end < 0 || end+1 >= len(host) || host[end+1] != ':' {
+	if i := bytes.IndexByte(host, ':'); i >= 0 {
+		if !validPort(host[i+1:]) {
 			return nil
 		}
-		host = host[1:end]
-	case brackets > 0:
-		return nil
-	case colons == 1:
-		host = host[:bytes.IndexByte(host, ':')]
+		host = host[:i]
 	}
-	var buf [255]byte
-	lowered := buf[:len(host)]
-	for i, b := range host {
-		lowered[i] = lower(b)
+	for _, b := range host {
+		if b >= 'A' && b <= 'Z' || b == '[' || b == ']' {
+			return nil
+		}
 	}
-	return g.byHost[string(lowered)]
+	return g.byHost[string(host)]
 }

@@ -56,16 +56,8 @@ type upstream struct {
 	perms    []config.PathPermission // longest path first
 }
 
-// identityHeaders are never accepted from clients: they are stripped from
-// every request, and only the gateway sets its own. Besides certificate
-// headers these are the client-address headers apps and frameworks trust
-// (the gateway's X-Forwarded-For is the one to use).
-var identityHeaders = []string{
-	"Client-Cert", "Client-Cert-Chain", "X-Forwarded-Client-Cert", "X-Client-Cert", "X-Client-Verify",
-	"X-Ssl-Client-Cert", "X-Ssl-Client-Verify", "X-Ssl-Client-S-Dn", "Ssl-Client-Cert", "Forwarded",
-	"X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "X-Original-Forwarded-For",
-}
-
+// identityPrefix names the gateway's own identity headers (the client's
+// are stripped: see strippedFromClient).
 const identityPrefix = "X-Devicegate-"
 
 // NewGateway checks the upstreams against the catalog and builds the
@@ -82,6 +74,9 @@ func NewGateway(o Options) (*Gateway, error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("upstream %s: %w", uc.Name, err))
 			continue
+		}
+		if uc.Upgrades == nil {
+			uc.Upgrades = []string{"websocket"} // the default, as config fills it in
 		}
 		u := &upstream{cfg: uc, target: target, basePath: strings.TrimSuffix(target.EscapedPath(), "/")}
 		if uc.Binding.Mode == "header" {
@@ -138,7 +133,7 @@ func NewGateway(o Options) (*Gateway, error) {
 			// held back); flushing every write cost 15 % of the CPU.
 			FlushInterval: 0,
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-				g.upstreamFailed(w, uc.Name, err)
+				g.forwardFailed(w, r, uc.Name, err)
 			},
 		}
 		for _, h := range uc.Hosts {
@@ -194,6 +189,18 @@ func (g *Gateway) upstreamFailed(w http.ResponseWriter, name string, err error) 
 	http.Error(w, "upstream unavailable", upstreamStatus(err))
 }
 
+// forwardFailed answers a request that could not be forwarded: 400 when
+// the client's own body was broken (a malformed chunked encoding, a body
+// cut short), else as upstreamFailed.
+func (g *Gateway) forwardFailed(w http.ResponseWriter, r *http.Request, name string, err error) {
+	if clientBodyFailed(r) {
+		g.opts.Log.Debug("bad request body", "upstream", name, "err", err)
+		writePage(w, r, http.StatusBadRequest, badRequest, "bad_body", "")
+		return
+	}
+	g.upstreamFailed(w, name, err)
+}
+
 // upstreamStatus: 504 when the upstream timed out, 502 otherwise.
 func upstreamStatus(err error) int {
 	var ne net.Error
@@ -246,13 +253,6 @@ func clientIP(remoteAddr string) string {
 	return ip
 }
 
-func hostOnly(hostport string) string {
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		return strings.ToLower(h)
-	}
-	return strings.ToLower(hostport)
-}
-
 // ServeHTTP routes, canonicalizes, decides and forwards one request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := newStallWriter(w, g.writeStall)
@@ -265,9 +265,19 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		// A connection the fast path handed to net/http (Server).
 		r.TLS, _ = r.Context().Value(tlsStateKey{}).(*tls.ConnectionState)
 	}
-	u := g.byHost[hostOnly(r.Host)]
+	name, canonical, ok := canonicalHost(r.Host)
+	if !ok {
+		writePage(w, r, http.StatusBadRequest, badRequest, "bad_host", "")
+		return
+	}
+	u := g.byHost[name]
 	if u == nil {
 		writePage(w, r, http.StatusMisdirectedRequest, badRequest, "unknown_host", "")
+		return
+	}
+	r.Host = canonical // what the app sees as X-Forwarded-Host
+	if reason := upgradeRefused(r, u); reason != "" {
+		writePage(w, r, http.StatusBadRequest, badRequest, reason, "")
 		return
 	}
 	raw := r.RequestURI
@@ -283,11 +293,8 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveWhoami(w, r)
 		return
 	}
-	for _, h := range identityHeaders {
-		r.Header.Del(h)
-	}
 	for k := range r.Header {
-		if strings.HasPrefix(k, identityPrefix) {
+		if strippedFromClient(k) {
 			delete(r.Header, k)
 		}
 	}
@@ -326,9 +333,10 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		g.opts.Metrics.request(u.cfg.Name, "", "pass", "")
 	}
 	start := time.Now()
+	r = wrapClientBody(r)
 	if u.direct != nil && canForwardDirect(r) {
 		if err := u.direct.forward(w, r, u.forwardedPath(path)); err != nil {
-			g.upstreamFailed(w, u.cfg.Name, err)
+			g.forwardFailed(w, r, u.cfg.Name, err)
 		}
 	} else {
 		u.proxy.ServeHTTP(w, r.WithContext(contextWithPath(r, path)))
@@ -391,6 +399,8 @@ func (g *Gateway) decide(r *http.Request, u *upstream, point string) (Grant, str
 	}
 	user, err := u.binder.User(r.Context(), r)
 	switch {
+	case errors.Is(err, errAmbiguousSession):
+		return grant, ReasonAmbiguousSession
 	case errors.Is(err, errNotLoggedIn):
 		return grant, ReasonNotLoggedIn
 	case err != nil:

@@ -211,13 +211,12 @@ func validHost(v []byte) bool {
 // handOffFields change framing or the connection, or ask for something
 // only net/http implements; the fast path never handles them.
 var handOffFields = []string{
-	"Content-Length", "Transfer-Encoding", "Upgrade", "Expect", "Trailer", "Te", "Http2-Settings",
+	"Content-Length", "Transfer-Encoding", "Upgrade", "Expect", "Trailer", "Te",
 }
 
-// droppedFields are hop-by-hop or the gateway's own; they are never passed
-// on (client-sent identity headers are stripped, as in ServeHTTP).
-var droppedFields = append([]string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
-	"Proxy-Authorization"}, identityHeaders...)
+// droppedFields are hop-by-hop; they are never passed on (nor is what
+// strippedFromClient drops, as in ServeHTTP).
+var droppedFields = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization"}
 
 func classifyField(name, value []byte) fieldKind {
 	switch {
@@ -228,7 +227,7 @@ func classifyField(name, value []byte) fieldKind {
 			return fieldHandOff // names headers to drop, or is empty
 		}
 		return fieldConnection
-	case hasPrefixFold(name, identityPrefix), hasPrefixFold(name, "X-Forwarded-"):
+	case strippedFromClient(name):
 		return fieldDrop
 	}
 	for _, k := range handOffFields {
@@ -269,10 +268,6 @@ func asciiEqualFold(b []byte, s string) bool {
 		}
 	}
 	return true
-}
-
-func hasPrefixFold(b []byte, prefix string) bool {
-	return len(b) >= len(prefix) && asciiEqualFold(b[:len(prefix)], prefix)
 }
 
 func lower(c byte) byte {

@@ -7,6 +7,8 @@ package proxy
 import (
 	"errors"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // MaxPathBytes bounds a request path.
@@ -69,6 +71,10 @@ func NormalizePath(raw string, foldCase bool) (string, error) {
 			return bad("dot segment")
 		case strings.HasSuffix(seg, "."):
 			return bad("segment ends with a dot")
+		case endsWithSpace(seg):
+			// IIS drops trailing dots and spaces, so "/orders/sold%20"
+			// would be served as the high-risk "/orders/sold".
+			return bad("segment ends with whitespace")
 		}
 		return nil
 	}
@@ -120,7 +126,7 @@ func NormalizePath(raw string, foldCase bool) (string, error) {
 			return "", bad("control character")
 		case c == '?' || c == '#':
 			return "", bad("query or fragment in path")
-		case c > 0x7e:
+		case c > 0x7e, c == ' ': // a raw space (HTTP/2 can carry one) is written as %20
 			b.WriteByte('%')
 			b.WriteByte(upperHex[c>>4])
 			b.WriteByte(upperHex[c&15])
@@ -139,6 +145,26 @@ func NormalizePath(raw string, foldCase bool) (string, error) {
 		out = foldPath(out)
 	}
 	return out, nil
+}
+
+// endsWithSpace: the segment (in canonical form) ends in an encoded
+// whitespace character: ASCII space, or a Unicode space such as U+00A0 or
+// U+3000 (UTF-8 encoded), or a zero-width space or BOM.
+func endsWithSpace(seg string) bool {
+	n := len(seg)
+	if n < 3 || seg[n-3] != '%' {
+		return false // the common case: the segment does not end in an escape
+	}
+	var tail [utf8.UTFMax]byte // the decoded bytes of the last escapes, at most one rune's
+	k := len(tail)
+	for i := n - 3; i >= 0 && seg[i] == '%' && k > 0; i -= 3 {
+		hi, _ := unhex(seg[i+1])
+		lo, _ := unhex(seg[i+2])
+		k--
+		tail[k] = hi<<4 | lo
+	}
+	r, size := utf8.DecodeLastRune(tail[k:])
+	return size > 0 && r != utf8.RuneError && (unicode.IsSpace(r) || r == '\u200b' || r == '\ufeff')
 }
 
 // foldPath lower-cases ASCII letters outside percent-escapes (escapes keep

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 func TestNormalizePathAccepts(t *testing.T) {
@@ -43,6 +44,9 @@ func TestNormalizePathRefusesTricks(t *testing.T) {
 		"/orders\\sold", "/orders%00sold", "/orders\x00sold", "/orders%252e%252e", "/orders%25", "/orders;jsessionid=1/sold",
 		"/orders/sold;x", "/orders%3bsold", "/orders/sold.", "/orders./sold", "/orders/sold%2e", "/a%", "/a%2", "/a%zz",
 		"/a\r\nb", "/a%0d%0ab", "/a\tb", "/a?b", "/a#b", "/" + strings.Repeat("a", MaxPathBytes),
+		// trailing whitespace, which IIS strips like a trailing dot
+		"/orders/sold%20", "/orders%20/sold", "/orders/sold.%20", "/orders/sold%C2%A0", "/orders/sold\xc2\xa0",
+		"/orders/sold%E3%80%80", "/orders/sold%e2%80%8b", "/orders/sold%EF%BB%BF", "/orders/%20",
 	} {
 		if got, err := NormalizePath(raw, false); !errors.Is(err, ErrBadPath) {
 			t.Errorf("NormalizePath(%q) = %q, %v; want refused", raw, got, err)
@@ -74,7 +78,8 @@ func FuzzNormalizePath(f *testing.F) {
 			t.Fatalf("%q -> %q does not decode: %v", raw, p, err)
 		}
 		for _, seg := range strings.Split(dec, "/") {
-			if seg == "." || seg == ".." || strings.ContainsAny(seg, "\\\x00;") {
+			if seg == "." || seg == ".." || strings.ContainsAny(seg, "\\\x00;") ||
+				strings.TrimRightFunc(seg, unicode.IsSpace) != seg || strings.HasSuffix(seg, ".") {
 				t.Fatalf("%q -> %q decodes to a dangerous segment %q", raw, p, seg)
 			}
 		}

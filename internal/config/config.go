@@ -116,6 +116,10 @@ type Upstream struct {
 	// certificate cannot log in).
 	LoginPath           string `yaml:"login_path"`
 	RequireCertForLogin bool   `yaml:"require_cert_for_login"`
+	// Upgrades lists the protocols a client may switch to (Upgrade header)
+	// on this app; nil means [websocket], [] none. h2c is never allowed: it
+	// would carry every later request past the proxy's decision.
+	Upgrades []string `yaml:"upgrades"`
 }
 
 // Binding ties the app's login session to the certificate's sub-account.
@@ -261,6 +265,9 @@ func (c *Config) setDefaults(baseDir string, p *problems) {
 		def(&u.Binding.Mode, "whoami")
 		def(&u.Binding.UserField, "user")
 		def(&u.Binding.JWTClaim, "sub")
+		if u.Upgrades == nil {
+			u.Upgrades = []string{"websocket"}
+		}
 		u.Binding.HMACKeyFile, u.Binding.JWTKeyFile = abs(u.Binding.HMACKeyFile), abs(u.Binding.JWTKeyFile)
 	}
 	if len(c.TLS.Hosts) == 0 && c.TLS.ACME.DirectoryURL == "" {
@@ -466,6 +473,14 @@ func (u Upstream) validate(p *problems, path string) {
 	default:
 		p.add(path+".binding.mode", "%q is not supported (supported: whoami, header, jwt)", u.Binding.Mode)
 	}
+	for j, up := range u.Upgrades {
+		switch {
+		case strings.EqualFold(up, "h2c"):
+			p.add(fmt.Sprintf("%s.upgrades[%d]", path, j), "h2c cannot be allowed: an HTTP/2 tunnel would carry requests past the proxy's decision")
+		case !isToken(up):
+			p.add(fmt.Sprintf("%s.upgrades[%d]", path, j), "%q is not a protocol name (an HTTP token, e.g. websocket)", up)
+		}
+	}
 	if u.RequireCertForLogin && !strings.HasPrefix(u.LoginPath, "/") {
 		p.add(path+".login_path", "required (a path) when require_cert_for_login is on")
 	}
@@ -479,4 +494,22 @@ func (u Upstream) validate(p *problems, path string) {
 			p.add(pth+".point", "required")
 		}
 	}
+}
+
+// isToken: an Upgrade protocol as RFC 9110 writes it (token, optionally
+// "/" version token), nothing else.
+func isToken(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~/", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }

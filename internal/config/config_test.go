@@ -95,6 +95,8 @@ func TestConfigErrors(t *testing.T) {
 		{"jwks over plain http", "proxy:\n  upstreams:\n    - {name: app, url: \"http://127.0.0.1:1\", hosts: [localhost], permissions: [{path: /, point: orders.sold}], binding: {mode: jwt, jwks_url: \"http://idp.example/jwks\"}}\n", "https"},
 		{"jwt with two key sources", "proxy:\n  upstreams:\n    - {name: app, url: \"http://127.0.0.1:1\", hosts: [localhost], permissions: [{path: /, point: orders.sold}], binding: {mode: jwt, jwks_url: \"https://idp.example/jwks\", jwt_key_file: k.pem}}\n", "exactly one"},
 		{"jwt without a key", "proxy:\n  upstreams:\n    - {name: app, url: \"http://127.0.0.1:1\", hosts: [localhost], permissions: [{path: /, point: orders.sold}], binding: {mode: jwt}}\n", "exactly one"},
+		{"h2c upgrade allowed", "proxy:\n  upstreams:\n    - {name: app, url: \"http://127.0.0.1:1\", hosts: [localhost], permissions: [{path: /, point: orders.sold}], upgrades: [websocket, H2C], binding: {mode: header, hmac_key_file: k}}\n", "upgrades[1]"},
+		{"upgrade that is no protocol name", "proxy:\n  upstreams:\n    - {name: app, url: \"http://127.0.0.1:1\", hosts: [localhost], permissions: [{path: /, point: orders.sold}], upgrades: [\"web socket\"], binding: {mode: header, hmac_key_file: k}}\n", "upgrades[0]"},
 		{"cert without key", "tls:\n  cert_file: a.crt\n", "cert_file and key_file"},
 		{"bad tls host", "tls:\n  hosts: [\"a b\"]\n", "tls.hosts[0]"},
 		{"acme without terms", "tls:\n  hosts: [gate.example.com]\n  acme: {directory_url: \"https://acme.example/dir\"}\n", "agree_tos"},
