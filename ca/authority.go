@@ -115,11 +115,15 @@ func (a *Authority) TrustDomain() string { return a.opts.TrustDomain }
 
 func (a *Authority) now() time.Time { return a.opts.Now() }
 
+// crlTick is how often Run polls the store's change seq and rebuilds the
+// CRL if it moved: the bound on how far the CRL trails a revocation.
+const crlTick = 250 * time.Millisecond
+
 // Run keeps the CRL fresh until ctx ends: it notices revocations made by
 // other processes on the same store (the admin CLI, another node) by polling
 // the store's change sequence (one cheap read) every 250 ms, so feeds and
 // the CRL follow within well under a second, and re-signs the CRL before it
 // expires.
 func (a *Authority) Run(ctx context.Context) {
-	a.revs.run(ctx, 250*time.Millisecond)
+	a.revs.run(ctx, crlTick)
 }

@@ -206,7 +206,7 @@ func (a *Authority) eligibleUntil(sub store.SubAccount, now time.Time) (time.Tim
 	return notAfter, store.Eligible(sub, now, notAfter)
 }
 
-// RevokeDevice revokes one device and republishes the CRL at once.
+// RevokeDevice revokes one device and publishes it (afterRevocation).
 func (a *Authority) RevokeDevice(ctx context.Context, tenantID, deviceID string, reason store.RevocationReason, actor store.Actor) (store.Revocation, error) {
 	if err := checkReason(reason); err != nil {
 		return store.Revocation{}, err
@@ -243,14 +243,20 @@ func (a *Authority) SetStatus(ctx context.Context, tenantID, subID string, statu
 	return sub, rvs, nil
 }
 
-// afterRevocation republishes the CRL and wakes the feed. The revocation is
-// already durable; a CRL failure is logged and retried by Run.
+// afterRevocation makes a revocation visible: OCSP and the feed at once;
+// the CRL at once when no Run is active (a CLI process), else at Run's next
+// tick, so a burst is signed once. The revocation is already durable; a
+// failure here is logged and retried by Run.
 func (a *Authority) afterRevocation(ctx context.Context) {
 	if fn := a.onRevoke.Load(); fn != nil {
 		(*fn)()
 	}
-	if err := a.revs.refresh(ctx); err != nil {
-		a.opts.Logger.Error("CRL refresh after revocation failed; retrying in the background", "err", err)
+	publish := a.revs.refresh
+	if a.revs.running.Load() {
+		publish = a.revs.sync
+	}
+	if err := publish(ctx); err != nil {
+		a.opts.Logger.Error("publishing a revocation failed; retrying in the background", "err", err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/big"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/devicegate/devicegate/internal/atomicfile"
@@ -16,12 +17,22 @@ import (
 
 // revocationState is the CA's view of revoked serials: the signed CRL, the
 // set OCSP answers from, and a broadcast that wakes long-polling feeds.
+//
+// The set and the broadcast follow every revocation at once (sync: the new
+// rows only). Signing the CRL is the expensive part (every entry, a
+// signature, a file write); while Run is active it happens at Run's next
+// tick, so a burst of revocations is signed once, at most crlTick after it.
 type revocationState struct {
 	a *Authority
 
+	running atomic.Bool  // Run rebuilds the CRL in the background
+	builds  atomic.Int64 // CRLs signed (figures, tests)
+	build   sync.Mutex   // one CRL build at a time
+
 	mu         sync.RWMutex
-	seq        int64                       // store change seq the state was built from
+	seq        int64                       // store change seq the set is complete up to
 	revoked    map[string]store.Revocation // serial hex -> revocation
+	crlSeq     int64                       // store change seq the CRL was built from
 	crlDER     []byte
 	crlPEM     []byte
 	crlNumber  int64
@@ -29,56 +40,120 @@ type revocationState struct {
 	changed    chan struct{} // closed and replaced whenever seq moves
 }
 
+// syncPage bounds one read of new revocations.
+const syncPage = 1000
+
 func newRevocationState(a *Authority) *revocationState {
-	return &revocationState{a: a, changed: make(chan struct{})}
+	return &revocationState{a: a, revoked: map[string]store.Revocation{}, changed: make(chan struct{})}
 }
 
-// refresh rebuilds the CRL when the store's seq moved or the CRL is in the
-// last third of its validity. Calls are serialized by the write lock.
+// refresh brings the set up to the store's seq and rebuilds the CRL when
+// it is behind the set or in the last third of its validity.
 func (r *revocationState) refresh(ctx context.Context) error {
+	r.mu.RLock()
+	built := r.crlDER != nil
+	r.mu.RUnlock()
+	if built { // the first build reads everything anyway
+		if err := r.sync(ctx); err != nil {
+			return err
+		}
+	}
+	now := r.a.now()
+	r.mu.RLock()
+	stale := r.crlDER == nil || r.crlSeq < r.seq || !now.Before(r.nextUpdate.Add(-r.a.opts.CRLValidity/3))
+	r.mu.RUnlock()
+	if !stale {
+		// The seq may have moved without a revocation (a policy change):
+		// the CRL is still complete.
+		return nil
+	}
+	return r.rebuild(ctx)
+}
+
+// sync adds the revocations newer than the set's seq and wakes the feeds.
+// It reads only the new rows, so it is cheap enough for every revocation.
+func (r *revocationState) sync(ctx context.Context) error {
+	cur, err := r.a.store.CurrentSeq(ctx)
+	if err != nil {
+		return err
+	}
+	r.mu.RLock()
+	have := r.seq
+	r.mu.RUnlock()
+	if cur <= have {
+		return nil
+	}
+	var fresh []store.Revocation
+	for after := have; ; {
+		page, err := r.a.store.RevocationsSince(ctx, after, syncPage)
+		if err != nil {
+			return err
+		}
+		fresh = append(fresh, page...)
+		if len(page) < syncPage {
+			break
+		}
+		after = page[len(page)-1].Seq
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rv := range fresh {
+		r.revoked[rv.Serial] = rv
+	}
+	r.advanceLocked(cur)
+	return nil
+}
+
+// advanceLocked moves the set's seq forward and wakes the feeds.
+func (r *revocationState) advanceLocked(cur int64) {
+	if cur <= r.seq {
+		return
+	}
+	r.seq = cur
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// rebuild signs a CRL of every unexpired revocation (devices' and
+// proxies'), writes the CRL file and replaces the set with what it read,
+// which also drops expired entries.
+func (r *revocationState) rebuild(ctx context.Context) error {
+	r.build.Lock()
+	defer r.build.Unlock()
 	cur, err := r.a.store.CurrentSeq(ctx)
 	if err != nil {
 		return err
 	}
 	now := r.a.now()
-	r.mu.RLock()
-	fresh := r.crlDER != nil && cur == r.seq && now.Before(r.nextUpdate.Add(-r.a.opts.CRLValidity/3))
-	r.mu.RUnlock()
-	if fresh {
-		return nil
-	}
-
 	revs, err := r.a.store.RevocationsForCRL(ctx, now)
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if cur < r.seq { // a concurrent refresh already got further
-		return nil
-	}
+	r.mu.RLock()
 	number := max(r.crlNumber+1, now.UnixMilli())
+	r.mu.RUnlock()
 	next := now.Add(r.a.opts.CRLValidity)
 	der, err := r.a.signCRL(revs, number, now, next)
 	if err != nil {
 		return err
 	}
+	r.builds.Add(1)
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
 	if r.a.opts.CRLFile != "" {
 		if err := atomicfile.Write(r.a.opts.CRLFile, pemBytes, 0o644); err != nil {
 			return fmt.Errorf("write CRL file: %w", err)
 		}
 	}
-	m := make(map[string]store.Revocation, len(revs))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur >= r.seq { // else a sync got further meanwhile: keep its rows
+		r.revoked = make(map[string]store.Revocation, len(revs))
+	}
 	for _, rv := range revs {
-		m[rv.Serial] = rv
+		r.revoked[rv.Serial] = rv
 	}
-	moved := cur != r.seq
-	r.seq, r.revoked, r.crlDER, r.crlPEM, r.crlNumber, r.nextUpdate = cur, m, der, pemBytes, number, next
-	if moved {
-		close(r.changed)
-		r.changed = make(chan struct{})
-	}
+	r.advanceLocked(cur)
+	r.crlSeq, r.crlDER, r.crlPEM, r.crlNumber, r.nextUpdate = cur, der, pemBytes, number, next
 	return nil
 }
 
@@ -127,7 +202,11 @@ func (r *revocationState) wait() (int64, <-chan struct{}) {
 	return r.seq, r.changed
 }
 
+// run refreshes every tick until ctx ends; while it runs, revocations made
+// by this process leave the CRL to it (afterRevocation).
 func (r *revocationState) run(ctx context.Context, every time.Duration) {
+	r.running.Store(true)
+	defer r.running.Store(false)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

@@ -55,20 +55,25 @@ const (
 // NewServer builds the handler of the CA API.
 func NewServer(a *Authority) *Server {
 	s := &Server{ca: a, log: a.opts.Logger, mux: http.NewServeMux(), codeGuesses: ratelimit.New(maxCodeFailures, codeLockout)}
-	s.mux.HandleFunc("GET /v1/roots.pem", s.handleRoots)
-	s.mux.HandleFunc("POST /v1/enroll", s.handleEnroll)
-	s.mux.HandleFunc("POST /v1/renew", s.handleRenew)
-	s.mux.HandleFunc("GET /v1/revocations", s.handleRevocations)
-	s.mux.HandleFunc("GET /v1/policy", s.handlePolicy)
-	s.mux.HandleFunc("POST /v1/audit", s.handleAudit)
-	s.mux.HandleFunc("POST /v1/seen", s.handleSeen)
-	s.mux.HandleFunc("POST /v1/proxy/renew", s.handleProxyRenew)
-	s.mux.HandleFunc("GET /crl", s.handleCRL)
-	s.mux.HandleFunc("GET /crl.pem", s.handleCRL)
-	s.mux.HandleFunc("POST /ocsp", s.handleOCSP)
-	s.mux.HandleFunc("GET /ocsp/", s.handleOCSP)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	s.routes(s.mux)
 	return s
+}
+
+// routes is the table of the CA API (Routes lists it).
+func (s *Server) routes(m router) {
+	m.HandleFunc("GET /v1/roots.pem", s.handleRoots)
+	m.HandleFunc("POST /v1/enroll", s.handleEnroll)
+	m.HandleFunc("POST /v1/renew", s.handleRenew)
+	m.HandleFunc("GET /v1/revocations", s.handleRevocations)
+	m.HandleFunc("GET /v1/policy", s.handlePolicy)
+	m.HandleFunc("POST /v1/audit", s.handleAudit)
+	m.HandleFunc("POST /v1/seen", s.handleSeen)
+	m.HandleFunc("POST /v1/proxy/renew", s.handleProxyRenew)
+	m.HandleFunc("GET /crl", s.handleCRL)
+	m.HandleFunc("GET /crl.pem", s.handleCRL)
+	m.HandleFunc("POST /ocsp", s.handleOCSP)
+	m.HandleFunc("GET /ocsp/", s.handleOCSP)
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }

@@ -90,12 +90,11 @@ func New(o Options) (*Portal, error) {
 		}
 		return h
 	})
-	p.routes()
+	p.routes(p.mux)
 	return p, nil
 }
 
-func (p *Portal) routes() {
-	m := p.mux
+func (p *Portal) routes(m router) {
 	m.HandleFunc("GET /{$}", p.index)
 	m.HandleFunc("GET /lang", p.switchLang)
 	m.Handle("GET /static/", staticHandler())
