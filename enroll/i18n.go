@@ -45,6 +45,8 @@ var messages = map[string][2]string{
 	"err_totp":             {"The verification code is not correct.", "验证码不正确。"},
 	"err_totp_reused":      {"This verification code was already used. Wait for the next one.", "该验证码已使用过，请等待下一个验证码。"},
 	"err_locked":           {"Too many failed attempts. Try again later.", "失败次数过多，请稍后再试。"},
+	"err_locked_login":     {"Too many failed attempts. Try again later, or log in now with your password and the verification code from your phone.", "失败次数过多。请稍后再试，或输入密码和手机上的验证码立即登录。"},
+	"err_unlock":           {"Wrong account, password or verification code.", "账号、密码或验证码错误。"},
 	"err_csrf":             {"The form expired. Reload the page and try again.", "表单已过期，请刷新页面后重试。"},
 	"err_input":            {"The input is not valid.", "输入无效。"},
 	"err_internal":         {"Something went wrong. Try again later.", "出现错误，请稍后再试。"},

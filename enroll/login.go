@@ -33,25 +33,6 @@ func loginTokenOK(r *http.Request) bool {
 	return err == nil && sameToken(r.PostFormValue("csrf"), c.Value)
 }
 
-// gate applies the per-account and per-IP lockout around a check.
-// It returns the message key of a refusal, or "".
-func (p *Portal) gate(r *http.Request, account string) string {
-	now := p.opts.Now()
-	if ok, _ := p.addresses.Allowed(r.Context(), clientIP(r), now); !ok {
-		return "err_locked"
-	}
-	if ok, _ := p.accounts.Allowed(r.Context(), account, now); !ok {
-		return "err_locked"
-	}
-	return ""
-}
-
-func (p *Portal) failed(r *http.Request, account string) {
-	now := p.opts.Now()
-	p.addresses.Fail(r.Context(), clientIP(r), now)
-	p.accounts.Fail(r.Context(), account, now)
-}
-
 // audit records a login event; errors are logged (the login itself has
 // already been decided).
 func (p *Portal) audit(r *http.Request, tenantID string, a store.Actor, action, target, outcome string) {
@@ -67,27 +48,40 @@ func (p *Portal) ownerLoginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // beginLogin is the start both login forms share: the pre-login CSRF
-// token, then the per-account and per-IP gate. again answers with page and
-// an error message; ok is false when the answer has been written.
-func (p *Portal) beginLogin(w http.ResponseWriter, r *http.Request, page, account string) (again func(status int, key string), ok bool) {
+// token, then the lockout (lockout.go). A refused client may send its TOTP
+// code with the password: unlock is then true. again answers with page and
+// an error message (and the code field after a refusal); ok is false when
+// the answer has been written.
+func (p *Portal) beginLogin(w http.ResponseWriter, r *http.Request, page, account string) (again func(status int, key string), a attempt, unlock, ok bool) {
 	again = func(status int, key string) {
-		p.render(w, r, status, page, view{CSRF: p.loginToken(w, r), Error: p.text(r, key)})
+		v := view{CSRF: p.loginToken(w, r), Error: p.text(r, key)}
+		if status == http.StatusTooManyRequests || key == "err_unlock" {
+			v.Data = loginForm{AskCode: true}
+		}
+		p.render(w, r, status, page, v)
 	}
 	if !loginTokenOK(r) {
 		again(http.StatusForbidden, "err_csrf")
-		return again, false
+		return again, a, false, false
 	}
-	if key := p.gate(r, account); key != "" {
-		again(http.StatusTooManyRequests, key)
-		return again, false
+	a = p.newAttempt(r, account)
+	if p.admit(r.Context(), a) {
+		return again, a, false, true
 	}
-	return again, true
+	if r.PostFormValue("code") == "" || !p.unlockAllowed(r.Context(), a) {
+		again(http.StatusTooManyRequests, "err_locked_login")
+		return again, a, false, false
+	}
+	return again, a, true, true
 }
+
+// loginForm is the login page's data: AskCode shows the TOTP code field.
+type loginForm struct{ AskCode bool }
 
 func (p *Portal) ownerLogin(w http.ResponseWriter, r *http.Request) {
 	storeName := strings.TrimSpace(r.PostFormValue("store"))
 	account := "owner:" + storeName
-	again, started := p.beginLogin(w, r, "owner_login", account)
+	again, a, unlock, started := p.beginLogin(w, r, "owner_login", account)
 	if !started {
 		return
 	}
@@ -97,8 +91,20 @@ func (p *Portal) ownerLogin(w http.ResponseWriter, r *http.Request) {
 		hash = t.OwnerPasswordHash
 	}
 	ok, _ := secrets.VerifyPassword(hash, r.PostFormValue("password"))
-	if err != nil || t.OwnerPasswordHash == "" || !ok {
-		p.failed(r, account)
+	ok = ok && err == nil && t.OwnerPasswordHash != ""
+	if unlock {
+		if !p.tryUnlock(r, a, ok, t.ID, "", t.OwnerTOTPSecret) {
+			if err == nil {
+				p.audit(r, t.ID, store.Actor{Kind: "owner", Name: t.Name}, "owner.login", t.Name, "bad_unlock")
+			}
+			again(http.StatusUnauthorized, "err_unlock")
+			return
+		}
+		p.ownerLoggedIn(w, r, t, again)
+		return
+	}
+	if !ok {
+		p.failedPassword(r.Context(), a)
 		if err == nil {
 			p.audit(r, t.ID, store.Actor{Kind: "owner", Name: t.Name}, "owner.login", t.Name, "bad_password")
 		}
@@ -161,8 +167,8 @@ func (p *Portal) ownerTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	account := "owner-totp:" + s.tenantID
-	if key := p.gate(r, account); key != "" {
-		p.renderOwnerTOTP(w, r, s, http.StatusTooManyRequests, key)
+	if ok, _ := p.limits.totp.Allowed(r.Context(), account, p.opts.Now()); !ok {
+		p.renderOwnerTOTP(w, r, s, http.StatusTooManyRequests, "err_locked")
 		return
 	}
 	t, err := p.opts.Store.GetTenant(r.Context(), s.tenantID)
@@ -181,7 +187,7 @@ func (p *Portal) ownerTOTP(w http.ResponseWriter, r *http.Request) {
 	}
 	code := strings.TrimSpace(r.PostFormValue("code"))
 	if err := p.checkTOTP(r.Context(), t.ID, "", secret, code); err != nil {
-		p.failed(r, account)
+		p.limits.totp.Fail(r.Context(), account, p.opts.Now())
 		p.audit(r, t.ID, store.Actor{Kind: "owner", Name: t.Name}, "owner.login", t.Name, "bad_code")
 		p.renderOwnerTOTP(w, r, s, http.StatusUnauthorized, totpMessage(err))
 		return
@@ -193,11 +199,17 @@ func (p *Portal) ownerTOTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p.accounts.Succeed(r.Context(), account)
-	p.accounts.Succeed(r.Context(), "owner:"+t.Name)
+	p.ownerLoggedIn(w, r, t, func(status int, key string) { p.renderOwnerTOTP(w, r, s, status, key) })
+}
+
+// ownerLoggedIn completes an owner login whose password and TOTP code were
+// right (on the TOTP step, or together as an unlock).
+func (p *Portal) ownerLoggedIn(w http.ResponseWriter, r *http.Request, t store.Tenant, again func(status int, key string)) {
+	p.limits.totp.Succeed(r.Context(), "owner-totp:"+t.ID)
+	p.loggedIn(w, r, "owner:"+t.Name)
 	if err := p.sessions.start(w, r, func(n *session) { n.kind, n.tenantID, n.name = kindOwner, t.ID, t.Name }); err != nil {
 		p.opts.Log.Error("owner login", "err", err)
-		p.renderOwnerTOTP(w, r, s, http.StatusInternalServerError, "err_internal")
+		again(http.StatusInternalServerError, "err_internal")
 		return
 	}
 	p.audit(r, t.ID, store.Actor{Kind: "owner", Name: t.Name}, "owner.login", t.Name, "ok")
@@ -211,7 +223,7 @@ func (p *Portal) staffLoginPage(w http.ResponseWriter, r *http.Request) {
 func (p *Portal) staffLogin(w http.ResponseWriter, r *http.Request) {
 	username := strings.TrimSpace(r.PostFormValue("username"))
 	account := "sub:" + username
-	again, started := p.beginLogin(w, r, "staff_login", account)
+	again, a, unlock, started := p.beginLogin(w, r, "staff_login", account)
 	if !started {
 		return
 	}
@@ -226,8 +238,21 @@ func (p *Portal) staffLogin(w http.ResponseWriter, r *http.Request) {
 		hash = sub.PasswordHash
 	}
 	ok, _ := secrets.VerifyPassword(hash, r.PostFormValue("password"))
-	if err != nil || !ok {
-		p.failed(r, account)
+	ok = ok && err == nil
+	if unlock {
+		var secret []byte
+		if sub.PhoneEnabled {
+			secret = sub.TOTPSecret
+		}
+		if !p.tryUnlock(r, a, ok, t.ID, sub.ID, secret) {
+			if err == nil {
+				p.audit(r, t.ID, store.Actor{Kind: "sub", Name: sub.FullName()}, "sub.login", sub.FullName(), "bad_unlock")
+			}
+			again(http.StatusUnauthorized, "err_unlock")
+			return
+		}
+	} else if !ok {
+		p.failedPassword(r.Context(), a)
 		if err == nil {
 			p.audit(r, t.ID, store.Actor{Kind: "sub", Name: sub.FullName()}, "sub.login", sub.FullName(), "bad_password")
 		}
@@ -240,8 +265,12 @@ func (p *Portal) staffLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	step := stepDone
-	if sub.PhoneEnabled && !p.knownBrowser(r, sub.ID) {
+	if sub.PhoneEnabled && !unlock && !p.knownBrowser(r, sub.ID) {
 		step = stepTOTP
+	}
+	if unlock {
+		p.limits.totp.Succeed(r.Context(), "sub-totp:"+sub.ID)
+		p.rememberBrowser(w, sub.ID)
 	}
 	if err := p.sessions.start(w, r, func(s *session) {
 		s.kind, s.tenantID, s.subID, s.name, s.step = kindStaff, t.ID, sub.ID, sub.FullName(), step
@@ -254,7 +283,7 @@ func (p *Portal) staffLogin(w http.ResponseWriter, r *http.Request) {
 		redirect(w, "/staff/totp")
 		return
 	}
-	p.accounts.Succeed(r.Context(), account)
+	p.loggedIn(w, r, account)
 	p.audit(r, t.ID, store.Actor{Kind: "sub", Name: sub.FullName()}, "sub.login", sub.FullName(), "ok")
 	redirect(w, "/staff/")
 }
@@ -282,8 +311,8 @@ func (p *Portal) staffTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	account := "sub-totp:" + s.subID
-	if key := p.gate(r, account); key != "" {
-		again(http.StatusTooManyRequests, key)
+	if ok, _ := p.limits.totp.Allowed(r.Context(), account, p.opts.Now()); !ok {
+		again(http.StatusTooManyRequests, "err_locked")
 		return
 	}
 	sub, err := p.opts.Store.GetSubAccount(r.Context(), s.tenantID, s.subID)
@@ -292,13 +321,13 @@ func (p *Portal) staffTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := p.checkTOTP(r.Context(), s.tenantID, s.subID, sub.TOTPSecret, strings.TrimSpace(r.PostFormValue("code"))); err != nil {
-		p.failed(r, account)
+		p.limits.totp.Fail(r.Context(), account, p.opts.Now())
 		p.audit(r, s.tenantID, store.Actor{Kind: "sub", Name: s.name}, "sub.login", s.name, "bad_code")
 		again(http.StatusUnauthorized, totpMessage(err))
 		return
 	}
-	p.accounts.Succeed(r.Context(), account)
-	p.accounts.Succeed(r.Context(), "sub:"+s.name)
+	p.limits.totp.Succeed(r.Context(), account)
+	p.loggedIn(w, r, "sub:"+s.name)
 	p.rememberBrowser(w, s.subID)
 	if err := p.sessions.start(w, r, func(n *session) {
 		n.kind, n.tenantID, n.subID, n.name = kindStaff, s.tenantID, s.subID, s.name

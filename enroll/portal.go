@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/internal/config"
-	"github.com/devicegate/devicegate/internal/ratelimit"
 	"github.com/devicegate/devicegate/internal/secrets"
 	"github.com/devicegate/devicegate/store"
 )
@@ -41,8 +40,7 @@ type Portal struct {
 	opts      Options
 	mux       *http.ServeMux
 	sessions  *sessions
-	accounts  *ratelimit.Shared // failures per account, counted in the store
-	addresses *ratelimit.Shared // failures per client IP, counted in the store
+	limits    loginLimits // login lockouts, counted in the store
 	pages     *pages
 	proxyOrig string
 	// dummyHash is verified when an account does not exist, so a wrong
@@ -81,8 +79,7 @@ func New(o Options) (*Portal, error) {
 		return nil, err
 	}
 	p := &Portal{opts: o, mux: http.NewServeMux(), sessions: newSessions(o.Store, o.Now, o.Log), pages: pg, proxyOrig: origin,
-		accounts:  ratelimit.NewShared(o.Store, "portal-account:", 5, 15*time.Minute, o.Log),
-		addresses: ratelimit.NewShared(o.Store, "portal-ip:", 30, 15*time.Minute, o.Log)}
+		limits: newLoginLimits(o.Store, o.Log)}
 	p.dummyHash = sync.OnceValue(func() string {
 		h, err := secrets.HashPassword(randomToken())
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -124,9 +125,22 @@ func (e *env) portalNode() *httptest.Server {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	srv := httptest.NewTLSServer(p)
+	srv := httptest.NewTLSServer(peerAddr(p))
 	e.t.Cleanup(srv.Close)
 	return srv
+}
+
+// peerAddr lets a test browser come from another client address: the
+// portal's client IP is the TCP peer, and every test connection is
+// loopback.
+func peerAddr(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ip := r.Header.Get("X-Test-Peer"); ip != "" {
+			r.RemoteAddr = net.JoinHostPort(ip, "1")
+			r.Header.Del("X-Test-Peer")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // browser is a cookie-keeping client that does not follow redirects.
@@ -135,6 +149,25 @@ type browser struct {
 	e    *env
 	c    *http.Client
 	last string // last page body
+	base string // the portal node it talks to ("": the env's)
+	ip   string // the client address it comes from ("": loopback)
+}
+
+// at sends the browser's next requests to another portal node (cookies
+// are per host, so it keeps them) from client address ip.
+func (b *browser) at(node *httptest.Server, ip string) *browser {
+	b.base, b.ip = "", ip
+	if node != nil {
+		b.base = node.URL
+	}
+	return b
+}
+
+func (b *browser) url(path string) string {
+	if b.base != "" {
+		return b.base + path
+	}
+	return b.e.srv.URL + path
 }
 
 func (e *env) browser() *browser {
@@ -146,6 +179,9 @@ func (e *env) browser() *browser {
 
 func (b *browser) do(req *http.Request) (int, string, string) {
 	b.t.Helper()
+	if b.ip != "" {
+		req.Header.Set("X-Test-Peer", b.ip)
+	}
 	resp, err := b.c.Do(req)
 	if err != nil {
 		b.t.Fatal(err)
@@ -157,7 +193,7 @@ func (b *browser) do(req *http.Request) (int, string, string) {
 }
 
 func (b *browser) get(path string) (int, string, string) {
-	req, _ := http.NewRequest("GET", b.e.srv.URL+path, nil)
+	req, _ := http.NewRequest("GET", b.url(path), nil)
 	return b.do(req)
 }
 
@@ -179,7 +215,7 @@ func (b *browser) post(path string, form url.Values) (int, string, string) {
 	if _, ok := form["csrf"]; !ok {
 		form.Set("csrf", b.csrf())
 	}
-	req, _ := http.NewRequest("POST", b.e.srv.URL+path, strings.NewReader(form.Encode()))
+	req, _ := http.NewRequest("POST", b.url(path), strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return b.do(req)
 }
@@ -287,7 +323,7 @@ func (b *browser) enroll(csr []byte, label string, withToken bool) (int, map[str
 		b.t.Fatalf("enroll page without CSRF meta:\n%s", b.last)
 	}
 	body, _ := json.Marshal(map[string]string{"csr": string(csr), "label": label})
-	req, _ := http.NewRequest("POST", b.e.srv.URL+"/staff/api/enroll", strings.NewReader(string(body)))
+	req, _ := http.NewRequest("POST", b.url("/staff/api/enroll"), strings.NewReader(string(body)))
 	req.Header.Set("Content-Type", "application/json")
 	if withToken {
 		req.Header.Set("X-CSRF-Token", m[1])

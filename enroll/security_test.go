@@ -124,8 +124,9 @@ func TestTOTPLockoutAndSingleUse(t *testing.T) {
 	}
 }
 
-// Wrong passwords lock the account after five tries; the message does not
-// say whether the account exists.
+// Wrong passwords lock this client (here: its address) out of the account
+// after five tries; the message does not say whether the account exists.
+// lockout_test.go shows that other clients of the account stay in.
 func TestPasswordLockout(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser()
