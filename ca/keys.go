@@ -21,6 +21,7 @@ type Keys struct {
 	RootPEM    []byte
 	DevicePEM  []byte
 	ServerPEM  []byte
+	RootCRLPEM []byte // the root's CRL for the intermediates (nil: a CA made before it existed)
 	rootPool   *x509.CertPool
 	devicePool *x509.CertPool
 }
@@ -51,6 +52,9 @@ func LoadKeys(dir string) (*Keys, error) {
 		if err := c.CheckSignatureFrom(k.Root); err != nil {
 			return nil, fmt.Errorf("%s is not signed by the root: %w", c.Subject.CommonName, err)
 		}
+	}
+	if k.RootCRLPEM, err = readRootCRL(filepath.Join(dir, RootCRLFile), k.Root); err != nil {
+		return nil, err
 	}
 	k.rootPool = x509.NewCertPool()
 	k.rootPool.AddCert(k.Root)
@@ -116,4 +120,28 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	type equaler interface{ Equal(crypto.PublicKey) bool }
 	e, ok := a.(equaler)
 	return ok && e.Equal(b)
+}
+
+// readRootCRL reads the root's CRL if the file exists (CAs initialized
+// before it was written have none); one that is not the root's is an error.
+func readRootCRL(path string, root *x509.Certificate) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "X509 CRL" {
+		return nil, fmt.Errorf("%s: no PEM CRL", path)
+	}
+	crl, err := x509.ParseRevocationList(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := crl.CheckSignatureFrom(root); err != nil {
+		return nil, fmt.Errorf("%s is not signed by the root: %w", path, err)
+	}
+	return data, nil
 }

@@ -27,6 +27,7 @@ const (
 	DeviceKeyFile   = "devices.key"
 	ServerCertFile  = "servers.crt" // intermediate that signs TLS server certs
 	ServerKeyFile   = "servers.key"
+	RootCRLFile     = "root.crl" // the root's (empty) CRL for the intermediates, PEM
 	rootValidity    = 20 * 365 * 24 * time.Hour
 	interValidity   = 10 * 365 * 24 * time.Hour
 	interBackdating = time.Minute
@@ -87,9 +88,19 @@ func Init(dir string, o InitOptions) error {
 			return err
 		}
 	}
+	// nginx and HAProxy check a CRL for every CA of a client's chain, so
+	// the root signs one for its intermediates now, while its key is here:
+	// empty, valid as long as they are.
+	rootCRL, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(1), ThisUpdate: o.Now, NextUpdate: o.Now.Add(interValidity),
+	}, root, rootKey)
+	if err != nil {
+		return err
+	}
+	files[RootCRLFile] = pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: rootCRL})
 	// Keys first, then certificates, root.crt last: its presence marks a
 	// complete CA, so a crash half-way leaves a directory Init can redo.
-	order := []string{RootKeyFile, DeviceKeyFile, ServerKeyFile, DeviceCertFile, ServerCertFile, RootCertFile}
+	order := []string{RootKeyFile, DeviceKeyFile, ServerKeyFile, DeviceCertFile, ServerCertFile, RootCRLFile, RootCertFile}
 	for _, name := range order {
 		mode := os.FileMode(0o644)
 		if filepath.Ext(name) == ".key" {

@@ -138,7 +138,9 @@ func (r *revocationState) rebuild(ctx context.Context) error {
 		return err
 	}
 	r.builds.Add(1)
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
+	// The PEM form (file, /crl.pem, `ca crl`) carries the root's CRL too:
+	// nginx and HAProxy want a CRL for every CA of the chain.
+	pemBytes := append(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), r.a.keys.RootCRLPEM...)
 	if r.a.opts.CRLFile != "" {
 		if err := atomicfile.Write(r.a.opts.CRLFile, pemBytes, 0o644); err != nil {
 			return fmt.Errorf("write CRL file: %w", err)
