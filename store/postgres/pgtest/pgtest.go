@@ -27,6 +27,10 @@ const RequireEnv = "DEVICEGATE_REQUIRE_POSTGRES"
 type Server struct {
 	port int
 	dbs  atomic.Int64
+	// ctl runs pg_ctl with args (as the postgres user when root); data,
+	// opts and log are what Start used, so Crash and Restart reuse them.
+	ctl             func(args ...string) error
+	data, opts, log string
 }
 
 // binDir finds the newest /usr/lib/postgresql/*/bin with initdb.
@@ -86,11 +90,35 @@ func Start(tb testing.TB) *Server {
 		tb.Fatal(err)
 	}
 	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", port, dir)
-	if err := run("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start"); err != nil {
+	s := &Server{port: port, data: data, opts: opts, log: filepath.Join(dir, "log"),
+		ctl: func(args ...string) error { return run("pg_ctl", args...) }}
+	if err := s.start(); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { _ = run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop") })
-	return &Server{port: port}
+	tb.Cleanup(func() { _ = s.ctl("-D", data, "-m", "immediate", "-w", "stop") })
+	return s
+}
+
+func (s *Server) start() error {
+	return s.ctl("-D", s.data, "-o", s.opts, "-l", s.log, "-w", "-t", "60", "start")
+}
+
+// Crash stops the server the way a crash does (pg_ctl stop -m immediate:
+// no shutdown checkpoint, clients cut); Restart starts it again on the
+// same data and port, with crash recovery.
+func (s *Server) Crash(tb testing.TB) {
+	tb.Helper()
+	if err := s.ctl("-D", s.data, "-m", "immediate", "-w", "stop"); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// Restart starts a server stopped by Crash again.
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
+	if err := s.start(); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // NewDatabase creates a fresh, empty database and returns its DSN.
