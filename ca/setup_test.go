@@ -20,7 +20,7 @@ import (
 // fixture is a fresh CA over a fresh SQLite store with one store (tenant)
 // "shop" and a protected sub-account "shop:alice" (N=2).
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	dir    string
 	ca     *Authority
@@ -32,7 +32,7 @@ type fixture struct {
 
 var testActor = store.Actor{Kind: "cli", Name: "test"}
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
