@@ -76,8 +76,8 @@ func TestSoakMixedTrafficWithRevocations(t *testing.T) {
 
 	var (
 		requests, allowed, refusedRevoked, violations, failures atomic.Int64
-		stop                                                   atomic.Bool
-		wg                                                     sync.WaitGroup
+		stop                                                    atomic.Bool
+		wg                                                      sync.WaitGroup
 	)
 	anonymous := e.soakClient(nil)
 	for w := range workers {
