@@ -161,7 +161,7 @@ func (p *Portal) subFor(w http.ResponseWriter, r *http.Request, s *session) (sto
 	sub, err := p.opts.Store.GetSubAccount(r.Context(), s.tenantID, r.PathValue("id"))
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			http.NotFound(w, r)
+			p.notInStore(w, r, s, r.PathValue("id"))
 		} else {
 			p.fail(w, r, http.StatusInternalServerError, "err_internal")
 		}
@@ -309,7 +309,7 @@ func (p *Portal) ownerRevokeDevice(w http.ResponseWriter, r *http.Request, s *se
 	}
 	dev, err := p.opts.Store.GetDevice(r.Context(), s.tenantID, r.PathValue("dev"))
 	if err != nil || dev.SubID != sub.ID {
-		http.NotFound(w, r)
+		p.notInStore(w, r, s, r.PathValue("dev"))
 		return
 	}
 	if err := p.opts.Issuer.RevokeDevice(r.Context(), s.tenantID, dev.ID, actor(r, s)); err != nil {

@@ -131,7 +131,7 @@ func (p *Portal) enrollAPI(w http.ResponseWriter, r *http.Request, s *session) {
 func (p *Portal) staffRevokeDevice(w http.ResponseWriter, r *http.Request, s *session) {
 	dev, err := p.opts.Store.GetDevice(r.Context(), s.tenantID, r.PathValue("dev"))
 	if err != nil || dev.SubID != s.subID {
-		http.NotFound(w, r)
+		p.notInStore(w, r, s, r.PathValue("dev"))
 		return
 	}
 	if err := p.opts.Issuer.RevokeDevice(r.Context(), s.tenantID, dev.ID, actor(r, s)); err != nil {
