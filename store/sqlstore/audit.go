@@ -220,9 +220,17 @@ func likePrefix(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s) + "%"
 }
 
-// VerifyAudit recomputes the tenant's chain and names the first break.
+// VerifyAudit recomputes the tenant's chain and names the first break. The
+// head is read first and the events up to it after: an event and the head
+// that covers it commit together, so appends running meanwhile cannot make
+// a sound chain look cut.
 func (s *DB) VerifyAudit(ctx context.Context, tenantID string) error {
-	rows, err := s.ro().QueryContext(ctx, s.q(`SELECT `+auditColumns+` FROM audit WHERE tenant_id = ? ORDER BY seq`), tenantID)
+	var headSeq int64
+	var headHash string
+	if err := s.ro().QueryRowContext(ctx, s.q(`SELECT seq, hash FROM audit_heads WHERE tenant_id = ?`), tenantID).Scan(&headSeq, &headHash); err != nil {
+		return notFound(err, "store")
+	}
+	rows, err := s.ro().QueryContext(ctx, s.q(`SELECT `+auditColumns+` FROM audit WHERE tenant_id = ? AND seq <= ? ORDER BY seq`), tenantID, headSeq)
 	if err != nil {
 		return err
 	}
@@ -245,11 +253,6 @@ func (s *DB) VerifyAudit(ctx context.Context, tenantID string) error {
 	}
 	if err := rows.Err(); err != nil {
 		return err
-	}
-	var headSeq int64
-	var headHash string
-	if err := s.ro().QueryRowContext(ctx, s.q(`SELECT seq, hash FROM audit_heads WHERE tenant_id = ?`), tenantID).Scan(&headSeq, &headHash); err != nil {
-		return notFound(err, "store")
 	}
 	if headSeq != want-1 || headHash != prev {
 		return fmt.Errorf("audit chain broken: events after seq %d are missing", want-1)
