@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -101,6 +102,13 @@ func killCAUnderEnrollment(t *testing.T, bin, dsn string, rounds int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var pgdb *sql.DB
+	if dsn != "" {
+		if pgdb, err = sql.Open("pgx", dsn); err != nil {
+			t.Fatal(err)
+		}
+		defer pgdb.Close()
+	}
 	roots := x509.NewCertPool()
 	roots.AddCert(a.ca.Keys().Root)
 	newTicket := func() string {
@@ -164,6 +172,11 @@ func killCAUnderEnrollment(t *testing.T, bin, dsn string, rounds int) {
 		proc.kill()
 		wg.Wait()
 		client.CloseIdleConnections()
+		if dsn != "" {
+			// A COMMIT the dead CA had sent still lands: wait until its
+			// server sessions are idle or gone before looking.
+			waitQuiet(t, pgdb)
+		}
 
 		// The CA is dead: check the store as it was left.
 		var cut []*enrollAttempt
@@ -257,6 +270,24 @@ func killCAUnderEnrollment(t *testing.T, bin, dsn string, rounds int) {
 	proc.kill()
 	t.Logf("%d rounds, %v per round: %d certificates received, %d requests cut by the kill, %d recovered by a retry (device recorded before the kill), %d retried as new, %d lost (recorded, never received, not recoverable)",
 		rounds, (stats.roundTime / time.Duration(rounds)).Round(time.Millisecond), stats.issued, stats.cut, stats.recovered, stats.retriedNew, stats.lost)
+}
+
+// waitQuiet waits until no other session of the database is inside a
+// statement or a transaction (the in-process store is idle meanwhile).
+func waitQuiet(t *testing.T, db *sql.DB) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		err := db.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state IS DISTINCT FROM 'idle'`).Scan(&n)
+		if err == nil && n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions of the killed CA still busy after 30 s (%d, %v)", n, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // lostResponse reports a device recorded in the store whose certificate
