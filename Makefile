@@ -9,3 +9,7 @@ run:
 
 bench:
 	go test -run '^$$' -bench . -benchtime 2s ./bench/
+
+# Every fuzz target for a minute each (make test runs each briefly).
+fuzz:
+	FUZZTIME=60s bash scripts/fuzz.sh

@@ -53,3 +53,5 @@ echo "== staticcheck"
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "== go test"
 go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/devicegate-test.log
+echo "== fuzz (every target briefly; FUZZTIME=60s bash scripts/fuzz.sh for a real run)"
+bash scripts/fuzz.sh
