@@ -67,10 +67,11 @@ func runDemo(ctx context.Context, args []string, env *cliEnv) error {
 	fs := newFlagSet("demo", env.stderr)
 	dataDir := fs.String("data", "", "data directory (default ./devicegate-data)")
 	configPath := fs.String("config", "", "config file (instead of --data)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log := newLogger(env, "info", "text")
+	log := newLogger(env, *logLevel, "text")
 	a, err := openApp(ctx, *configPath, *dataDir, openOptions{initCA: true, log: log})
 	if err != nil {
 		return err
