@@ -101,18 +101,24 @@ func (b *whoamiBinder) ask(ctx context.Context, session string, auth []string) (
 	if err != nil {
 		return "", fmt.Errorf("whoami: %w", err)
 	}
-	switch resp.StatusCode {
+	return parseWhoami(resp.StatusCode, body, b.userField)
+}
+
+// parseWhoami reads the app's answer: 200 with a JSON object whose field
+// holds "store:name"; 401/403 or no such field mean no session.
+func parseWhoami(status int, body []byte, field string) (string, error) {
+	switch status {
 	case http.StatusOK:
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return "", errNotLoggedIn
 	default:
-		return "", fmt.Errorf("whoami: HTTP %d", resp.StatusCode)
+		return "", fmt.Errorf("whoami: HTTP %d", status)
 	}
 	var out map[string]any
 	if err := json.Unmarshal(body, &out); err != nil {
 		return "", fmt.Errorf("whoami: %w", err)
 	}
-	user, _ := out[b.userField].(string)
+	user, _ := out[field].(string)
 	if user == "" {
 		return "", errNotLoggedIn
 	}

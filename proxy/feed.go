@@ -90,8 +90,19 @@ func (f *FeedClient) fetch(ctx context.Context, since int64, wait time.Duration)
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return policyPage{}, fmt.Errorf("policy feed: HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
 	}
+	return decodePolicyPage(resp.Body, since)
+}
+
+// maxPolicyPage bounds one feed page (the CA pages its answers; a first
+// sync of a large installation is the biggest).
+const maxPolicyPage = 64 << 20
+
+// decodePolicyPage reads one page of the feed; a page whose seq is older
+// than the one asked for is refused (the policy never goes back).
+func decodePolicyPage(r io.Reader, since int64) (policyPage, error) {
 	var page policyPage
-	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+	dec := json.NewDecoder(io.LimitReader(r, maxPolicyPage))
+	if err := dec.Decode(&page); err != nil {
 		return policyPage{}, fmt.Errorf("policy feed: %w", err)
 	}
 	if page.Seq < since {
@@ -107,7 +118,12 @@ func (f *FeedClient) PolicyChangesSince(ctx context.Context, afterSeq int64) (st
 	if err != nil {
 		return store.PolicyChanges{}, err
 	}
-	return store.PolicyChanges{Seq: page.Seq, SubAccounts: page.SubAccounts, Devices: page.Devices}, nil
+	return policyChanges(page), nil
+}
+
+// policyChanges is a feed page as the policy applies it.
+func policyChanges(page policyPage) store.PolicyChanges {
+	return store.PolicyChanges{Seq: page.Seq, SubAccounts: page.SubAccounts, Devices: page.Devices}
 }
 
 // Watch long-polls the feed from the policy's seq and kicks a sync as soon
