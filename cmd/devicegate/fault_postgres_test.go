@@ -46,6 +46,21 @@ import (
 func TestKillPostgresUnderLoad(t *testing.T) {
 	pg := pgtest.Start(t)
 	dsn := pg.NewDatabase(t)
+	pgAdmin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pgAdmin.Close()
+	// pgtest runs with synchronous_commit=off, which loses the last
+	// commits in a crash; this database commits durably, as in production.
+	var dbName string
+	if err := pgAdmin.QueryRow(`SELECT current_database()`).Scan(&dbName); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgAdmin.Exec(`ALTER DATABASE ` + dbName + ` SET synchronous_commit = on`); err != nil {
+		t.Fatal(err)
+	}
+	pgAdmin.SetMaxIdleConns(0) // later sessions take the setting
 	bin := buildBinary(t)
 	rounds := 1
 	if os.Getenv("DEVICEGATE_FAULT_ROUNDS") != "" {
@@ -108,11 +123,6 @@ proxy:
 	proc := startProc(t, bin, filepath.Join(dir, "proxy.log"), []string{"proxy_url"}, "proxy", "--config", cfg)
 	proxyURL := proc.urls["proxy_url"]
 	plain := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
-	pgAdmin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pgAdmin.Close()
 
 	for round := 1; round <= rounds; round++ {
 		began := time.Now()
