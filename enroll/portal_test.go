@@ -69,7 +69,7 @@ var cliActor = store.Actor{Kind: "cli", Name: "test"}
 
 // env is a portal over a real SQLite store and a real CA, served over TLS.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	st     store.Store
 	tenant store.Tenant
@@ -81,7 +81,7 @@ type env struct {
 
 const ownerPassword = "owner-password-123"
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -145,7 +145,7 @@ func peerAddr(h http.Handler) http.Handler {
 
 // browser is a cookie-keeping client that does not follow redirects.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	e    *env
 	c    *http.Client
 	last string // last page body
@@ -220,7 +220,7 @@ func (b *browser) post(path string, form url.Values) (int, string, string) {
 	return b.do(req)
 }
 
-func code(t *testing.T, secret string, at time.Time) string {
+func code(t testing.TB, secret string, at time.Time) string {
 	c, err := totp.GenerateCode(secret, at)
 	if err != nil {
 		t.Fatal(err)
@@ -303,7 +303,7 @@ func (b *browser) staffLogin(user, password, secret string) {
 }
 
 // csrPEM is a P-256 CSR (as the browser's pkijs builds it).
-func csrPEM(t *testing.T) []byte {
+func csrPEM(t testing.TB) []byte {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "x"}}, k)
 	if err != nil {
