@@ -53,6 +53,8 @@ func NewMetrics(reg prometheus.Registerer, p *Policy, a *Auditor) *Metrics {
 			func() float64 { return float64(p.Snapshot().Seq) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "devicegate_proxy_policy_staleness_seconds", Help: "Seconds since the last successful policy sync."},
 			func() float64 { return p.Staleness(time.Now()).Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "devicegate_proxy_policy_snapshot_refused_total", Help: "Persisted policy snapshots refused at start (damaged: checksum, truncation, version)."},
+			func() float64 { return float64(p.SnapshotsRefused()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "devicegate_proxy_audit_dropped_total", Help: "Audit events dropped because the buffer was full."},
 			func() float64 { return float64(a.Dropped()) }),
 	)

@@ -1,9 +1,13 @@
 package proxy
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -14,6 +18,11 @@ import (
 // The snapshot is persisted after every change and loaded at start, so a
 // restarted proxy decides from what it knew. Its sync time is kept too:
 // a snapshot older than max_staleness still fails closed until a sync.
+//
+// The file is an envelope {format, version, sha256, payload}: the SHA-256
+// of the payload's exact bytes detects a truncated or damaged file, which
+// is then refused, never used. A checksum is not a defence against whoever
+// can write the file: they own the node (its keys and config) anyway.
 
 type persistedDevice struct {
 	TenantID, SubID, Serial string
@@ -29,18 +38,16 @@ type persistedSub struct {
 	Perms              []string
 }
 
+// persistedSnapshot is the payload of the snapshot file.
 type persistedSnapshot struct {
-	Version  int
 	Seq      int64
 	SyncedAt time.Time
 	Devices  map[string]persistedDevice
 	Subs     map[string]persistedSub
 }
 
-const snapshotVersion = 1
-
 func (s *Snapshot) persisted(syncedAt time.Time) persistedSnapshot {
-	out := persistedSnapshot{Version: snapshotVersion, Seq: s.Seq, SyncedAt: syncedAt,
+	out := persistedSnapshot{Seq: s.Seq, SyncedAt: syncedAt,
 		Devices: make(map[string]persistedDevice, len(s.devices)), Subs: make(map[string]persistedSub, len(s.subs))}
 	for id, d := range s.devices {
 		out.Devices[id] = persistedDevice{TenantID: d.tenantID, SubID: d.subID, Serial: d.serial, Expires: d.expires}
@@ -73,30 +80,141 @@ func (p persistedSnapshot) snapshot() *Snapshot {
 	return s
 }
 
+// snapshotFile is the envelope written to disk.
+type snapshotFile struct {
+	Format  string          `json:"format"`
+	Version int             `json:"version"`
+	SHA256  string          `json:"sha256"` // hex, of Payload's bytes as written
+	Payload json.RawMessage `json:"payload"`
+}
+
+const (
+	snapshotFormat = "devicegate-policy-snapshot"
+	// snapshotVersion 2 is the checksummed envelope; version 1 files
+	// (bare JSON, no checksum) are refused like damaged ones.
+	snapshotVersion = 2
+)
+
+// errCorruptSnapshot marks a snapshot file that exists but cannot be
+// trusted: it is refused and the proxy starts without policy.
+var errCorruptSnapshot = errors.New("policy snapshot refused")
+
+// corrupt is a refusal that names what is wrong, never the file's contents.
+func corrupt(why string, args ...any) error {
+	return fmt.Errorf("%w: %s", errCorruptSnapshot, fmt.Sprintf(why, args...))
+}
+
+// encodeSnapshot is the file's bytes for s (encoding/json sorts map keys,
+// so the same snapshot always gives the same payload).
+func encodeSnapshot(s *Snapshot, syncedAt time.Time) ([]byte, error) {
+	payload, err := json.Marshal(s.persisted(syncedAt))
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(payload)
+	return json.Marshal(snapshotFile{Format: snapshotFormat, Version: snapshotVersion, SHA256: hex.EncodeToString(sum[:]), Payload: payload})
+}
+
 // saveSnapshot writes the snapshot atomically, readable by the owner only.
 func saveSnapshot(path string, s *Snapshot, syncedAt time.Time) error {
-	data, err := json.Marshal(s.persisted(syncedAt))
+	data, err := encodeSnapshot(s, syncedAt)
 	if err != nil {
 		return err
 	}
 	return atomicfile.Write(path, data, 0o600)
 }
 
-// loadSnapshot reads a persisted snapshot; a missing file is not an error.
-func loadSnapshot(path string) (*Snapshot, time.Time, bool, error) {
+// loadSnapshot reads a persisted snapshot: nil and no error if there is no
+// file; an error wrapping errCorruptSnapshot if it cannot be trusted.
+func loadSnapshot(path string, now time.Time) (*Snapshot, time.Time, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, time.Time{}, false, nil
+		return nil, time.Time{}, nil
 	}
 	if err != nil {
-		return nil, time.Time{}, false, err
+		return nil, time.Time{}, err
+	}
+	snap, syncedAt, err := decodeSnapshot(data, now)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return snap, syncedAt, nil
+}
+
+// decodeSnapshot checks the envelope, then decodes the payload. Errors say
+// what is wrong without quoting the data (JSON errors would).
+func decodeSnapshot(data []byte, now time.Time) (*Snapshot, time.Time, error) {
+	var f snapshotFile
+	if err := strictJSON(data, &f); err != nil {
+		var syn *json.SyntaxError
+		switch {
+		case len(data) == 0:
+			return nil, time.Time{}, corrupt("empty file")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, time.Time{}, corrupt("truncated (%d bytes)", len(data))
+		case errors.As(err, &syn):
+			return nil, time.Time{}, corrupt("not JSON (%d bytes, syntax error at offset %d)", len(data), syn.Offset)
+		}
+		return nil, time.Time{}, corrupt("not a snapshot envelope (%d bytes)", len(data))
+	}
+	if f.Format != snapshotFormat || f.Version != snapshotVersion {
+		return nil, time.Time{}, corrupt("unknown format or version %d (want %d)", f.Version, snapshotVersion)
+	}
+	sum := sha256.Sum256(f.Payload)
+	if f.SHA256 != hex.EncodeToString(sum[:]) {
+		return nil, time.Time{}, corrupt("checksum mismatch (%d payload bytes)", len(f.Payload))
 	}
 	var p persistedSnapshot
-	if err := json.Unmarshal(data, &p); err != nil {
-		return nil, time.Time{}, false, fmt.Errorf("policy snapshot %s: %w", path, err)
+	if err := strictJSON(f.Payload, &p); err != nil {
+		return nil, time.Time{}, corrupt("payload does not decode")
 	}
-	if p.Version != snapshotVersion {
-		return nil, time.Time{}, false, fmt.Errorf("policy snapshot %s: unknown version %d", path, p.Version)
+	switch {
+	case p.Seq < 0:
+		return nil, time.Time{}, corrupt("negative seq")
+	case p.SyncedAt.IsZero():
+		return nil, time.Time{}, corrupt("no sync time")
+	case p.SyncedAt.After(now):
+		// The clock went back (or the file came from elsewhere): its age
+		// cannot be judged, and a future sync time would look fresh.
+		return nil, time.Time{}, corrupt("sync time is in the future")
 	}
-	return p.snapshot(), p.SyncedAt, true, nil
+	return p.snapshot(), p.SyncedAt, nil
 }
+
+// strictJSON decodes exactly one JSON value without unknown fields.
+func strictJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if err := dec.Decode(new(json.RawMessage)); err != io.EOF {
+		return errors.New("trailing data")
+	}
+	return nil
+}
+
+// PersistTo loads the snapshot saved at path (if any) as the starting
+// point, with its original sync time (an old snapshot stays stale), and
+// saves every later change there. A damaged file is logged (its path,
+// never its contents), counted and ignored: the proxy starts without
+// policy, so high-risk paths fail closed until the first sync, which
+// overwrites it. A file that cannot be read at all stops start-up.
+func (p *Policy) PersistTo(path string) error {
+	snap, syncedAt, err := loadSnapshot(path, time.Now())
+	switch {
+	case errors.Is(err, errCorruptSnapshot):
+		p.snapshotsRefused.Add(1)
+		p.log.Error("proxy: persisted policy snapshot refused; starting without policy until the first sync", "file", path, "err", err)
+	case err != nil:
+		return err
+	case snap != nil:
+		p.cur.Store(snap)
+		p.lastSync.Store(syncedAt.UnixNano())
+	}
+	p.file = path
+	return nil
+}
+
+// SnapshotsRefused is the number of persisted snapshots refused at load.
+func (p *Policy) SnapshotsRefused() int64 { return p.snapshotsRefused.Load() }

@@ -56,21 +56,8 @@ type Policy struct {
 	syncMu   sync.Mutex   // one sync at a time
 	kick     chan struct{}
 	file     string // persisted snapshot ("" = none)
-}
-
-// PersistTo loads the snapshot saved at path (if any) as the starting
-// point, with its original sync time, and saves every later change there.
-func (p *Policy) PersistTo(path string) error {
-	snap, syncedAt, ok, err := loadSnapshot(path)
-	if err != nil {
-		return err
-	}
-	if ok {
-		p.cur.Store(snap)
-		p.lastSync.Store(syncedAt.UnixNano())
-	}
-	p.file = path
-	return nil
+	// snapshotsRefused counts persisted snapshots refused at load (persist.go).
+	snapshotsRefused atomic.Int64
 }
 
 // NewPolicy starts with an empty snapshot that has never synced (so
