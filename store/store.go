@@ -62,6 +62,12 @@ type Store interface {
 	// RenewDevice swaps the certificate of an active device (same id, same
 	// slot) and revokes the old serial with reason superseded.
 	RenewDevice(ctx context.Context, r RenewRequest, actor Actor) (Device, Revocation, error)
+	// RedeliverDevice hands out again the stored certificate (DER) of the
+	// active device of r's sub-account whose certificate has r.KeyID, that
+	// was issued within [r.IssuedFrom, r.IssuedTo] and never seen at a
+	// proxy, and audits "device.redelivered"; nothing else changes. Any
+	// other case is ErrNotFound (and changes nothing).
+	RedeliverDevice(ctx context.Context, r RedeliverRequest, actor Actor) (Device, []byte, error)
 	RevokeDevice(ctx context.Context, tenantID, deviceID string, reason RevocationReason, actor Actor) (Revocation, error)
 	RevokeSubAccountDevices(ctx context.Context, tenantID, subID string, reason RevocationReason, actor Actor) ([]Revocation, error)
 	GetDevice(ctx context.Context, tenantID, deviceID string) (Device, error)

@@ -150,11 +150,26 @@ type IssueRequest struct {
 	Serial      string
 	Fingerprint string
 	KeyID       string // optional: refused while another active device has the same key
-	IssuedAt    time.Time
-	ExpiresAt   time.Time
-	EnrolledIP  string
-	EnrolledUA  string
-	Now         time.Time
+	// CertDER is the issued certificate (optional; when set its SHA-256
+	// must be Fingerprint), kept with the device for RedeliverDevice.
+	CertDER    []byte
+	IssuedAt   time.Time
+	ExpiresAt  time.Time
+	EnrolledIP string
+	EnrolledUA string
+	Now        time.Time
+}
+
+// RedeliverRequest is the input of RedeliverDevice: which device of which
+// sub-account may be handed out again.
+type RedeliverRequest struct {
+	TenantID string
+	SubID    string
+	KeyID    string // the key the caller proved it holds (CSR signature)
+	// The device must have been issued within [IssuedFrom, IssuedTo].
+	IssuedFrom time.Time
+	IssuedTo   time.Time
+	Now        time.Time
 }
 
 // RenewRequest is the input of RenewDevice.
@@ -165,6 +180,7 @@ type RenewRequest struct {
 	Serial      string
 	Fingerprint string
 	KeyID       string // the new certificate's key (see IssueRequest)
+	CertDER     []byte // the new certificate (see IssueRequest)
 	IssuedAt    time.Time
 	ExpiresAt   time.Time
 	Now         time.Time

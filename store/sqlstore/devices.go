@@ -2,7 +2,9 @@ package sqlstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -66,12 +68,27 @@ func checkCert(serial, fingerprint, keyID string, issued, expires time.Time) err
 	return nil
 }
 
+// checkDER refuses a stored certificate that is not the one fingerprinted.
+func checkDER(der []byte, fingerprint string) error {
+	if der == nil {
+		return nil
+	}
+	sum := sha256.Sum256(der)
+	if hex.EncodeToString(sum[:]) != fingerprint {
+		return invalid("certificate does not match its fingerprint")
+	}
+	return nil
+}
+
 // IssueDevice is the quota gate (see store.Store).
 func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.Actor) (store.Device, int, error) {
 	if r.DeviceID == "" || r.TenantID == "" || r.SubID == "" {
 		return store.Device{}, 0, invalid("tenant, sub-account and device ids are required")
 	}
 	if err := checkCert(r.Serial, r.Fingerprint, r.KeyID, r.IssuedAt, r.ExpiresAt); err != nil {
+		return store.Device{}, 0, err
+	}
+	if err := checkDER(r.CertDER, r.Fingerprint); err != nil {
 		return store.Device{}, 0, err
 	}
 	if r.Now.IsZero() {
@@ -112,9 +129,9 @@ func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.
 			return err
 		}
 		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO devices (id, tenant_id, sub_id, label, serial, fingerprint, key_id, status, issued_at, expires_at,
-			enrolled_ip, enrolled_ua, last_seen_at, last_seen_ip, revoked_at, reason, change_seq)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, 0, ?)`),
-			d.ID, d.TenantID, d.SubID, d.Label, d.Serial, d.Fingerprint, d.KeyID, d.Status, ts(d.IssuedAt), ts(d.ExpiresAt), d.EnrolledIP, d.EnrolledUA, seq)
+			enrolled_ip, enrolled_ua, last_seen_at, last_seen_ip, revoked_at, reason, change_seq, cert_der)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, 0, ?, ?)`),
+			d.ID, d.TenantID, d.SubID, d.Label, d.Serial, d.Fingerprint, d.KeyID, d.Status, ts(d.IssuedAt), ts(d.ExpiresAt), d.EnrolledIP, d.EnrolledUA, seq, r.CertDER)
 		if err != nil {
 			if s.d.IsUniqueViolation(err) {
 				return fmt.Errorf("device or serial: %w", store.ErrDuplicate)
@@ -135,6 +152,9 @@ func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.
 // RenewDevice swaps the certificate of an active device in place.
 func (s *DB) RenewDevice(ctx context.Context, r store.RenewRequest, actor store.Actor) (store.Device, store.Revocation, error) {
 	if err := checkCert(r.Serial, r.Fingerprint, r.KeyID, r.IssuedAt, r.ExpiresAt); err != nil {
+		return store.Device{}, store.Revocation{}, err
+	}
+	if err := checkDER(r.CertDER, r.Fingerprint); err != nil {
 		return store.Device{}, store.Revocation{}, err
 	}
 	if r.Now.IsZero() {
@@ -174,8 +194,8 @@ func (s *DB) RenewDevice(ctx context.Context, r store.RenewRequest, actor store.
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE devices SET serial = ?, fingerprint = ?, key_id = ?, issued_at = ?, expires_at = ?, change_seq = ? WHERE id = ?`),
-			r.Serial, r.Fingerprint, r.KeyID, ts(r.IssuedAt), ts(r.ExpiresAt), seq, d.ID)
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE devices SET serial = ?, fingerprint = ?, key_id = ?, issued_at = ?, expires_at = ?, change_seq = ?, cert_der = ? WHERE id = ?`),
+			r.Serial, r.Fingerprint, r.KeyID, ts(r.IssuedAt), ts(r.ExpiresAt), seq, r.CertDER, d.ID)
 		if err != nil {
 			if s.d.IsUniqueViolation(err) {
 				return fmt.Errorf("serial: %w", store.ErrDuplicate)
@@ -190,6 +210,50 @@ func (s *DB) RenewDevice(ctx context.Context, r store.RenewRequest, actor store.
 	}
 	return d, rv, nil
 }
+
+// RedeliverDevice hands out a recorded certificate again (see store.Store).
+func (s *DB) RedeliverDevice(ctx context.Context, r store.RedeliverRequest, actor store.Actor) (store.Device, []byte, error) {
+	if r.TenantID == "" || r.SubID == "" || r.KeyID == "" || r.IssuedFrom.IsZero() || r.IssuedTo.Before(r.IssuedFrom) {
+		return store.Device{}, nil, invalid("tenant, sub-account, key and issue window are required")
+	}
+	if r.Now.IsZero() {
+		r.Now = time.Now()
+	}
+	var d store.Device
+	var der []byte
+	err := s.inTx(ctx, func(tx *txn) error {
+		sub, err := s.lockSub(ctx, tx, r.TenantID, r.SubID)
+		if err != nil {
+			return err
+		}
+		if store.Eligible(sub, r.Now, time.Time{}) != nil {
+			return fmt.Errorf("device: %w", store.ErrNotFound)
+		}
+		row := tx.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+`, cert_der FROM devices
+			WHERE tenant_id = ? AND sub_id = ? AND key_id = ? AND status = ? AND expires_at > ? AND issued_at >= ? AND issued_at <= ?
+			AND last_seen_at = 0 AND cert_der IS NOT NULL`),
+			r.TenantID, r.SubID, r.KeyID, store.DeviceActive, ts(r.Now), ts(r.IssuedFrom), ts(r.IssuedTo))
+		if d, err = scanDevice(scanWith{row, &der}); err != nil {
+			return err
+		}
+		if len(der) == 0 || checkDER(der, d.Fingerprint) != nil {
+			return fmt.Errorf("device: %w", store.ErrNotFound)
+		}
+		return s.audit(ctx, tx, r.TenantID, actor, "device.redelivered", sub.FullName(), map[string]string{"device": d.ID, "serial": d.Serial})
+	})
+	if err != nil {
+		return store.Device{}, nil, err
+	}
+	return d, der, nil
+}
+
+// scanWith scans a device row followed by extra columns.
+type scanWith struct {
+	row   scanner
+	extra any
+}
+
+func (w scanWith) Scan(dest ...any) error { return w.row.Scan(append(dest, w.extra)...) }
 
 // keyFree refuses a key that an active device other than exceptID holds
 // (in any store: the key's owner proved possession, so this tells nothing

@@ -36,6 +36,7 @@ func Run(t *testing.T, open Opener) {
 		{"ProtectionLimits", testProtectionLimits},
 		{"RenewDevice", testRenewDevice},
 		{"KeyReuse", testKeyReuse},
+		{"RedeliverDevice", testRedeliverDevice},
 		{"RevokeAndDepart", testRevokeAndDepart},
 		{"RevocationFeedOrder", testRevocationFeedOrder},
 		{"SealedSecrets", testSealedSecrets},
