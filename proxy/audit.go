@@ -3,7 +3,9 @@ package proxy
 import (
 	"context"
 	"log/slog"
+	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -11,14 +13,23 @@ import (
 )
 
 // Auditor writes high-risk decisions to the store's audit log from a
-// bounded buffer, so the request path never waits for the database. When
-// the buffer is full the event is dropped and counted.
+// bounded buffer, so the request path never waits for the database. An
+// event lost to a full buffer or a failed write is counted (Dropped) and
+// remembered per store; once writes succeed again, each such store's log
+// gets one gap entry saying how many events were lost and when
+// (store.AuditGapAction), so the loss shows in `audit verify`.
 type Auditor struct {
 	st      AuditSink
 	log     *slog.Logger
 	events  chan auditEvent
 	full    chan struct{} // the buffer is half full: write now
 	dropped atomic.Int64
+	// gaps are the losses not yet recorded, by store.
+	gapMu sync.Mutex
+	gaps  map[string]store.AuditGap
+	// nextGapTry is when gaps may be written next (Run goroutine only).
+	nextGapTry time.Time
+	gapEvery   time.Duration
 	// touched is when each device's "last seen" was last written (only
 	// the Run goroutine uses it).
 	touched map[string]time.Time
@@ -49,10 +60,11 @@ type AuditSink interface {
 
 // NewAuditor makes an auditor with room for size pending events.
 func NewAuditor(st AuditSink, size int, log *slog.Logger) *Auditor {
-	return &Auditor{st: st, log: log, events: make(chan auditEvent, size), full: make(chan struct{}, 1), touched: map[string]time.Time{}}
+	return &Auditor{st: st, log: log, events: make(chan auditEvent, size), full: make(chan struct{}, 1),
+		gaps: map[string]store.AuditGap{}, gapEvery: gapEvery, touched: map[string]time.Time{}}
 }
 
-// Dropped is the number of events lost to a full buffer.
+// Dropped is the number of events lost to a full buffer or a failed write.
 func (a *Auditor) Dropped() int64 { return a.dropped.Load() }
 
 // Record queues one decision. Decisions without an identity (no or
@@ -70,7 +82,7 @@ func (a *Auditor) Record(ip string, g Grant, point, path, reason string) {
 	select {
 	case a.events <- ev:
 	default:
-		a.dropped.Add(1)
+		a.lost(ev.key.tenant, 1, ev.at, ev.at)
 	}
 	if len(a.events) >= cap(a.events)/2 {
 		select {
@@ -88,14 +100,26 @@ const (
 	auditLinger   = 100 * time.Millisecond
 )
 
+// gapEvery spaces the gap writes: under a sustained overload a store gets
+// one gap entry per period (not one per batch), and a store that keeps
+// refusing costs one attempt per period.
+const gapEvery = 5 * time.Second
+
 // Run writes queued events until ctx ends, in batches: whatever has queued
 // while the previous batch was written goes into one transaction.
 func (a *Auditor) Run(ctx context.Context) {
 	batch := make([]auditEvent, 0, maxAuditBatch)
 	for {
+		var retry <-chan time.Time // gaps are recorded even when no request comes
+		if a.gapsPending() {
+			retry = time.After(time.Until(a.nextGapTry))
+		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-retry:
+			a.writeGaps(ctx)
+			continue
 		case ev := <-a.events:
 			batch = append(batch[:0], ev)
 		}
@@ -122,12 +146,82 @@ func (a *Auditor) Run(ctx context.Context) {
 		// Written even while shutting down: decisions already taken are kept.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		if err := a.st.AppendAuditBatch(wctx, records); err != nil {
-			a.dropped.Add(int64(len(batch)))
+			a.lostBatch(batch)
 			a.log.Error("audit write failed; events dropped", "events", len(batch), "err", err)
+		} else if a.gapsPending() && !time.Now().Before(a.nextGapTry) {
+			a.writeGaps(ctx) // the store answers again
 		}
 		a.touchDevices(wctx, batch)
 		cancel()
 	}
+}
+
+// lost counts n events of tenant between from and to as dropped and keeps
+// them for the tenant's gap entry. Taking the lock only on this path keeps
+// the request path lock-free while the buffer has room.
+func (a *Auditor) lost(tenant string, n int64, from, to time.Time) {
+	a.dropped.Add(n)
+	a.addGap(tenant, store.AuditGap{Events: n, From: from, To: to})
+}
+
+// lostBatch records a batch whose write failed.
+func (a *Auditor) lostBatch(batch []auditEvent) {
+	for _, ev := range batch {
+		a.lost(ev.key.tenant, 1, ev.at, ev.at)
+	}
+}
+
+// addGap merges g into the tenant's pending gap.
+func (a *Auditor) addGap(tenant string, g store.AuditGap) {
+	a.gapMu.Lock()
+	defer a.gapMu.Unlock()
+	cur, ok := a.gaps[tenant]
+	if !ok {
+		a.gaps[tenant] = g
+		return
+	}
+	cur.Events += g.Events
+	if g.From.Before(cur.From) {
+		cur.From = g.From
+	}
+	if g.To.After(cur.To) {
+		cur.To = g.To
+	}
+	a.gaps[tenant] = cur
+}
+
+func (a *Auditor) gapsPending() bool {
+	a.gapMu.Lock()
+	defer a.gapMu.Unlock()
+	return len(a.gaps) > 0
+}
+
+// writeGaps appends one gap entry per store that lost events, each in its
+// own write so that a store that refuses (e.g. deleted, or outside a feed
+// certificate's scope) does not hold back the others. What fails stays
+// pending for the next try.
+func (a *Auditor) writeGaps(ctx context.Context) {
+	a.gapMu.Lock()
+	gaps := a.gaps
+	a.gaps = map[string]store.AuditGap{}
+	a.gapMu.Unlock()
+	tenants := make([]string, 0, len(gaps))
+	for t := range gaps {
+		tenants = append(tenants, t)
+	}
+	sort.Strings(tenants)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, t := range tenants {
+		g := gaps[t]
+		if err := a.st.AppendAuditBatch(ctx, []store.AuditRecord{{TenantID: t, Entry: g.Entry()}}); err != nil {
+			a.addGap(t, g)
+			a.log.Error("audit gap not recorded yet", "store", t, "events", g.Events, "err", err)
+			continue
+		}
+		a.log.Warn("audit gap recorded", "store", t, "events", g.Events, "from", g.From, "to", g.To)
+	}
+	a.nextGapTry = time.Now().Add(a.gapEvery)
 }
 
 // coalesce turns a batch into audit records: identical decisions (same

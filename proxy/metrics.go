@@ -55,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer, p *Policy, a *Auditor) *Metrics {
 			func() float64 { return p.Staleness(time.Now()).Seconds() }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "devicegate_proxy_policy_snapshot_refused_total", Help: "Persisted policy snapshots refused at start (damaged: checksum, truncation, version)."},
 			func() float64 { return float64(p.SnapshotsRefused()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "devicegate_proxy_audit_dropped_total", Help: "Audit events dropped because the buffer was full."},
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "devicegate_proxy_audit_dropped_total", Help: "Audit events lost (buffer full or audit write failed); each store's loss is recorded as a proxy.audit_gap entry."},
 			func() float64 { return float64(a.Dropped()) }),
 	)
 	return m

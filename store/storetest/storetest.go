@@ -45,6 +45,7 @@ func Run(t *testing.T, open Opener) {
 		{"Lockouts", testLockouts},
 		{"ProxyCerts", testProxyCerts},
 		{"AuditChain", testAuditChain},
+		{"AuditGaps", testAuditGaps},
 		{"PolicyChanges", testPolicyChanges},
 		{"BadInput", testBadInput},
 	}
