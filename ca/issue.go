@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -33,6 +34,9 @@ type Issued struct {
 	Chain      []*x509.Certificate // leaf, device intermediate
 	Installed  int                 // active devices after this one
 	Limit      int                 // N
+	// Redelivered: the certificate was recorded by an earlier request
+	// whose answer was lost, and is handed out again unchanged.
+	Redelivered bool
 }
 
 // MaxLabelRunes bounds a device label.
@@ -61,7 +65,7 @@ func (a *Authority) Issue(ctx context.Context, r IssueRequest) (*Issued, error) 
 			return nil, store.ErrTicketUnknown
 		}
 		t, err := a.store.LookupTicket(ctx, ticketHash, now)
-		if err != nil {
+		if err != nil && !errors.Is(err, store.ErrTicketUsed) {
 			return nil, err
 		}
 		// A session-bound caller may also pass a code: it must be theirs.
@@ -69,6 +73,11 @@ func (a *Authority) Issue(ctx context.Context, r IssueRequest) (*Issued, error) 
 			return nil, store.ErrTicketUnknown
 		}
 		tenantID, subID = t.TenantID, t.SubID
+		if err != nil {
+			// Used: the answer to the request that used it may have been
+			// lost. Only the device it issued, for this very key, comes back.
+			return a.redeliver(ctx, r, csr, tenantID, subID, t.UsedAt.Add(-time.Second), t.UsedAt.Add(time.Second), now, err)
+		}
 	}
 	if tenantID == "" || subID == "" {
 		return nil, fmt.Errorf("%w: an enrollment code is required", store.ErrTicketUnknown)
@@ -89,7 +98,9 @@ func (a *Authority) Issue(ctx context.Context, r IssueRequest) (*Issued, error) 
 		return nil, err
 	}
 	if active >= sub.Protection.MaxDevices {
-		return nil, store.ErrQuotaExceeded
+		// The store checks the key before the quota: a key that holds a
+		// device of this sub-account is a re-delivery, not a full quota.
+		return a.redeliverRecent(ctx, r, csr, tenantID, subID, now, store.ErrQuotaExceeded)
 	}
 
 	deviceID := store.NewID()
@@ -108,16 +119,76 @@ func (a *Authority) Issue(ctx context.Context, r IssueRequest) (*Issued, error) 
 		Serial:      SerialHex(leaf),
 		Fingerprint: Fingerprint(leaf),
 		KeyID:       KeyID(leaf),
+		CertDER:     leaf.Raw,
 		IssuedAt:    now,
 		ExpiresAt:   leaf.NotAfter,
 		EnrolledIP:  r.ClientIP,
 		EnrolledUA:  truncate(r.UA, 256),
 		Now:         now,
 	}, store.Actor{Kind: "sub", Name: sub.FullName(), IP: r.ClientIP, UA: truncate(r.UA, 256)})
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrKeyInUse) || errors.Is(err, store.ErrQuotaExceeded):
+		return a.redeliverRecent(ctx, r, csr, tenantID, subID, now, err)
+	case errors.Is(err, store.ErrTicketUsed):
+		// Used by a concurrent request between the look-up and now.
+		return a.redeliverRecent(ctx, r, csr, tenantID, subID, now, err)
+	case err != nil:
 		return nil, err
 	}
 	return &Issued{Device: dev, SubAccount: sub, Chain: chain, Installed: installed, Limit: sub.Protection.MaxDevices}, nil
+}
+
+// redeliverRecent is redeliver for a device issued within the ticket TTL
+// before now.
+func (a *Authority) redeliverRecent(ctx context.Context, r IssueRequest, csr *x509.CertificateRequest, tenantID, subID string, now time.Time, refusal error) (*Issued, error) {
+	return a.redeliver(ctx, r, csr, tenantID, subID, now.Add(-a.opts.TicketTTL), now, now, refusal)
+}
+
+// redeliver answers a request refused with refusal (its code used, its key
+// in use) with the certificate already recorded for it, when the answer to
+// the request that recorded it was lost (the CA died, the connection was
+// cut): the active device of this sub-account that holds the CSR's key,
+// issued within [from, to] and never seen at a proxy. The CSR's signature
+// proves the caller holds the key, so a used code alone gets nothing, and
+// the key alone already has the certificate's power. Nothing is signed,
+// no slot taken, no serial revoked; the store audits device.redelivered.
+// Anything else keeps the refusal.
+func (a *Authority) redeliver(ctx context.Context, r IssueRequest, csr *x509.CertificateRequest, tenantID, subID string, from, to, now time.Time, refusal error) (*Issued, error) {
+	if csr.CheckSignature() != nil {
+		return nil, refusal
+	}
+	sub, err := a.store.GetSubAccount(ctx, tenantID, subID)
+	if err != nil {
+		return nil, refusal
+	}
+	if from.Before(now.Add(-a.opts.TicketTTL)) {
+		from = now.Add(-a.opts.TicketTTL)
+	}
+	if to.Before(from) {
+		return nil, refusal
+	}
+	sum := sha256.Sum256(csr.RawSubjectPublicKeyInfo)
+	dev, der, err := a.store.RedeliverDevice(ctx, store.RedeliverRequest{
+		TenantID: tenantID, SubID: subID, KeyID: hex.EncodeToString(sum[:]),
+		IssuedFrom: from, IssuedTo: to, Now: now,
+	}, store.Actor{Kind: "sub", Name: sub.FullName(), IP: r.ClientIP, UA: truncate(r.UA, 256)})
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			a.opts.Logger.Warn("re-delivering a device certificate failed", "err", err)
+		}
+		return nil, refusal
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil || SerialHex(leaf) != dev.Serial || leaf.CheckSignatureFrom(a.keys.Device) != nil {
+		a.opts.Logger.Error("a recorded device certificate does not check; not re-delivered", "device", dev.ID)
+		return nil, refusal
+	}
+	installed, err := a.store.CountActiveDevices(ctx, tenantID, subID, now)
+	if err != nil {
+		return nil, refusal
+	}
+	return &Issued{Device: dev, SubAccount: sub, Chain: []*x509.Certificate{leaf, a.keys.Device}, Installed: installed,
+		Limit: sub.Protection.MaxDevices, Redelivered: true}, nil
 }
 
 // Renew gives an active device a new certificate (same device id, same
@@ -167,6 +238,7 @@ func (a *Authority) Renew(ctx context.Context, oldLeaf *x509.Certificate, csrDat
 		Serial:      SerialHex(leaf),
 		Fingerprint: Fingerprint(leaf),
 		KeyID:       KeyID(leaf),
+		CertDER:     leaf.Raw,
 		IssuedAt:    now,
 		ExpiresAt:   leaf.NotAfter,
 		Now:         now,

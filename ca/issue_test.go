@@ -180,7 +180,8 @@ func TestIssueRefusesBadInput(t *testing.T) {
 		}, store.ErrTicketUnknown},
 		{"malformed code", func() IssueRequest { return IssueRequest{Code: "DG-1234", CSR: good} }, store.ErrTicketUnknown},
 		{"no code, no session", func() IssueRequest { return IssueRequest{CSR: good} }, store.ErrTicketUnknown},
-		{"used code", func() IssueRequest { return IssueRequest{Code: usedCode, CSR: good} }, store.ErrTicketUsed},
+		// (The same code with its own key is a re-delivery: redeliver_test.go.)
+		{"used code", func() IssueRequest { return IssueRequest{Code: usedCode, CSR: newCSR(t, newKey(t), nil)} }, store.ErrTicketUsed},
 		{"expired code", func() IssueRequest {
 			f.now = f.now.Add(31 * time.Minute)
 			return IssueRequest{Code: expiredCode, CSR: good}
@@ -192,6 +193,7 @@ func TestIssueRefusesBadInput(t *testing.T) {
 			return IssueRequest{TenantID: f.tenant.ID, SubID: bob.ID, CSR: good}
 		}, store.ErrNotFound},
 		{"unknown sub-account", func() IssueRequest { return IssueRequest{TenantID: f.tenant.ID, SubID: store.NewID(), CSR: good} }, store.ErrNotFound},
+		// After the ticket TTL (the expired code moved the clock): no longer a re-delivery.
 		{"replayed CSR (its key already has a device)", func() IssueRequest { return IssueRequest{Code: f.ticket(f.alice), CSR: good} }, store.ErrKeyInUse},
 		{"the same key in another store", func() IssueRequest { return IssueRequest{Code: f.ticket(bob), CSR: good} }, store.ErrKeyInUse},
 		{"label with control characters", func() IssueRequest {
