@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -32,7 +34,9 @@ type rogueCA struct {
 	rootPEM []byte
 	root    *x509.Certificate
 	key     *ecdsa.PrivateKey
-	mode    string // "ok", "other-key", "quota"
+	mode    string // "ok", "other-key", "quota", "cut-once", "down"
+	mu      sync.Mutex
+	posts   []string // enrollment bodies received
 }
 
 func newRogueCA(t *testing.T, mode string) *rogueCA {
@@ -59,6 +63,21 @@ func (r *rogueCA) serve(w http.ResponseWriter, req *http.Request) {
 		w.Write(r.rootPEM)
 		return
 	}
+	raw, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	r.posts = append(r.posts, string(raw))
+	n := len(r.posts)
+	r.mu.Unlock()
+	switch {
+	case r.mode == "cut-once" && n == 1: // the answer is lost
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.Close()
+		return
+	case r.mode == "down":
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	req.Body = io.NopCloser(strings.NewReader(string(raw)))
 	if r.mode == "quota" {
 		w.WriteHeader(http.StatusForbidden)
 		w.Write([]byte(`{"error":{"code":"quota_exceeded","message":"The number of installed certificates has reached the limit. Contact the main account.","message_zh":"您安装的数字证书已达上限，如需安装请联系主账号"}}`))
@@ -163,4 +182,42 @@ func FuzzParseCerts(f *testing.F) {
 			t.Fatal("no error and no certificates")
 		}
 	})
+}
+
+// TestEnrollRetriesLostAnswer: an answer lost after the request was sent
+// (connection cut, 5xx) is asked for again with the identical request
+// (same code, same CSR, so the CA can hand out the certificate it
+// recorded), a few times with a bound; a refusal (4xx) is not retried.
+func TestEnrollRetriesLostAnswer(t *testing.T) {
+	saved := retryDelays
+	retryDelays = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond}
+	t.Cleanup(func() { retryDelays = saved })
+	ctx := context.Background()
+
+	cut := newRogueCA(t, "cut-once")
+	if _, err := Enroll(ctx, opts(t, cut.srv.URL, Trust{Fingerprint: cut.fingerprint()})); err != nil {
+		t.Fatalf("after a cut answer: %v", err)
+	}
+	if len(cut.posts) != 2 || cut.posts[0] != cut.posts[1] {
+		t.Fatalf("%d requests; the retry must be identical to the first", len(cut.posts))
+	}
+
+	down := newRogueCA(t, "down")
+	o := opts(t, down.srv.URL, Trust{Fingerprint: down.fingerprint()})
+	_, err := Enroll(ctx, o)
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable {
+		t.Fatalf("CA down: %v", err)
+	}
+	if len(down.posts) != 3 {
+		t.Fatalf("CA down: %d tries, want 3", len(down.posts))
+	}
+	if entries, _ := os.ReadDir(o.OutDir); len(entries) > 0 {
+		t.Fatalf("a failed enrollment left %d files", len(entries))
+	}
+
+	quota := newRogueCA(t, "quota")
+	if _, err := Enroll(ctx, opts(t, quota.srv.URL, Trust{Fingerprint: quota.fingerprint()})); err == nil || len(quota.posts) != 1 {
+		t.Fatalf("a refusal was retried (%d tries): %v", len(quota.posts), err)
+	}
 }

@@ -123,26 +123,31 @@ func postEnroll(ctx context.Context, u string, pool *x509.CertPool, o Options, c
 	c := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
 	ua := o.UserAgent
 	if ua == "" {
 		ua = "devicegate-enroll"
 	}
-	req.Header.Set("User-Agent", ua)
-	r, err := c.Do(req)
+	// The identical request is sent again after a transport error or a 5xx:
+	// if the CA recorded the device but the answer was lost, it hands out
+	// the same certificate again (same code, same key); if it recorded
+	// nothing, the code is still unused.
+	var status int
+	var data []byte
+	for attempt := 0; ; attempt++ {
+		status, data, err = postOnce(ctx, c, u, ua, body)
+		if err == nil && status < 500 || attempt >= len(retryDelays) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(retryDelays[attempt]):
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer r.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxResponse))
-	if err != nil {
-		return nil, err
-	}
-	if r.StatusCode != http.StatusCreated {
+	if status != http.StatusCreated {
 		var e struct {
 			Error struct {
 				Code      string `json:"code"`
@@ -151,15 +156,39 @@ func postEnroll(ctx context.Context, u string, pool *x509.CertPool, o Options, c
 			} `json:"error"`
 		}
 		if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
-			return nil, &APIError{Status: r.StatusCode, Code: "http", Message: fmt.Sprintf("CA answered HTTP %d", r.StatusCode)}
+			return nil, &APIError{Status: status, Code: "http", Message: fmt.Sprintf("CA answered HTTP %d", status)}
 		}
-		return nil, &APIError{Status: r.StatusCode, Code: e.Error.Code, Message: e.Error.Message, MessageZH: e.Error.MessageZH}
+		return nil, &APIError{Status: status, Code: e.Error.Code, Message: e.Error.Message, MessageZH: e.Error.MessageZH}
 	}
 	var out enrollResponse
 	if err := json.Unmarshal(data, &out); err != nil {
 		return nil, fmt.Errorf("CA answer is not valid JSON: %w", err)
 	}
 	return &out, nil
+}
+
+// retryDelays are the waits before each retry of an enrollment whose answer
+// was lost: three tries within about five seconds.
+var retryDelays = []time.Duration{time.Second, 3 * time.Second}
+
+// postOnce sends one enrollment request and reads the answer.
+func postOnce(ctx context.Context, c *http.Client, u, ua string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", ua)
+	r, err := c.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer r.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxResponse))
+	if err != nil {
+		return 0, nil, err
+	}
+	return r.StatusCode, data, nil
 }
 
 // verifyIssued checks the certificate is for our key and chains to the
