@@ -682,7 +682,17 @@ func (a *app) adminAuditVerify(ctx context.Context, args []string, env *cliEnv) 
 	if err := a.store.VerifyAudit(ctx, t.ID); err != nil {
 		return fmt.Errorf("audit chain of %s is broken: %w", t.Name, err)
 	}
-	fmt.Fprintf(env.stdout, "audit chain of %s verifies\n", t.Name)
+	// An intact chain can still miss decisions a proxy could not write;
+	// the proxy recorded how many (and when) as gap entries: say so.
+	gaps, err := store.AuditGaps(ctx, a.store, t.ID)
+	if err != nil {
+		return fmt.Errorf("audit gaps of %s: %w", t.Name, err)
+	}
+	fmt.Fprintf(env.stdout, "audit chain of %s verifies; %s\n", t.Name, store.DescribeAuditGaps(gaps))
+	for _, g := range gaps {
+		fmt.Fprintf(env.stdout, "  seq %d: %d events lost between %s and %s\n", g.Seq, g.Events,
+			g.From.UTC().Format(time.RFC3339Nano), g.To.UTC().Format(time.RFC3339Nano))
+	}
 	return nil
 }
 
