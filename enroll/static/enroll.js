@@ -48,6 +48,28 @@
     s.className = isError ? "error" : "";
   }
 
+  // postEnroll sends the identical request again after a network error, a
+  // cut answer or a 5xx: if the CA recorded the device but the answer was
+  // lost, the same CSR gets the same certificate again. Three tries within
+  // about four seconds; a refusal (4xx) is not retried.
+  async function postEnroll(payload) {
+    var delays = [1000, 3000];
+    for (var i = 0; ; i++) {
+      try {
+        var resp = await fetch("/staff/api/enroll", {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "Content-Type": "application/json", "X-CSRF-Token": meta("dg-csrf") },
+          body: payload,
+        });
+        if (resp.status < 500 || i >= delays.length) return { resp: resp, body: await resp.json() };
+      } catch (err) {
+        if (i >= delays.length) throw err;
+      }
+      await new Promise(function (done) { setTimeout(done, delays[i]); });
+    }
+  }
+
   async function enroll(ev) {
     ev.preventDefault();
     var status = $("enroll-status");
@@ -60,13 +82,8 @@
       var pki = window.DevicegatePKI;
       var keys = await pki.generateKeyPair();
       var csr = await pki.buildCSR(keys, meta("dg-sub"));
-      var resp = await fetch("/staff/api/enroll", {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRF-Token": meta("dg-csrf") },
-        body: JSON.stringify({ csr: csr, label: $("label").value }),
-      });
-      var body = await resp.json();
+      var answer = await postEnroll(JSON.stringify({ csr: csr, label: $("label").value }));
+      var resp = answer.resp, body = answer.body;
       if (!resp.ok) {
         var e = body.error || {};
         say(status.getAttribute("data-lang") === "zh" ? (e.message_zh || e.message) : e.message, true);
