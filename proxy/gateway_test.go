@@ -66,14 +66,21 @@ func newEnv(t testing.TB, maxStale time.Duration) *env {
 // newEnvWith lets a test change the upstream's configuration.
 func newEnvWith(t testing.TB, maxStale time.Duration, change func(*config.Upstream), tune ...func(*Options)) *env {
 	t.Helper()
-	ctx := context.Background()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"), store.Options{SealKey: key})
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"), store.Options{SealKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newEnvOn(t, st, maxStale, change, tune...)
+}
+
+// newEnvOn is newEnvWith over a given store (closed with the test).
+func newEnvOn(t testing.TB, st store.Store, maxStale time.Duration, change func(*config.Upstream), tune ...func(*Options)) *env {
+	t.Helper()
+	ctx := context.Background()
 	t.Cleanup(func() { st.Close() })
+	var err error
 	e := &env{t: t, ctx: ctx, pki: testpki.New(t), st: st, devices: map[string]store.Device{}, bigWrites: make(chan error, 8)}
 	if e.tenant, err = st.CreateTenant(ctx, store.NewTenant{Name: "shop"}, actor); err != nil {
 		t.Fatal(err)
