@@ -43,6 +43,9 @@ func canonicalHost(h string) (name, canonical string, ok bool) {
 		if host == "" || !validHostChars(host, false) {
 			return "", "", false
 		}
+		if !hasUpper(h) {
+			return host, h, true // already canonical: no copy
+		}
 		name = strings.ToLower(host)
 		canonical = name
 	}
@@ -50,6 +53,15 @@ func canonicalHost(h string) (name, canonical string, ok bool) {
 		canonical += ":" + port
 	}
 	return name, canonical, true
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 'A' && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
 }
 
 // validPort: 1..65535, digits only, no leading zero.

@@ -54,3 +54,12 @@ func FuzzCanonicalHost(f *testing.F) {
 		}
 	})
 }
+
+// A Host already in canonical form costs no allocation (net/http's path
+// checks every request's Host).
+func TestCanonicalHostDoesNotAllocate(t *testing.T) {
+	h := "shop.example:9443"
+	if n := testing.AllocsPerRun(100, func() { _, _, _ = canonicalHost(h) }); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}
