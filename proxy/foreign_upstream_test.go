@@ -86,6 +86,7 @@ func TestUpgradeH2CRefused(t *testing.T) {
 		{"h2c among others", "GET /products HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: foo, h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"},
 		{"unconfigured protocol", "GET /products HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: tls/1.2\r\n\r\n"},
 		{"CONNECT tunnel", "CONNECT localhost:443 HTTP/1.1\r\nHost: localhost\r\n\r\n"},
+		{"HTTP/2 preface over HTTP/1.1", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
