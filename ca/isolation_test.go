@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/devicegate/devicegate/internal/routetable"
 	"github.com/devicegate/devicegate/store"
 )
 
@@ -174,16 +175,7 @@ func TestIsolationCARoutes(t *testing.T) {
 	f.ca.opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	routes := NewServer(f.ca).Routes()
 	cases := caIsolationCases()
-	for _, r := range routes {
-		if _, ok := cases[r]; !ok {
-			t.Errorf("CA route %q has no isolation case: add one to caIsolationCases (or an exemption with its reason)", r)
-		}
-	}
-	for pattern := range cases {
-		if !slices.Contains(routes, pattern) {
-			t.Errorf("isolation case for %q, which the CA does not serve", pattern)
-		}
-	}
+	routetable.Covered(t, "CA route", "caIsolationCases", routes, cases)
 	if t.Failed() {
 		return
 	}

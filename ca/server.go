@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/internal/ratelimit"
+	"github.com/devicegate/devicegate/internal/routetable"
 	"github.com/devicegate/devicegate/store"
 )
 
@@ -60,7 +61,7 @@ func NewServer(a *Authority) *Server {
 }
 
 // routes is the table of the CA API (Routes lists it).
-func (s *Server) routes(m router) {
+func (s *Server) routes(m routetable.Router) {
 	m.HandleFunc("GET /v1/roots.pem", s.handleRoots)
 	m.HandleFunc("POST /v1/enroll", s.handleEnroll)
 	m.HandleFunc("POST /v1/renew", s.handleRenew)

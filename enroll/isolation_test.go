@@ -6,13 +6,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/devicegate/devicegate/ca"
 	"github.com/devicegate/devicegate/enroll"
 	"github.com/devicegate/devicegate/internal/config"
+	"github.com/devicegate/devicegate/internal/routetable"
 	"github.com/devicegate/devicegate/internal/secrets"
 	"github.com/devicegate/devicegate/store"
 )
@@ -315,16 +315,7 @@ func TestIsolationPortalRoutes(t *testing.T) {
 	}
 	routes := p.Routes()
 	cases := portalIsolationCases()
-	for _, r := range routes {
-		if _, ok := cases[r]; !ok {
-			t.Errorf("portal route %q has no isolation case: add one to portalIsolationCases (or an exemption with its reason)", r)
-		}
-	}
-	for pattern := range cases {
-		if !slices.Contains(routes, pattern) {
-			t.Errorf("isolation case for %q, which the portal does not serve", pattern)
-		}
-	}
+	routetable.Covered(t, "portal route", "portalIsolationCases", routes, cases)
 	if t.Failed() {
 		return
 	}

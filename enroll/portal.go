@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/internal/config"
+	"github.com/devicegate/devicegate/internal/routetable"
 	"github.com/devicegate/devicegate/internal/secrets"
 	"github.com/devicegate/devicegate/store"
 )
@@ -91,7 +92,7 @@ func New(o Options) (*Portal, error) {
 	return p, nil
 }
 
-func (p *Portal) routes(m router) {
+func (p *Portal) routes(m routetable.Router) {
 	m.HandleFunc("GET /{$}", p.index)
 	m.HandleFunc("GET /lang", p.switchLang)
 	m.Handle("GET /static/", staticHandler())

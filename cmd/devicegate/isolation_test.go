@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/devicegate/devicegate/ca"
+	"github.com/devicegate/devicegate/internal/routetable"
 )
 
 // adminCommands lists the admin CLI's commands from its dispatch: the
@@ -147,16 +148,7 @@ func adminIsolationCases() map[string]struct {
 func TestIsolationAdminCLI(t *testing.T) {
 	cmds := adminCommands(t)
 	cases := adminIsolationCases()
-	for _, c := range cmds {
-		if _, ok := cases[c]; !ok {
-			t.Errorf("admin command %q has no isolation case: add one to adminIsolationCases (or an exemption with its reason)", c)
-		}
-	}
-	for c := range cases {
-		if !slices.Contains(cmds, c) {
-			t.Errorf("isolation case for %q, which the admin CLI does not have", c)
-		}
-	}
+	routetable.Covered(t, "admin command", "adminIsolationCases", cmds, cases)
 	// Every command of the usage text is dispatched.
 	for _, line := range strings.Split(adminUsage, "\n")[1:] {
 		f := strings.Fields(line)
