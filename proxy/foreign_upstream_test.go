@@ -31,30 +31,19 @@ import (
 // the way real apps do: one accepts h2c upgrades, one takes the last of
 // duplicate cookies, one routes by X-Original-URL.
 
-// rawExchange sends a raw HTTP/1.1 request (as written) over TLS and
-// returns the response head and the connection's reader.
-func (e *env) rawExchange(t *testing.T, cert *tls.Certificate, request string) (*http.Response, *bufio.Reader, *tls.Conn) {
+// rawExchange sends a raw HTTP/1.1 request (as written) on a new TLS
+// connection and reads the response head.
+func (e *env) rawExchange(t *testing.T, cert *tls.Certificate, request string) *http.Response {
 	t.Helper()
-	tc := &tls.Config{RootCAs: e.pki.RootPool(), ServerName: "localhost", NextProtos: []string{"http/1.1"}}
-	if cert != nil {
-		tc.Certificates = []tls.Certificate{*cert}
-	}
-	conn, err := tls.Dial("tcp", strings.TrimPrefix(e.url, "https://"), tc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if _, err := io.WriteString(conn, request); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(conn)
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	c := e.dialRaw(t, cert)
+	c.send(request)
+	_ = c.tc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	method, _, _ := strings.Cut(request, " ")
-	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: method})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, br, conn
+	return resp
 }
 
 // h2cApp is an upstream that accepts h2c upgrades (as golang.org/x/net's
@@ -90,7 +79,7 @@ func TestUpgradeH2CRefused(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			resp, _, _ := e.rawExchange(t, nil, c.request)
+			resp := e.rawExchange(t, nil, c.request)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusSwitchingProtocols || resp.StatusCode < 400 {
 				t.Fatalf("status %d: the upgrade or tunnel was not refused", resp.StatusCode)
@@ -116,7 +105,7 @@ func TestH2CSettingsHeaderDropped(t *testing.T) {
 	up := h2cApp(t, &seen, &mu)
 	e := newEnvWith(t, time.Minute, func(u *config.Upstream) { u.URL = up.URL })
 	for _, method := range []string{"GET", "POST"} {
-		resp, _, _ := e.rawExchange(t, nil, method+" /products HTTP/1.1\r\nHost: localhost\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Length: 0\r\n\r\n")
+		resp := e.rawExchange(t, nil, method+" /products HTTP/1.1\r\nHost: localhost\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Length: 0\r\n\r\n")
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK || string(body) != "page /products" {
@@ -138,12 +127,12 @@ func TestH2CSettingsHeaderDropped(t *testing.T) {
 func TestUpgradeAllowedOnlyAsConfigured(t *testing.T) {
 	ws := "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
 	e := newEnvWith(t, time.Minute, func(u *config.Upstream) { u.Upgrades = []string{} })
-	resp, _, _ := e.rawExchange(t, nil, ws)
+	resp := e.rawExchange(t, nil, ws)
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("websocket with upgrades: []: %d, want 400", resp.StatusCode)
 	}
 	e = newEnv(t, time.Minute)
-	resp, _, _ = e.rawExchange(t, nil, strings.Replace(ws, "/ws", "/orders/sold", 1))
+	resp = e.rawExchange(t, nil, strings.Replace(ws, "/ws", "/orders/sold", 1))
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("websocket on a high-risk path without a certificate: %d, want 403", resp.StatusCode)
 	}
@@ -200,7 +189,7 @@ func TestWhoamiDuplicateSessionCookies(t *testing.T) {
 			b.WriteString("Cookie: " + l + "\r\n")
 		}
 		b.WriteString("\r\n")
-		resp, _, _ := e.rawExchange(t, &bob, b.String())
+		resp := e.rawExchange(t, &bob, b.String())
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		return resp.StatusCode, string(body)
@@ -251,7 +240,7 @@ func TestJWTAmbiguousTokenRefused(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			req := "GET /orders/sold HTTP/1.1\r\nHost: localhost\r\n" + strings.Join(c.lines, "\r\n") + "\r\n\r\n"
-			resp, _, _ := e.rawExchange(t, &alice, req)
+			resp := e.rawExchange(t, &alice, req)
 			resp.Body.Close()
 			// Let through, the demo app answers with its own login redirect
 			// (it does not read JWTs): what matters is the gateway's verdict.
@@ -321,7 +310,7 @@ func TestSteeringHeadersStripped(t *testing.T) {
 				fmt.Fprintf(&b, "%s: /orders/sold\r\n", h)
 			}
 			fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(w.body), w.body)
-			resp, _, _ := e.rawExchange(t, w.cert, b.String())
+			resp := e.rawExchange(t, w.cert, b.String())
 			defer resp.Body.Close()
 			if w.method == "HEAD" {
 				if resp.StatusCode != http.StatusOK {
@@ -395,7 +384,7 @@ func TestHostAndPathEdges(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			resp, _, _ := e.rawExchange(t, nil, "GET "+c.target+" HTTP/1.1\r\nHost: "+c.host+"\r\n\r\n")
+			resp := e.rawExchange(t, nil, "GET "+c.target+" HTTP/1.1\r\nHost: "+c.host+"\r\n\r\n")
 			defer resp.Body.Close()
 			if resp.StatusCode != c.status {
 				t.Fatalf("%d, want %d", resp.StatusCode, c.status)
