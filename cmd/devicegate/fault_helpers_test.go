@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/devicegate/devicegate/store"
 )
 
 // The fault tests run the real binary as separate processes, so that a
@@ -133,4 +136,33 @@ func faultRounds(t *testing.T, def int) int {
 		return n
 	}
 	return def
+}
+
+// protectedShop initialises the CA of the config cfg and, through the admin
+// CLI, store "shop" with "shop:kim" in role, phone-verified and protected
+// with N devices; it returns the opened app (the caller closes it), the
+// store and the sub-account.
+func protectedShop(t *testing.T, cfg, role string, devices int) (*app, store.Tenant, store.SubAccount) {
+	t.Helper()
+	mustCLI(t, "ca", "--config", cfg, "init")
+	mustCLI(t, "admin", "--config", cfg, "store", "add", "shop")
+	mustCLI(t, "admin", "--config", cfg, "sub", "add", "shop:kim", "--role", role)
+	mustCLI(t, "admin", "--config", cfg, "sub", "phone", "shop:kim")
+	mustCLI(t, "admin", "--config", cfg, "sub", "protect", "shop:kim", "--devices", strconv.Itoa(devices))
+	ctx := context.Background()
+	a, err := openApp(ctx, cfg, "", openOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant, err := a.store.GetTenantByName(ctx, "shop")
+	if err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	sub, err := a.store.GetSubAccountByName(ctx, tenant.ID, "kim")
+	if err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	return a, tenant, sub
 }

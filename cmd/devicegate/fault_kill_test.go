@@ -84,28 +84,12 @@ func killCAUnderEnrollment(t *testing.T, bin, dsn string, rounds int) {
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mustCLI(t, "ca", "--config", cfg, "init")
-	mustCLI(t, "admin", "--config", cfg, "store", "add", "shop")
-	mustCLI(t, "admin", "--config", cfg, "sub", "add", "shop:kim", "--role", "finance")
-	mustCLI(t, "admin", "--config", cfg, "sub", "phone", "shop:kim")
-	mustCLI(t, "admin", "--config", cfg, "sub", "protect", "shop:kim", "--devices", fmt.Sprint(killQuota))
-
 	ctx := context.Background()
-	a, err := openApp(ctx, cfg, "", openOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, tenant, sub := protectedShop(t, cfg, "finance", killQuota)
 	defer a.Close()
-	tenant, err := a.store.GetTenantByName(ctx, "shop")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := a.store.GetSubAccountByName(ctx, tenant.ID, "kim")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var pgdb *sql.DB
 	if dsn != "" {
+		var err error
 		if pgdb, err = sql.Open("pgx", dsn); err != nil {
 			t.Fatal(err)
 		}

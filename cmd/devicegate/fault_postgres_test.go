@@ -97,26 +97,9 @@ proxy:
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mustCLI(t, "ca", "--config", cfg, "init")
-	mustCLI(t, "admin", "--config", cfg, "store", "add", "shop")
-	mustCLI(t, "admin", "--config", cfg, "sub", "add", user, "--role", "cs-supervisor")
-	mustCLI(t, "admin", "--config", cfg, "sub", "phone", user)
-	mustCLI(t, "admin", "--config", cfg, "sub", "protect", user, "--devices", "2")
-
 	ctx := context.Background()
-	a, err := openApp(ctx, cfg, "", openOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, tenant, sub := protectedShop(t, cfg, "cs-supervisor", 2)
 	defer a.Close()
-	tenant, err := a.store.GetTenantByName(ctx, "shop")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := a.store.GetSubAccountByName(ctx, tenant.ID, "kim")
-	if err != nil {
-		t.Fatal(err)
-	}
 	roots := x509.NewCertPool()
 	roots.AddCert(a.ca.Keys().Root)
 
