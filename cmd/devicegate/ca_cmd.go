@@ -26,7 +26,8 @@ const caUsage = `devicegate ca [--config F | --data DIR] <command>
                                 the edge proxy itself at 2/3 of that
                                 (DIR gets key.pem, cert.pem, root.pem, devices.pem:
                                 proxy.feed.credentials_dir); list and revoke with devicegate admin proxy
-  crl                           print the current CRL (PEM)`
+  crl                           print the current device CRL and the root's CRL (PEM, in that order:
+                                nginx and HAProxy want a CRL for every CA of the chain)`
 
 func runCA(ctx context.Context, args []string, env *cliEnv) error {
 	fs := newFlagSet("ca", env.stderr)
