@@ -69,6 +69,14 @@ type Store interface {
 	// other case is ErrNotFound (and changes nothing).
 	RedeliverDevice(ctx context.Context, r RedeliverRequest, actor Actor) (Device, []byte, error)
 	RevokeDevice(ctx context.Context, tenantID, deviceID string, reason RevocationReason, actor Actor) (Revocation, error)
+	// AllowEarlyRenewal lets an active device of the tenant renew once,
+	// before until, even far from its certificate's end: it sets the
+	// device's RenewAllowedUntil (RenewDevice clears it) and audits
+	// "device.renew_allowed". until must be in the future, at most
+	// MaxRenewAllowance away (else ErrInvalid); a device of another tenant
+	// is ErrNotFound, an inactive one ErrDeviceInactive; a refusal changes
+	// nothing.
+	AllowEarlyRenewal(ctx context.Context, tenantID, deviceID string, until time.Time, actor Actor) (Device, error)
 	RevokeSubAccountDevices(ctx context.Context, tenantID, subID string, reason RevocationReason, actor Actor) ([]Revocation, error)
 	GetDevice(ctx context.Context, tenantID, deviceID string) (Device, error)
 	ListDevices(ctx context.Context, tenantID, subID string) ([]Device, error)

@@ -131,7 +131,15 @@ type Device struct {
 	LastSeenIP  string
 	RevokedAt   time.Time
 	Reason      RevocationReason
+	// RenewAllowedUntil: before this time the device may renew once even
+	// far from its certificate's end (the owner allowed it; zero: not
+	// allowed). The renewal clears it.
+	RenewAllowedUntil time.Time
 }
+
+// MaxRenewAllowance is the longest an owner's permission for an early
+// renewal lasts (AllowEarlyRenewal refuses a later end).
+const MaxRenewAllowance = 30 * 24 * time.Hour
 
 // ActiveAt reports whether the device holds a quota slot at t.
 func (d Device) ActiveAt(t time.Time) bool {

@@ -13,17 +13,18 @@ import (
 )
 
 const deviceColumns = `id, tenant_id, sub_id, label, serial, fingerprint, key_id, status, issued_at, expires_at, enrolled_ip, enrolled_ua,
-	last_seen_at, last_seen_ip, revoked_at, reason`
+	last_seen_at, last_seen_ip, revoked_at, reason, COALESCE(renew_allowed_until, 0)`
 
 func scanDevice(row scanner) (store.Device, error) {
 	var d store.Device
-	var issued, expires, seen, revoked int64
+	var issued, expires, seen, revoked, renewAllowed int64
 	err := row.Scan(&d.ID, &d.TenantID, &d.SubID, &d.Label, &d.Serial, &d.Fingerprint, &d.KeyID, &d.Status, &issued, &expires,
-		&d.EnrolledIP, &d.EnrolledUA, &seen, &d.LastSeenIP, &revoked, &d.Reason)
+		&d.EnrolledIP, &d.EnrolledUA, &seen, &d.LastSeenIP, &revoked, &d.Reason, &renewAllowed)
 	if err != nil {
 		return d, notFound(err, "device")
 	}
 	d.IssuedAt, d.ExpiresAt, d.LastSeenAt, d.RevokedAt = fromTS(issued), fromTS(expires), fromTS(seen), fromTS(revoked)
+	d.RenewAllowedUntil = fromTS(renewAllowed)
 	return d, nil
 }
 
@@ -194,7 +195,9 @@ func (s *DB) RenewDevice(ctx context.Context, r store.RenewRequest, actor store.
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE devices SET serial = ?, fingerprint = ?, key_id = ?, issued_at = ?, expires_at = ?, change_seq = ?, cert_der = ? WHERE id = ?`),
+		// The renewal uses up the owner's permission for an early one.
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE devices SET serial = ?, fingerprint = ?, key_id = ?, issued_at = ?, expires_at = ?, change_seq = ?, cert_der = ?,
+			renew_allowed_until = NULL WHERE id = ?`),
 			r.Serial, r.Fingerprint, r.KeyID, ts(r.IssuedAt), ts(r.ExpiresAt), seq, r.CertDER, d.ID)
 		if err != nil {
 			if s.d.IsUniqueViolation(err) {
@@ -203,12 +206,54 @@ func (s *DB) RenewDevice(ctx context.Context, r store.RenewRequest, actor store.
 			return err
 		}
 		d.Serial, d.Fingerprint, d.KeyID, d.IssuedAt, d.ExpiresAt = r.Serial, r.Fingerprint, r.KeyID, fromTS(ts(r.IssuedAt)), fromTS(ts(r.ExpiresAt))
+		d.RenewAllowedUntil = time.Time{}
 		return s.audit(ctx, tx, r.TenantID, actor, "device.renew", sub.FullName(), map[string]string{"device": d.ID, "old_serial": r.OldSerial, "serial": d.Serial})
 	})
 	if err != nil {
 		return store.Device{}, store.Revocation{}, err
 	}
 	return d, rv, nil
+}
+
+// AllowEarlyRenewal lets an active device of the tenant renew once before
+// its certificate is near its end (see store.Store).
+func (s *DB) AllowEarlyRenewal(ctx context.Context, tenantID, deviceID string, until time.Time, actor store.Actor) (store.Device, error) {
+	now := time.Now()
+	if tenantID == "" || deviceID == "" {
+		return store.Device{}, invalid("tenant and device ids are required")
+	}
+	if !until.After(now) || until.After(now.Add(store.MaxRenewAllowance)) {
+		return store.Device{}, invalid("early renewal may be allowed for up to %v", store.MaxRenewAllowance)
+	}
+	var d store.Device
+	err := s.inTx(ctx, func(tx *txn) error {
+		var err error
+		if d, err = scanDevice(tx.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND id = ?`), tenantID, deviceID)); err != nil {
+			return err
+		}
+		sub, err := s.lockSub(ctx, tx, tenantID, d.SubID)
+		if err != nil {
+			return err
+		}
+		// Re-read under the lock: a concurrent revoke or renew wins.
+		if d, err = scanDevice(tx.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND id = ?`), tenantID, deviceID)); err != nil {
+			return err
+		}
+		if !d.ActiveAt(now) {
+			return store.ErrDeviceInactive
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE devices SET renew_allowed_until = ? WHERE tenant_id = ? AND id = ?`), ts(until), tenantID, d.ID); err != nil {
+			return err
+		}
+		d.RenewAllowedUntil = fromTS(ts(until))
+		return s.audit(ctx, tx, tenantID, actor, "device.renew_allowed", sub.FullName(), map[string]string{
+			"device": d.ID, "serial": d.Serial, "until": timeText(d.RenewAllowedUntil),
+		})
+	})
+	if err != nil {
+		return store.Device{}, err
+	}
+	return d, nil
 }
 
 // RedeliverDevice hands out a recorded certificate again (see store.Store).

@@ -35,6 +35,7 @@ func Run(t *testing.T, open Opener) {
 		{"Tickets", testTickets},
 		{"ProtectionLimits", testProtectionLimits},
 		{"RenewDevice", testRenewDevice},
+		{"AllowEarlyRenewal", testAllowEarlyRenewal},
 		{"KeyReuse", testKeyReuse},
 		{"RedeliverDevice", testRedeliverDevice},
 		{"RevokeAndDepart", testRevokeAndDepart},
