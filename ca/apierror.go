@@ -37,7 +37,7 @@ func Explain(err error) APIError {
 	case errors.As(err, &rate):
 		return APIError{http.StatusTooManyRequests, "renew_rate_limited", err.Error(), "证书续期过于频繁，请稍后再试"}
 	case errors.As(err, &early):
-		return APIError{http.StatusForbidden, "renew_too_early", err.Error(), "证书临近到期（最后 30 天内）才能续期；如需提前更换，请联系主账号吊销该设备后重新安装"}
+		return APIError{http.StatusForbidden, "renew_too_early", err.Error(), "证书临近到期（最后 30 天内）才能续期；如需提前续期，请联系主账号允许该设备提前续期一次"}
 	case errors.Is(err, store.ErrQuotaExceeded):
 		return APIError{http.StatusForbidden, "quota_exceeded", QuotaMessageEN, QuotaMessageZH}
 	case errors.Is(err, store.ErrTicketExpired):

@@ -25,7 +25,7 @@ func (a *Authority) renewBefore() time.Duration { return min(maxRenewBefore, a.o
 type RenewTooEarlyError struct{ From time.Time }
 
 func (e *RenewTooEarlyError) Error() string {
-	return fmt.Sprintf("this certificate can be renewed from %s, near its end; to replace it sooner, the main account revokes the device and you install a new certificate", e.From.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("this certificate can be renewed from %s, near its end; to renew it sooner, ask the main account to allow an early renewal of this device", e.From.UTC().Format(time.RFC3339))
 }
 
 // RenewRateError refuses a device that renewed maxRenewals times within
@@ -39,13 +39,15 @@ func (e *RenewRateError) Error() string {
 func (e *RenewRateError) retryAfter() time.Duration { return e.RetryAfter }
 
 // checkRenewal refuses before anything is signed: a device over its rate,
-// or a certificate not yet near its end. A store that cannot answer
-// refuses (ratelimit.Shared fails closed).
+// or a certificate not yet near its end unless the owner allowed the device
+// an early renewal that has not ended (the store clears the permission
+// with the renewal, so it serves once). A store that cannot answer refuses
+// (ratelimit.Shared fails closed).
 func (a *Authority) checkRenewal(ctx context.Context, dev store.Device, now time.Time) error {
 	if ok, wait := a.renewals.Allowed(ctx, renewalKey(dev), now); !ok {
 		return &RenewRateError{RetryAfter: wait}
 	}
-	if from := dev.ExpiresAt.Add(-a.renewBefore()); now.Before(from) {
+	if from := dev.ExpiresAt.Add(-a.renewBefore()); now.Before(from) && !now.Before(dev.RenewAllowedUntil) {
 		return &RenewTooEarlyError{From: from}
 	}
 	return nil
