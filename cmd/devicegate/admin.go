@@ -33,6 +33,7 @@ const adminUsage = `devicegate admin [--config F | --data DIR] <command>
   sub depart|restore|freeze STORE:NAME
   sub revoke-all STORE:NAME [--reason R]
   device revoke SERIAL|DEVICE-ID [--reason R]
+  device allow-renew STORE SERIAL|DEVICE-ID [--for 7d]
   proxy list [--json]
   proxy revoke NAME|SERIAL [--reason R]
   audit STORE [--target T] [--json]
@@ -93,6 +94,8 @@ func runAdmin(ctx context.Context, args []string, env *cliEnv) error {
 		return a.adminSubRevokeAll(ctx, args, env)
 	case "device revoke":
 		return a.adminDeviceRevoke(ctx, args, env)
+	case "device allow-renew":
+		return a.adminDeviceAllowRenew(ctx, args, env)
 	case "proxy list":
 		return a.adminProxyList(ctx, args, env)
 	case "proxy revoke":
@@ -475,6 +478,8 @@ type deviceJSON struct {
 	LastSeenIP  string    `json:"last_seen_ip,omitempty"`
 	RevokedAt   time.Time `json:"revoked_at,omitzero"`
 	Reason      string    `json:"revocation_reason,omitempty"`
+	// RenewAllowedUntil: the owner allowed one early renewal before then.
+	RenewAllowedUntil time.Time `json:"renew_allowed_until,omitzero"`
 }
 
 func deviceView(d store.Device, now time.Time) deviceJSON {
@@ -484,7 +489,7 @@ func deviceView(d store.Device, now time.Time) deviceJSON {
 	}
 	v := deviceJSON{ID: d.ID, Label: d.Label, Status: status, Serial: d.Serial, Fingerprint: d.Fingerprint,
 		IssuedAt: d.IssuedAt, ExpiresAt: d.ExpiresAt, EnrolledIP: d.EnrolledIP, EnrolledUA: d.EnrolledUA,
-		LastSeenAt: d.LastSeenAt, LastSeenIP: d.LastSeenIP, RevokedAt: d.RevokedAt}
+		LastSeenAt: d.LastSeenAt, LastSeenIP: d.LastSeenIP, RevokedAt: d.RevokedAt, RenewAllowedUntil: d.RenewAllowedUntil}
 	if d.Status == store.DeviceRevoked {
 		v.Reason = reasonName(d.Reason)
 	}
@@ -607,6 +612,61 @@ func (a *app) adminDeviceRevoke(ctx context.Context, args []string, env *cliEnv)
 	}
 	fmt.Fprintf(env.stdout, "device %s revoked (serial %s, reason %s, seq %d)\n", d.ID, rv.Serial, reasonName(rv.Reason), rv.Seq)
 	return nil
+}
+
+// adminDeviceAllowRenew lets one device of STORE renew once before its
+// certificate is near its end, within --for (default 7 days, at most
+// store.MaxRenewAllowance). A device of another store is not found in STORE.
+func (a *app) adminDeviceAllowRenew(ctx context.Context, args []string, env *cliEnv) error {
+	const usage = "device allow-renew STORE SERIAL|DEVICE-ID [--for 7d]"
+	fs := newFlagSet("device allow-renew", env.stderr)
+	forText := fs.String("for", "7d", "how long the permission lasts: days (7d) or a Go duration (36h), at most 30d")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(pos, 2, usage); err != nil {
+		return err
+	}
+	d, err := parseDays(*forText)
+	if err != nil || d <= 0 || d > store.MaxRenewAllowance {
+		return fmt.Errorf("%w: --for must be a duration between 1s and 30d, like 7d or 36h", store.ErrInvalid)
+	}
+	t, err := a.store.GetTenantByName(ctx, pos[0])
+	if err != nil {
+		return fmt.Errorf("store %q: %w", pos[0], err)
+	}
+	// FindDevice looks across stores: a device of another store is
+	// answered exactly like one that does not exist.
+	notFound := fmt.Errorf("device %q in store %q: %w", pos[1], t.Name, store.ErrNotFound)
+	dev, err := a.store.FindDevice(ctx, pos[1])
+	if errors.Is(err, store.ErrNotFound) || (err == nil && dev.TenantID != t.ID) {
+		return notFound
+	}
+	if err != nil {
+		return fmt.Errorf("device %q: %w", pos[1], err)
+	}
+	dev, err = a.store.AllowEarlyRenewal(ctx, t.ID, dev.ID, time.Now().Add(d), cliActor())
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound
+	}
+	if err != nil {
+		return fmt.Errorf("device %q: %w", pos[1], err)
+	}
+	fmt.Fprintf(env.stdout, "device %s (serial %s) may renew once before %s\n", dev.ID, dev.Serial, dev.RenewAllowedUntil.Format(time.RFC3339))
+	return nil
+}
+
+// parseDays reads "7d" (days) or a Go duration ("36h").
+func parseDays(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 || days > 3650 {
+			return 0, fmt.Errorf("bad number of days %q", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
 }
 
 var reasonNames = map[string]store.RevocationReason{

@@ -126,8 +126,17 @@ func adminIsolationCases() map[string]struct {
 		"sub freeze":     subCmd("sub freeze"),
 		"sub revoke-all": subCmd("sub revoke-all"),
 		"device revoke":  {exempt: operator + "; a device is named by its globally unique id or serial"},
-		"proxy list":     {exempt: operator},
-		"proxy revoke":   {exempt: operator},
+		// B's device, by id and by serial, given with store A: not found in A.
+		"device allow-renew": {run: func(t *testing.T, x *cliIso) {
+			for _, target := range []string{x.devID, x.devSerial} {
+				code, out, errOut := cli(t, "admin", "--config", x.cfg, "device", "allow-renew", "shop", target)
+				if code == 0 || !strings.Contains(errOut, "not found") || !strings.Contains(errOut, `in store "shop"`) {
+					t.Fatalf("device allow-renew shop %s: exit %d, stdout %q, stderr %q; want refused as not found in store shop", target, code, out, errOut)
+				}
+			}
+		}},
+		"proxy list":   {exempt: operator},
+		"proxy revoke": {exempt: operator},
 		"audit": {run: func(t *testing.T, x *cliIso) {
 			for _, target := range []string{"other:bee", "shop:bee", x.beeID, x.devID, x.devSerial} {
 				out := mustCLI(t, "admin", "--config", x.cfg, "audit", "shop", "--target", target, "--json")
