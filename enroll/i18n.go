@@ -155,6 +155,9 @@ var messages = map[string][2]string{
 	"err_password_differs": {"The passwords do not match.", "两次输入的密码不一致。"},
 	"device_status_active": {"Active", "有效"},
 	"device_status_other":  {"Revoked or expired", "已吊销或已过期"},
+	"allow_renew":          {"Allow early renewal", "允许提前续期"},
+	"renew_allowed":        {"Early renewal allowed: the computer may renew its certificate once within 7 days.", "已允许提前续期：这台电脑可在 7 天内续期证书一次。"},
+	"renew_allowed_until":  {"Early renewal allowed until", "允许提前续期至"},
 	"confirm_revoke":       {"Revoke this certificate? The computer loses access to high-risk pages at once.", "确定吊销该证书吗？这台电脑将立即无法访问高危页面。"},
 }
 

@@ -252,6 +252,17 @@ func portalIsolationCases() map[string]isoCase {
 			ownerPost(func(x *isoFixture) string { return "/owner/subs/" + x.aSub.ID + "/devices/" + x.bDev.ID + "/revoke" },
 				bDevID, nil).run(t, x, pattern)
 		}},
+		"POST /owner/subs/{id}/devices/{dev}/allow-renew": {run: func(t *testing.T, x *isoFixture, pattern string) {
+			// As revoke: B's sub-account and device; then A's sub-account with B's device.
+			bOwn := func(x *isoFixture) string {
+				return "/owner/subs/" + x.bSub.ID + "/devices/" + x.bDev.ID + "/allow-renew"
+			}
+			inA := func(x *isoFixture) string {
+				return "/owner/subs/" + x.aSub.ID + "/devices/" + x.bDev.ID + "/allow-renew"
+			}
+			ownerPost(bOwn, bSubID, nil).run(t, x, pattern)
+			ownerPost(inA, bDevID, nil).run(t, x, pattern)
+		}},
 		"GET /owner/audit": {run: func(t *testing.T, x *isoFixture, _ string) {
 			for _, q := range []string{"other:" + isoBSubName, x.bSub.ID, x.bDev.ID} {
 				st, body, _ := x.owner.get("/owner/audit?target=" + url.QueryEscape(q))

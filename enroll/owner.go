@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/devicegate/devicegate/internal/config"
 	"github.com/devicegate/devicegate/internal/secrets"
@@ -155,6 +156,8 @@ type deviceRow struct {
 	store.Device
 	Active bool
 	Agent  string // OS / browser, from the enrollment User-Agent
+	// RenewAllowed: the owner's permission for an early renewal has not ended.
+	RenewAllowed bool
 }
 
 func (p *Portal) subFor(w http.ResponseWriter, r *http.Request, s *session) (store.SubAccount, bool) {
@@ -180,7 +183,7 @@ func (p *Portal) subPage(w http.ResponseWriter, r *http.Request, s *session) {
 
 // noticeKeys are the ?ok= values a redirect may show (nothing else is
 // rendered from the query).
-var noticeKeys = map[string]bool{"saved": true, "revoked": true, "created": true}
+var noticeKeys = map[string]bool{"saved": true, "revoked": true, "created": true, "renew_allowed": true}
 
 func (p *Portal) renderSub(w http.ResponseWriter, r *http.Request, sub store.SubAccount, status int, notice, errKey string, phone *totpEnrollment) {
 	lang := pickLang(r)
@@ -197,7 +200,7 @@ func (p *Portal) renderSub(w http.ResponseWriter, r *http.Request, sub store.Sub
 		}
 	}
 	for _, dev := range devices {
-		row := deviceRow{Device: dev, Active: dev.ActiveAt(now), Agent: describeAgent(dev.EnrolledUA)}
+		row := deviceRow{Device: dev, Active: dev.ActiveAt(now), Agent: describeAgent(dev.EnrolledUA), RenewAllowed: now.Before(dev.RenewAllowedUntil)}
 		if row.Active {
 			d.Installed++
 		}
@@ -317,6 +320,29 @@ func (p *Portal) ownerRevokeDevice(w http.ResponseWriter, r *http.Request, s *se
 		return
 	}
 	redirect(w, "/owner/subs/"+url.PathEscape(sub.ID)+"?ok=revoked")
+}
+
+// ownerRenewAllowance is how long the owner's permission for one early
+// renewal of a device lasts (the CLI's default; store.MaxRenewAllowance at most).
+const ownerRenewAllowance = 7 * 24 * time.Hour
+
+// ownerAllowRenew lets one active device of the sub-account renew once
+// before its certificate is near its end (within ownerRenewAllowance).
+func (p *Portal) ownerAllowRenew(w http.ResponseWriter, r *http.Request, s *session) {
+	sub, ok := p.subFor(w, r, s)
+	if !ok {
+		return
+	}
+	dev, err := p.opts.Store.GetDevice(r.Context(), s.tenantID, r.PathValue("dev"))
+	if err != nil || dev.SubID != sub.ID {
+		p.notInStore(w, r, s, r.PathValue("dev"))
+		return
+	}
+	if _, err := p.opts.Store.AllowEarlyRenewal(r.Context(), s.tenantID, dev.ID, p.opts.Now().Add(ownerRenewAllowance), actor(r, s)); err != nil {
+		p.renderSub(w, r, sub, http.StatusConflict, "", "err_input", nil)
+		return
+	}
+	redirect(w, "/owner/subs/"+url.PathEscape(sub.ID)+"?ok=renew_allowed")
 }
 
 // describeAgent turns an enrollment User-Agent into "OS / browser".

@@ -110,6 +110,7 @@ func (p *Portal) routes(m routetable.Router) {
 	m.HandleFunc("POST /owner/subs/{id}/status", p.post(p.owner(p.setStatus)))
 	m.HandleFunc("POST /owner/subs/{id}/revoke-all", p.post(p.owner(p.revokeAll)))
 	m.HandleFunc("POST /owner/subs/{id}/devices/{dev}/revoke", p.post(p.owner(p.ownerRevokeDevice)))
+	m.HandleFunc("POST /owner/subs/{id}/devices/{dev}/allow-renew", p.post(p.owner(p.ownerAllowRenew)))
 	m.HandleFunc("GET /owner/audit", p.owner(p.auditPage))
 	m.HandleFunc("GET /owner/audit.csv", p.owner(p.auditCSV))
 
