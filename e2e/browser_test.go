@@ -191,11 +191,11 @@ func TestBrowserEnrollmentAndRevocation(t *testing.T) {
 	// high-risk request is refused within a second.
 	do(t, ownerCtx, "owner revokes",
 		chromedp.Reload(),
-		chromedp.WaitVisible(`//tr[td[@class="label" and text()="e2e workstation"]]//button`),
+		chromedp.WaitVisible(`//tr[td[@class="label" and text()="e2e workstation"]]//button[contains(@class,"revoke")]`),
 	)
 	shots.take(ownerCtx, "10-owner-installed-2-of-2")
 	do(t, ownerCtx, "revoke click",
-		chromedp.Click(`//tr[td[@class="label" and text()="e2e workstation"]]//button`),
+		chromedp.Click(`//tr[td[@class="label" and text()="e2e workstation"]]//button[contains(@class,"revoke")]`),
 		chromedp.WaitVisible(chromedp.CSS(".notice")),
 	)
 	revoked := time.Now()
