@@ -63,6 +63,13 @@ type tlsStateKey struct{}
 // Serve accepts TCP connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
+	if s.closing.Load() {
+		// Shutdown came first (it found no listener to close): without
+		// this, Accept would wait forever on a listener nobody closes.
+		s.mu.Unlock()
+		ln.Close()
+		return http.ErrServerClosed
+	}
 	s.ln = ln
 	s.mu.Unlock()
 	httpDone := make(chan error, 1)
