@@ -305,14 +305,25 @@ func (p *Portal) revokeAll(w http.ResponseWriter, r *http.Request, s *session) {
 	redirect(w, "/owner/subs/"+url.PathEscape(sub.ID)+"?ok=revoked")
 }
 
-func (p *Portal) ownerRevokeDevice(w http.ResponseWriter, r *http.Request, s *session) {
+// deviceOfSub finds the sub-account ({id}) and its device ({dev}) of the
+// request in the session's store; anything else is answered as not found
+// (and recorded as a cross-store attempt).
+func (p *Portal) deviceOfSub(w http.ResponseWriter, r *http.Request, s *session) (store.SubAccount, store.Device, bool) {
 	sub, ok := p.subFor(w, r, s)
 	if !ok {
-		return
+		return store.SubAccount{}, store.Device{}, false
 	}
 	dev, err := p.opts.Store.GetDevice(r.Context(), s.tenantID, r.PathValue("dev"))
 	if err != nil || dev.SubID != sub.ID {
 		p.notInStore(w, r, s, r.PathValue("dev"))
+		return store.SubAccount{}, store.Device{}, false
+	}
+	return sub, dev, true
+}
+
+func (p *Portal) ownerRevokeDevice(w http.ResponseWriter, r *http.Request, s *session) {
+	sub, dev, ok := p.deviceOfSub(w, r, s)
+	if !ok {
 		return
 	}
 	if err := p.opts.Issuer.RevokeDevice(r.Context(), s.tenantID, dev.ID, actor(r, s)); err != nil {
@@ -329,13 +340,8 @@ const ownerRenewAllowance = 7 * 24 * time.Hour
 // ownerAllowRenew lets one active device of the sub-account renew once
 // before its certificate is near its end (within ownerRenewAllowance).
 func (p *Portal) ownerAllowRenew(w http.ResponseWriter, r *http.Request, s *session) {
-	sub, ok := p.subFor(w, r, s)
+	sub, dev, ok := p.deviceOfSub(w, r, s)
 	if !ok {
-		return
-	}
-	dev, err := p.opts.Store.GetDevice(r.Context(), s.tenantID, r.PathValue("dev"))
-	if err != nil || dev.SubID != sub.ID {
-		p.notInStore(w, r, s, r.PathValue("dev"))
 		return
 	}
 	if _, err := p.opts.Store.AllowEarlyRenewal(r.Context(), s.tenantID, dev.ID, p.opts.Now().Add(ownerRenewAllowance), actor(r, s)); err != nil {
