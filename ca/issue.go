@@ -127,10 +127,8 @@ func (a *Authority) Issue(ctx context.Context, r IssueRequest) (*Issued, error) 
 		Now:         now,
 	}, store.Actor{Kind: "sub", Name: sub.FullName(), IP: r.ClientIP, UA: truncate(r.UA, 256)})
 	switch {
-	case errors.Is(err, store.ErrKeyInUse) || errors.Is(err, store.ErrQuotaExceeded):
-		return a.redeliverRecent(ctx, r, csr, tenantID, subID, now, err)
-	case errors.Is(err, store.ErrTicketUsed):
-		// Used by a concurrent request between the look-up and now.
+	case errors.Is(err, store.ErrKeyInUse) || errors.Is(err, store.ErrQuotaExceeded) ||
+		errors.Is(err, store.ErrTicketUsed): // used: by a concurrent request between the look-up and now
 		return a.redeliverRecent(ctx, r, csr, tenantID, subID, now, err)
 	case err != nil:
 		return nil, err
@@ -167,9 +165,8 @@ func (a *Authority) redeliver(ctx context.Context, r IssueRequest, csr *x509.Cer
 	if to.Before(from) {
 		return nil, refusal
 	}
-	sum := sha256.Sum256(csr.RawSubjectPublicKeyInfo)
 	dev, der, err := a.store.RedeliverDevice(ctx, store.RedeliverRequest{
-		TenantID: tenantID, SubID: subID, KeyID: hex.EncodeToString(sum[:]),
+		TenantID: tenantID, SubID: subID, KeyID: keyIDOf(csr.RawSubjectPublicKeyInfo),
 		IssuedFrom: from, IssuedTo: to, Now: now,
 	}, store.Actor{Kind: "sub", Name: sub.FullName(), IP: r.ClientIP, UA: truncate(r.UA, 256)})
 	if err != nil {
@@ -353,8 +350,12 @@ func Fingerprint(c *x509.Certificate) string {
 // KeyID is the lower-case hex SHA-256 of the certificate's public key
 // (SubjectPublicKeyInfo): the store lets one key pair hold one active
 // device only.
-func KeyID(c *x509.Certificate) string {
-	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+func KeyID(c *x509.Certificate) string { return keyIDOf(c.RawSubjectPublicKeyInfo) }
+
+// keyIDOf is the key id of a DER SubjectPublicKeyInfo (of a certificate or
+// of a CSR: the same key gives the same id).
+func keyIDOf(spki []byte) string {
+	sum := sha256.Sum256(spki)
 	return hex.EncodeToString(sum[:])
 }
 
