@@ -76,7 +76,7 @@ func NewGateway(o Options) (*Gateway, error) {
 			continue
 		}
 		if uc.Upgrades == nil {
-			uc.Upgrades = []string{"websocket"} // the default, as config fills it in
+			uc.Upgrades = config.DefaultUpgrades() // for Options not made by config.Parse
 		}
 		u := &upstream{cfg: uc, target: target, basePath: strings.TrimSuffix(target.EscapedPath(), "/")}
 		if uc.Binding.Mode == "header" {

@@ -258,7 +258,9 @@ func connectionTokens(value []byte) (closes, ok bool) {
 	return closes, true
 }
 
-func asciiEqualFold(b []byte, s string) bool {
+// asciiEqualFold compares b and s ignoring ASCII case (b is a header name
+// or value as the fast path reads it, or one net/http parsed).
+func asciiEqualFold[T string | []byte](b T, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}

@@ -43,28 +43,14 @@ func strippedFromClient[T string | []byte](name T) bool {
 		}
 	}
 	for _, p := range strippedClientPrefixes {
-		if len(name) >= len(p) && equalFoldLower(name[:len(p)], p) {
+		if len(name) >= len(p) && asciiEqualFold(name[:len(p)], p) {
 			return true
 		}
 	}
 	for _, h := range strippedClientHeaders {
-		if len(name) == len(h) && equalFoldLower(name, h) {
+		if asciiEqualFold(name, h) {
 			return true
 		}
 	}
 	return false
-}
-
-// equalFoldLower compares b with the lower-case ASCII string s, ignoring
-// the case of b.
-func equalFoldLower[T string | []byte](b T, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if lower(b[i]) != s[i] {
-			return false
-		}
-	}
-	return true
 }

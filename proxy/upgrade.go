@@ -25,7 +25,7 @@ func upgradeRefused(r *http.Request, u *upstream) string {
 		for proto := range strings.SplitSeq(v, ",") {
 			proto = strings.TrimSpace(proto)
 			name, _, _ := strings.Cut(proto, "/")
-			if strings.EqualFold(name, "h2c") || !upgradeAllowed(u.cfg.Upgrades, proto) {
+			if strings.EqualFold(name, "h2c") || !upgradeAllowed(u.cfg.Upgrades, proto, name) {
 				return "upgrade_refused"
 			}
 		}
@@ -33,10 +33,9 @@ func upgradeRefused(r *http.Request, u *upstream) string {
 	return ""
 }
 
-// upgradeAllowed: proto (as sent, maybe with a version) is on the list; a
-// listed name without a version allows every version of it.
-func upgradeAllowed(list []string, proto string) bool {
-	name, _, _ := strings.Cut(proto, "/")
+// upgradeAllowed: proto (as sent, maybe with a version; name without it)
+// is on the list; a listed name without a version allows every version.
+func upgradeAllowed(list []string, proto, name string) bool {
 	for _, a := range list {
 		if strings.EqualFold(a, proto) || strings.EqualFold(a, name) {
 			return true

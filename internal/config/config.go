@@ -266,7 +266,7 @@ func (c *Config) setDefaults(baseDir string, p *problems) {
 		def(&u.Binding.UserField, "user")
 		def(&u.Binding.JWTClaim, "sub")
 		if u.Upgrades == nil {
-			u.Upgrades = []string{"websocket"}
+			u.Upgrades = DefaultUpgrades()
 		}
 		u.Binding.HMACKeyFile, u.Binding.JWTKeyFile = abs(u.Binding.HMACKeyFile), abs(u.Binding.JWTKeyFile)
 	}
@@ -495,6 +495,10 @@ func (u Upstream) validate(p *problems, path string) {
 		}
 	}
 }
+
+// DefaultUpgrades is what an upstream without `upgrades` allows clients
+// to switch to.
+func DefaultUpgrades() []string { return []string{"websocket"} }
 
 // isToken: an Upgrade protocol as RFC 9110 writes it (token, optionally
 // "/" version token), nothing else.
