@@ -152,7 +152,9 @@ func (f *FeedClient) Watch(ctx context.Context, p *Policy) {
 	}
 }
 
-func (f *FeedClient) post(ctx context.Context, path string, v any) error {
+// post sends v as JSON to the CA and wants want back (0: any 2xx); when
+// out is not nil, the answer (at most 64 KiB) is decoded into it.
+func (f *FeedClient) post(ctx context.Context, path string, v any, want int, out any) error {
 	body, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -167,16 +169,21 @@ func (f *FeedClient) post(ctx context.Context, path string, v any) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
+	if (want == 0 && resp.StatusCode/100 != 2) || (want != 0 && resp.StatusCode != want) {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("%s: HTTP %d: %s", path, resp.StatusCode, bytes.TrimSpace(msg))
+	}
+	if out != nil {
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(out); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	return nil
 }
 
 // AppendAuditBatch uploads decisions to the CA's audit log.
 func (f *FeedClient) AppendAuditBatch(ctx context.Context, records []store.AuditRecord) error {
-	return f.post(ctx, "/v1/audit", map[string]any{"records": records})
+	return f.post(ctx, "/v1/audit", map[string]any{"records": records}, 0, nil)
 }
 
 // SeenDevice is one "last seen" report of POST /v1/seen.
@@ -189,5 +196,5 @@ type SeenDevice struct {
 
 // TouchDevice reports a device's last use to the CA.
 func (f *FeedClient) TouchDevice(ctx context.Context, tenantID, deviceID string, at time.Time, ip string) error {
-	return f.post(ctx, "/v1/seen", map[string]any{"devices": []SeenDevice{{TenantID: tenantID, DeviceID: deviceID, At: at, IP: ip}}})
+	return f.post(ctx, "/v1/seen", map[string]any{"devices": []SeenDevice{{TenantID: tenantID, DeviceID: deviceID, At: at, IP: ip}}}, 0, nil)
 }

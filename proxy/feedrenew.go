@@ -1,18 +1,15 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -91,23 +88,9 @@ func (f *FeedClient) RenewIfDue(ctx context.Context, dir string, now time.Time) 
 	if err != nil {
 		return time.Time{}, err
 	}
-	body, _ := json.Marshal(map[string]string{"csr": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.base+"/v1/proxy/renew", bytes.NewReader(body))
-	if err != nil {
-		return time.Time{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := f.client.Load().Do(req)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("renew proxy certificate: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return time.Time{}, fmt.Errorf("renew proxy certificate: HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
-	}
 	var out feedRenewResponse
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&out); err != nil {
+	csrPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))
+	if err := f.post(ctx, "/v1/proxy/renew", map[string]string{"csr": csrPEM}, http.StatusCreated, &out); err != nil {
 		return time.Time{}, fmt.Errorf("renew proxy certificate: %w", err)
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
