@@ -164,16 +164,9 @@ func (s *DB) RenewDevice(ctx context.Context, r store.RenewRequest, actor store.
 	var d store.Device
 	var rv store.Revocation
 	err := s.inTx(ctx, func(tx *txn) error {
+		var sub store.SubAccount
 		var err error
-		if d, err = scanDevice(tx.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND id = ?`), r.TenantID, r.DeviceID)); err != nil {
-			return err
-		}
-		sub, err := s.lockSub(ctx, tx, r.TenantID, d.SubID)
-		if err != nil {
-			return err
-		}
-		// Re-read under the lock: a concurrent revoke or renew wins.
-		if d, err = scanDevice(tx.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND id = ?`), r.TenantID, r.DeviceID)); err != nil {
+		if d, sub, err = s.lockDevice(ctx, tx, r.TenantID, r.DeviceID); err != nil {
 			return err
 		}
 		if !d.ActiveAt(r.Now) {
@@ -227,16 +220,9 @@ func (s *DB) AllowEarlyRenewal(ctx context.Context, tenantID, deviceID string, u
 	}
 	var d store.Device
 	err := s.inTx(ctx, func(tx *txn) error {
+		var sub store.SubAccount
 		var err error
-		if d, err = scanDevice(tx.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND id = ?`), tenantID, deviceID)); err != nil {
-			return err
-		}
-		sub, err := s.lockSub(ctx, tx, tenantID, d.SubID)
-		if err != nil {
-			return err
-		}
-		// Re-read under the lock: a concurrent revoke or renew wins.
-		if d, err = scanDevice(tx.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND id = ?`), tenantID, deviceID)); err != nil {
+		if d, sub, err = s.lockDevice(ctx, tx, tenantID, deviceID); err != nil {
 			return err
 		}
 		if !d.ActiveAt(now) {
@@ -364,7 +350,7 @@ func (s *DB) RevokeDevice(ctx context.Context, tenantID, deviceID string, reason
 	}
 	var rv store.Revocation
 	err := s.inTx(ctx, func(tx *txn) error {
-		d, err := scanDevice(tx.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND id = ?`), tenantID, deviceID))
+		d, err := s.deviceTx(ctx, tx, tenantID, deviceID)
 		if err != nil {
 			return err
 		}
@@ -458,4 +444,27 @@ func (s *DB) TouchDevice(ctx context.Context, tenantID, deviceID string, at time
 		return fmt.Errorf("device: %w", store.ErrNotFound)
 	}
 	return nil
+}
+
+// deviceTx reads one device of the tenant inside tx.
+func (s *DB) deviceTx(ctx context.Context, tx *txn, tenantID, deviceID string) (store.Device, error) {
+	return scanDevice(tx.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE tenant_id = ? AND id = ?`), tenantID, deviceID))
+}
+
+// lockDevice locks the sub-account of a device of the tenant and returns
+// both, the device read again under the lock: a concurrent revoke or
+// renew wins.
+func (s *DB) lockDevice(ctx context.Context, tx *txn, tenantID, deviceID string) (store.Device, store.SubAccount, error) {
+	d, err := s.deviceTx(ctx, tx, tenantID, deviceID)
+	if err != nil {
+		return store.Device{}, store.SubAccount{}, err
+	}
+	sub, err := s.lockSub(ctx, tx, tenantID, d.SubID)
+	if err != nil {
+		return store.Device{}, store.SubAccount{}, err
+	}
+	if d, err = s.deviceTx(ctx, tx, tenantID, deviceID); err != nil {
+		return store.Device{}, store.SubAccount{}, err
+	}
+	return d, sub, nil
 }
