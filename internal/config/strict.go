@@ -53,12 +53,3 @@ func decodeStrict(data []byte, v any) error {
 	}
 	return nil
 }
-
-// problems collects validation errors with their YAML paths.
-type problems []error
-
-func (p *problems) add(path, format string, args ...any) {
-	*p = append(*p, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
-}
-
-func (p problems) err() error { return errors.Join(p...) }
