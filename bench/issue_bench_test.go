@@ -27,7 +27,8 @@ import (
 
 	"github.com/devicegate/devicegate/ca"
 	"github.com/devicegate/devicegate/store"
-	"github.com/devicegate/devicegate/store/sqlite"
+	"github.com/devicegate/devicegate/store/sqlite/sqlitetest"
+	"github.com/devicegate/devicegate/store/storetest"
 )
 
 // clients is the number of concurrent enrollment clients (the issue's 8).
@@ -49,30 +50,12 @@ type issueEnv struct {
 func newIssueEnv(b *testing.B, n int) *issueEnv {
 	b.Helper()
 	ctx := context.Background()
-	seal := make([]byte, 32)
-	_, _ = rand.Read(seal)
-	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "db.sqlite"), store.Options{SealKey: seal})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
+	st := sqlitetest.Open(b)
 	a, keys := newCA(b, st)
 	e := &issueEnv{ca: a, keys: keys, st: st}
-	t, err := st.CreateTenant(ctx, store.NewTenant{Name: "bench"}, actor)
-	if err != nil {
-		b.Fatal(err)
-	}
+	t := storetest.Tenant(b, st, "bench")
 	for i := 0; len(e.codes) < n; i++ {
-		s, err := st.CreateSubAccount(ctx, store.NewSubAccount{TenantID: t.ID, Name: fmt.Sprintf("staff%05d", i), Role: "operations", PasswordHash: "x"}, actor)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := st.EnablePhone(ctx, t.ID, s.ID, []byte("JBSWY3DPEHPK3PXP"), actor); err != nil {
-			b.Fatal(err)
-		}
-		if s, err = st.SetProtection(ctx, t.ID, s.ID, store.Protection{Enabled: true, MaxDevices: store.MaxDevicesLimit}, actor); err != nil {
-			b.Fatal(err)
-		}
+		s := storetest.Protected(b, st, t, fmt.Sprintf("staff%05d", i), store.MaxDevicesLimit)
 		e.subs = append(e.subs, s)
 		for j := 0; j < store.MaxDevicesLimit && len(e.codes) < n; j++ {
 			code, _, err := a.CreateTicket(ctx, t.ID, s.ID, actor)

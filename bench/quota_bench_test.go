@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -13,7 +12,8 @@ import (
 	"github.com/devicegate/devicegate/store"
 	"github.com/devicegate/devicegate/store/postgres"
 	"github.com/devicegate/devicegate/store/postgres/pgtest"
-	"github.com/devicegate/devicegate/store/sqlite"
+	"github.com/devicegate/devicegate/store/sqlite/sqlitetest"
+	"github.com/devicegate/devicegate/store/storetest"
 )
 
 // quotaRounds is the 1,000 rounds of 10 concurrent enrollments on
@@ -25,14 +25,7 @@ const (
 )
 
 func BenchmarkQuotaRaceSQLite(b *testing.B) {
-	seal := make([]byte, 32)
-	_, _ = rand.Read(seal)
-	st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "db.sqlite"), store.Options{SealKey: seal})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	quotaRace(b, st)
+	quotaRace(b, sqlitetest.Open(b))
 }
 
 func BenchmarkQuotaRacePostgres(b *testing.B) {
@@ -52,27 +45,16 @@ func BenchmarkQuotaRacePostgres(b *testing.B) {
 func quotaRace(b *testing.B, st store.Store) {
 	ctx := context.Background()
 	a, _ := newCA(b, st)
-	t, err := st.CreateTenant(ctx, store.NewTenant{Name: "race"}, actor)
-	if err != nil {
-		b.Fatal(err)
-	}
+	t := storetest.Tenant(b, st, "race")
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
 		for round := 0; round < quotaRounds; round++ {
 			b.StopTimer()
-			s, err := st.CreateSubAccount(ctx, store.NewSubAccount{TenantID: t.ID, Name: fmt.Sprintf("r%d-%d", n, round), Role: "operations", PasswordHash: "x"}, actor)
-			if err == nil {
-				_, err = st.EnablePhone(ctx, t.ID, s.ID, []byte("JBSWY3DPEHPK3PXP"), actor)
-			}
-			if err == nil {
-				_, err = st.SetProtection(ctx, t.ID, s.ID, store.Protection{Enabled: true, MaxDevices: quotaN}, actor)
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
+			s := storetest.Protected(b, st, t, fmt.Sprintf("r%d-%d", n, round), quotaN)
 			// Each contender has its own key pair: one key holds one device.
 			codes, csrs := make([]string, quotaContenders), make([][]byte, quotaContenders)
 			for i := range codes {
+				var err error
 				if codes[i], _, err = a.CreateTicket(ctx, t.ID, s.ID, actor); err != nil {
 					b.Fatal(err)
 				}

@@ -2,10 +2,8 @@ package bench
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -16,7 +14,8 @@ import (
 	"github.com/devicegate/devicegate/internal/testpki"
 	"github.com/devicegate/devicegate/proxy"
 	"github.com/devicegate/devicegate/store"
-	"github.com/devicegate/devicegate/store/sqlite"
+	"github.com/devicegate/devicegate/store/sqlite/sqlitetest"
+	"github.com/devicegate/devicegate/store/storetest"
 )
 
 // BenchmarkPolicyCheckRevoked measures the proxy's policy after loading a
@@ -26,17 +25,9 @@ func BenchmarkPolicyCheckRevoked(b *testing.B) {
 	for _, revoked := range []int{0, 1_000_000} {
 		b.Run(fmt.Sprintf("revoked=%d", revoked), func(b *testing.B) {
 			ctx := context.Background()
-			seal := make([]byte, 32)
-			_, _ = rand.Read(seal)
-			st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "db"), store.Options{SealKey: seal})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer st.Close()
-			t, _ := st.CreateTenant(ctx, store.NewTenant{Name: "shop"}, actor)
-			s, _ := st.CreateSubAccount(ctx, store.NewSubAccount{TenantID: t.ID, Name: "alice", Role: "customer-service", PasswordHash: "x"}, actor)
-			st.EnablePhone(ctx, t.ID, s.ID, []byte("JBSWY3DPEHPK3PXPJBSW"), actor)
-			st.SetProtection(ctx, t.ID, s.ID, store.Protection{Enabled: true, MaxDevices: 5}, actor)
+			st := sqlitetest.Open(b)
+			t := storetest.Tenant(b, st, "shop")
+			s := storetest.Protect(b, st, storetest.Sub(b, st, store.NewSubAccount{TenantID: t.ID, Name: "alice", Role: "customer-service"}), 5)
 			pki := testpki.New(b)
 			devID := store.NewID()
 			leaf, _ := pki.Leaf(b, testpki.LeafOptions{URIs: []string{identity.Principal{TrustDomain: "bench.local", TenantID: t.ID, SubID: s.ID, DeviceID: devID}.URI().String()}})

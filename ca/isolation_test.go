@@ -12,6 +12,7 @@ import (
 
 	"github.com/devicegate/devicegate/internal/routetable"
 	"github.com/devicegate/devicegate/store"
+	"github.com/devicegate/devicegate/store/storetest"
 )
 
 // lockedBuffer is a log sink the test reads while the server writes.
@@ -181,13 +182,11 @@ func TestIsolationCARoutes(t *testing.T) {
 	}
 
 	x := &caIso{f: f, url: startServer(t, f), log: logs}
-	var err error
-	if x.b, err = f.store.CreateTenant(f.ctx, store.NewTenant{Name: "other"}, testActor); err != nil {
-		t.Fatal(err)
-	}
+	x.b = storetest.Tenant(t, f.store, "other")
 	x.bob = f.subIn(x.b, "bob", 3)
 	x.bDev = f.issue(x.bob)
 	key := newKey(t)
+	var err error
 	if x.aDev, err = f.ca.Issue(f.ctx, IssueRequest{Code: f.ticket(f.alice), CSR: newCSR(t, key, nil)}); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/devicegate/devicegate/internal/identity"
 	"github.com/devicegate/devicegate/store"
+	"github.com/devicegate/devicegate/store/storetest"
 )
 
 func TestIssueProducesDeviceCertificate(t *testing.T) {
@@ -139,10 +140,7 @@ func rsaCSR(t *testing.T, bits int) []byte {
 
 func TestIssueRefusesBadInput(t *testing.T) {
 	f := newFixture(t)
-	other, err := f.store.CreateTenant(f.ctx, store.NewTenant{Name: "other"}, testActor)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := storetest.Tenant(t, f.store, "other")
 	bob := f.subIn(other, "bob", 2)
 	good := newCSR(t, newKey(t), nil)
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)

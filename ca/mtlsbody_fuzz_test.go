@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/devicegate/devicegate/store"
+	"github.com/devicegate/devicegate/store/storetest"
 )
 
 // postAs sends body to path as the holder of chain (what the TLS layer
@@ -60,10 +60,7 @@ func FuzzRenewBody(f *testing.F) {
 func FuzzSeenUpload(f *testing.F) {
 	fx := newFixture(f)
 	is := fx.issue(fx.alice)
-	other, err := fx.store.CreateTenant(fx.ctx, store.NewTenant{Name: "other"}, testActor)
-	if err != nil {
-		f.Fatal(err)
-	}
+	other := storetest.Tenant(f, fx.store, "other")
 	p := fx.proxyCert("edge-1", only(fx.tenant.ID))
 	dev := is.Device.ID
 	for _, s := range []string{

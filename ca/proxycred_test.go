@@ -21,6 +21,7 @@ import (
 	"github.com/devicegate/devicegate/internal/identity"
 	"github.com/devicegate/devicegate/proxy"
 	"github.com/devicegate/devicegate/store"
+	"github.com/devicegate/devicegate/store/storetest"
 )
 
 // atomicClock is the CA's clock in tests that move it while the server
@@ -204,10 +205,7 @@ func TestProxyCertRevokedRefusedAtOnce(t *testing.T) {
 func TestProxyScope(t *testing.T) {
 	f := newFixture(t)
 	url := startServer(t, f)
-	other, err := f.store.CreateTenant(f.ctx, store.NewTenant{Name: "other"}, testActor)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := storetest.Tenant(t, f.store, "other")
 	bob := f.subIn(other, "bob", 3)
 	shopDev, otherDev := f.issue(f.alice), f.issue(bob)
 	shopGone, otherGone := f.issue(f.alice), f.issue(bob)

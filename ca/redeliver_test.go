@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/store"
+	"github.com/devicegate/devicegate/store/storetest"
 )
 
 // TestRedeliverAfterLostAnswer: a client whose answer was lost (the CA
@@ -76,10 +77,7 @@ func TestRedeliverRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherStore, err := f.store.CreateTenant(f.ctx, store.NewTenant{Name: "other"}, testActor)
-	if err != nil {
-		t.Fatal(err)
-	}
+	otherStore := storetest.Tenant(t, f.store, "other")
 	other := f.subIn(otherStore, "eve", 2)
 	carol := f.protectedSub("carol", 2)
 	refused := func(name string, r IssueRequest, want error) {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/devicegate/devicegate/store"
+	"github.com/devicegate/devicegate/store/storetest"
 )
 
 func parseCRL(t *testing.T, f *fixture) *x509.RevocationList {
@@ -108,10 +109,7 @@ func TestRevokePublishesCRLAndOCSP(t *testing.T) {
 func TestRevokeRefusesOtherStoreAndBadReason(t *testing.T) {
 	f := newFixture(t)
 	is := f.issue(f.alice)
-	other, err := f.store.CreateTenant(f.ctx, store.NewTenant{Name: "other"}, testActor)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := storetest.Tenant(t, f.store, "other")
 	if _, err := f.ca.RevokeDevice(f.ctx, other.ID, is.Device.ID, store.ReasonUnspecified, testActor); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("revoke with another store's id: %v", err)
 	}

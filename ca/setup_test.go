@@ -14,7 +14,8 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/store"
-	"github.com/devicegate/devicegate/store/sqlite"
+	"github.com/devicegate/devicegate/store/sqlite/sqlitetest"
+	"github.com/devicegate/devicegate/store/storetest"
 )
 
 // fixture is a fresh CA over a fresh SQLite store with one store (tenant)
@@ -30,7 +31,7 @@ type fixture struct {
 	now    time.Time
 }
 
-var testActor = store.Actor{Kind: "cli", Name: "test"}
+var testActor = storetest.Actor
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
@@ -44,22 +45,13 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "db.sqlite"), store.Options{SealKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := sqlitetest.Open(t)
 	f := &fixture{t: t, ctx: ctx, dir: dir, store: st, now: time.Now()}
 	f.ca, err = New(ctx, keys, st, Options{TrustDomain: "test.local", AllowRSA: true, CRLFile: filepath.Join(caDir, "crl.pem"), Now: func() time.Time { return f.now }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.tenant, err = st.CreateTenant(ctx, store.NewTenant{Name: "shop"}, testActor)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.tenant = storetest.Tenant(t, st, "shop")
 	f.alice = f.protectedSub("alice", 2)
 	return f
 }
@@ -70,20 +62,9 @@ func (f *fixture) protectedSub(name string, n int) store.SubAccount {
 	return f.subIn(f.tenant, name, n)
 }
 
-func (f *fixture) subIn(t store.Tenant, name string, n int) store.SubAccount {
+func (f *fixture) subIn(tn store.Tenant, name string, n int) store.SubAccount {
 	f.t.Helper()
-	s, err := f.store.CreateSubAccount(f.ctx, store.NewSubAccount{TenantID: t.ID, Name: name, Role: "operations", PasswordHash: "x"}, testActor)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if _, err := f.store.EnablePhone(f.ctx, t.ID, s.ID, []byte("JBSWY3DPEHPK3PXP"), testActor); err != nil {
-		f.t.Fatal(err)
-	}
-	s, err = f.store.SetProtection(f.ctx, t.ID, s.ID, store.Protection{Enabled: true, MaxDevices: n}, testActor)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return s
+	return storetest.Protected(f.t, f.store, tn, name, n)
 }
 
 func (f *fixture) ticket(s store.SubAccount) string {

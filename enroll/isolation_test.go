@@ -15,6 +15,7 @@ import (
 	"github.com/devicegate/devicegate/internal/routetable"
 	"github.com/devicegate/devicegate/internal/secrets"
 	"github.com/devicegate/devicegate/store"
+	"github.com/devicegate/devicegate/store/storetest"
 )
 
 // isoFixture is two stores on one portal: A ("shop", the env's) whose
@@ -49,21 +50,9 @@ func newIsoFixture(t *testing.T) *isoFixture {
 		x.aDev = v["device_id"].(string)
 	}
 
-	var err error
-	if x.b, err = e.st.CreateTenant(e.ctx, store.NewTenant{Name: "other"}, cliActor); err != nil {
-		t.Fatal(err)
-	}
+	x.b = storetest.Tenant(t, e.st, "other")
 	hash, _ := secrets.HashPassword(isoBPassword)
-	if x.bSub, err = e.st.CreateSubAccount(e.ctx, store.NewSubAccount{TenantID: x.b.ID, Name: isoBSubName, Role: "operations",
-		PasswordHash: hash}, cliActor); err != nil {
-		t.Fatal(err)
-	}
-	if _, err = e.st.EnablePhone(e.ctx, x.b.ID, x.bSub.ID, []byte("JBSWY3DPEHPK3PXP"), cliActor); err != nil {
-		t.Fatal(err)
-	}
-	if x.bSub, err = e.st.SetProtection(e.ctx, x.b.ID, x.bSub.ID, store.Protection{Enabled: true, MaxDevices: 2}, cliActor); err != nil {
-		t.Fatal(err)
-	}
+	x.bSub = storetest.Protect(t, e.st, storetest.Sub(t, e.st, store.NewSubAccount{TenantID: x.b.ID, Name: isoBSubName, PasswordHash: hash}), 2)
 	is, err := e.authority.Issue(e.ctx, ca.IssueRequest{TenantID: x.b.ID, SubID: x.bSub.ID, CSR: csrPEM(t), Label: "b pc"})
 	if err != nil {
 		t.Fatal(err)

@@ -30,7 +30,8 @@ import (
 	"github.com/devicegate/devicegate/internal/config"
 	"github.com/devicegate/devicegate/internal/secrets"
 	"github.com/devicegate/devicegate/store"
-	"github.com/devicegate/devicegate/store/sqlite"
+	"github.com/devicegate/devicegate/store/sqlite/sqlitetest"
+	"github.com/devicegate/devicegate/store/storetest"
 )
 
 // testIssuer is the real in-process CA behind the portal's Issuer
@@ -65,7 +66,7 @@ func (t testIssuer) SetStatus(ctx context.Context, tenantID, subID string, s sto
 	return err
 }
 
-var cliActor = store.Actor{Kind: "cli", Name: "test"}
+var cliActor = storetest.Actor
 
 // env is a portal over a real SQLite store and a real CA, served over TLS.
 type env struct {
@@ -85,11 +86,7 @@ func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "db"), store.Options{SealKey: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := sqlitetest.Open(t)
 	if err := ca.Init(filepath.Join(dir, "ca"), ca.InitOptions{Name: "test"}); err != nil {
 		t.Fatal(err)
 	}
@@ -101,10 +98,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn, err := st.CreateTenant(ctx, store.NewTenant{Name: "shop"}, cliActor)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tn := storetest.Tenant(t, st, "shop")
 	hash, _ := secrets.HashPassword(ownerPassword)
 	if err := st.SetOwnerLogin(ctx, tn.ID, hash, nil, cliActor); err != nil {
 		t.Fatal(err)

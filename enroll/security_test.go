@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/store"
+	"github.com/devicegate/devicegate/store/storetest"
 )
 
 // Every state-changing request without the right CSRF token is refused
@@ -350,14 +351,8 @@ func TestNoOpenRedirect(t *testing.T) {
 // only revoke their own devices.
 func TestIsolation(t *testing.T) {
 	e := newEnv(t)
-	other, err := e.st.CreateTenant(e.ctx, store.NewTenant{Name: "other"}, cliActor)
-	if err != nil {
-		t.Fatal(err)
-	}
-	foreign, err := e.st.CreateSubAccount(e.ctx, store.NewSubAccount{TenantID: other.ID, Name: "eve", Role: "operations", PasswordHash: "x"}, cliActor)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := storetest.Tenant(t, e.st, "other")
+	foreign := storetest.Sub(t, e.st, store.NewSubAccount{TenantID: other.ID, Name: "eve"})
 	owner := e.browser()
 	owner.ownerLogin("")
 	if st, _, _ := owner.get("/owner/subs/" + foreign.ID); st != http.StatusNotFound {

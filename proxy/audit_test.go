@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +15,8 @@ import (
 	"github.com/devicegate/devicegate/internal/identity"
 	"github.com/devicegate/devicegate/internal/testpki"
 	"github.com/devicegate/devicegate/store"
-	"github.com/devicegate/devicegate/store/sqlite"
+	"github.com/devicegate/devicegate/store/sqlite/sqlitetest"
+	"github.com/devicegate/devicegate/store/storetest"
 )
 
 func TestCoalesceKeepsEveryDecisionCounted(t *testing.T) {
@@ -67,23 +67,11 @@ func TestCoalesceKeepsEveryDecisionCounted(t *testing.T) {
 func TestAuditorWritesAndNeverBlocks(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"), store.Options{SealKey: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	tn, err := st.CreateTenant(ctx, store.NewTenant{Name: "shop"}, actor)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := sqlitetest.Open(t)
+	tn := storetest.Tenant(t, st, "shop")
 	a := NewAuditor(st, 4, slog.New(slog.DiscardHandler))
-	sub, err := st.CreateSubAccount(ctx, store.NewSubAccount{TenantID: tn.ID, Name: "alice", Role: "operations", PasswordHash: "x"}, actor)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := storetest.Protected(t, st, tn, "alice", 1)
 	dev := store.Device{ID: store.NewID()}
-	st.EnablePhone(ctx, tn.ID, sub.ID, []byte("JBSWY3DPEHPK3PXP"), actor)
-	st.SetProtection(ctx, tn.ID, sub.ID, store.Protection{Enabled: true, MaxDevices: 1}, actor)
 	if _, _, err := st.IssueDevice(ctx, store.IssueRequest{TenantID: tn.ID, SubID: sub.ID, DeviceID: dev.ID, Serial: "abc", Fingerprint: "00",
 		IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour), Now: time.Now()}, actor); err != nil {
 		t.Fatal(err)

@@ -3,23 +3,18 @@ package ratelimit_test
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/devicegate/devicegate/internal/ratelimit"
-	"github.com/devicegate/devicegate/store"
-	"github.com/devicegate/devicegate/store/sqlite"
+	"github.com/devicegate/devicegate/store/sqlite/sqlitetest"
 )
 
 // Two nodes over one store count the same failures; a key locked on one
 // is locked on the other; a store that cannot answer refuses.
 func TestSharedAcrossNodes(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"), store.Options{SealKey: make([]byte, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := sqlitetest.Open(t)
 	log := slog.New(slog.DiscardHandler)
 	a := ratelimit.NewShared(st, "test:", 3, time.Minute, log)
 	b := ratelimit.NewShared(st, "test:", 3, time.Minute, log)

@@ -53,13 +53,8 @@ func TestPostgres(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("listener did not start")
 		}
-		tn, err := st.CreateTenant(context.Background(), store.NewTenant{Name: "shop"}, store.Actor{Kind: "cli"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.CreateSubAccount(context.Background(), store.NewSubAccount{TenantID: tn.ID, Name: "a", Role: "other", PasswordHash: "x"}, store.Actor{Kind: "cli"}); err != nil {
-			t.Fatal(err)
-		}
+		tn := storetest.Tenant(t, st, "shop")
+		storetest.Sub(t, st, store.NewSubAccount{TenantID: tn.ID, Name: "a", Role: "other"})
 		select {
 		case <-got:
 		case <-time.After(time.Second):

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/devicegate/devicegate/store"
+	"github.com/devicegate/devicegate/store/storetest"
 )
 
 // VerifyAudit while events are appended: the events and the head are read
@@ -15,10 +16,7 @@ import (
 func TestVerifyAuditDuringAppends(t *testing.T) {
 	st := open(t)
 	ctx := context.Background()
-	tn, err := st.CreateTenant(ctx, store.NewTenant{Name: "shop"}, store.Actor{Kind: "cli", Name: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tn := storetest.Tenant(t, st, "shop")
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -77,34 +77,18 @@ func newEnv(t *testing.T, st store.Store) *env {
 
 func (e *env) mustTenant(name string) store.Tenant {
 	e.t.Helper()
-	tn, err := e.st.CreateTenant(e.ctx, store.NewTenant{Name: name}, actor)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return tn
+	return Tenant(e.t, e.st, name)
 }
 
 func (e *env) mustSub(tn store.Tenant, name string) store.SubAccount {
 	e.t.Helper()
-	s, err := e.st.CreateSubAccount(e.ctx, store.NewSubAccount{TenantID: tn.ID, Name: name, Role: "operations", PasswordHash: "hash"}, actor)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return s
+	return Sub(e.t, e.st, store.NewSubAccount{TenantID: tn.ID, Name: name})
 }
 
 // protected returns a sub-account with phone verification and N devices.
 func (e *env) protected(tn store.Tenant, name string, n int) store.SubAccount {
 	e.t.Helper()
-	s := e.mustSub(tn, name)
-	if _, err := e.st.EnablePhone(e.ctx, tn.ID, s.ID, []byte("JBSWY3DPEHPK3PXPJBSW"), actor); err != nil {
-		e.t.Fatal(err)
-	}
-	s, err := e.st.SetProtection(e.ctx, tn.ID, s.ID, store.Protection{Enabled: true, MaxDevices: n}, actor)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return s
+	return Protected(e.t, e.st, tn, name, n)
 }
 
 func (e *env) nextSerial() string {
