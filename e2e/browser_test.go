@@ -23,6 +23,10 @@ import (
 
 const chromiumPath = "/usr/bin/chromium"
 
+// Debian's Chromium reads managed policies here (root-owned, outside the
+// profile: the only way to let it pick a client certificate unprompted).
+const chromiumPolicyDir = "/etc/chromium/policies/managed"
+
 // The limit message of seed 000 (ca.QuotaMessageEN).
 const quotaMessage = "The number of installed certificates has reached the limit. Contact the main account."
 
@@ -330,19 +334,11 @@ func startChromium(t *testing.T, home string) context.Context {
 	return ctx
 }
 
-// installPolicy writes a managed Chromium policy for this test and
-// removes it afterwards.
+// installPolicy writes a managed Chromium policy for this test; the
+// machine gets back what it had when the test ends, failed or not.
 func installPolicy(t *testing.T, policy string) {
 	t.Helper()
-	dir := "/etc/chromium/policies/managed"
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, fmt.Sprintf("devicegate-e2e-%d.json", os.Getpid()))
-	if err := os.WriteFile(path, []byte(policy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Remove(path) })
+	writeRestored(t, filepath.Join(chromiumPolicyDir, fmt.Sprintf("devicegate-e2e-%d.json", os.Getpid())), []byte(policy))
 }
 
 // shots saves numbered screenshots of each step.

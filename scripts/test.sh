@@ -11,7 +11,10 @@ need_pkgs=()
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] || need_pkgs+=(postgresql)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
-# The browser end-to-end tests (e2e/): Debian's Chromium and Firefox ESR,
+# The browser end-to-end tests (e2e/, a Go module of its own so that the
+# browser drivers and Pebble stay out of the product's module graph, and so
+# that `go test ./...` at the top never touches the machine's /etc):
+# Debian's Chromium and Firefox ESR,
 # and NSS tools to import the downloaded PKCS#12 into the browser profile.
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 # Firefox ESR and WebKit (Safari's engine family: WebKitGTK's WebDriver and
@@ -44,14 +47,21 @@ if [ "${CI:-}" = true ]; then
   export DEVICEGATE_REQUIRE_POSTGRES=1
 fi
 
+echo "== go mod tidy (both modules)"
+go mod tidy -diff
+(cd e2e && go mod tidy -diff)
 echo "== go vet"
 go vet ./...
+(cd e2e && go vet ./...)
 echo "== gofmt"
 bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$bad" ]; then echo "gofmt needed: $bad" >&2; exit 1; fi
 echo "== staticcheck"
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+(cd e2e && go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...)
 echo "== go test"
 go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/devicegate-test.log
+echo "== go test (e2e module: real browsers, Pebble; restores what it changes under /etc)"
+(cd e2e && go test -count=1 -timeout 20m ./...) 2>&1 | tee -a /tmp/devicegate-test.log
 echo "== fuzz (every target briefly; FUZZTIME=60s bash scripts/fuzz.sh for a real run)"
 bash scripts/fuzz.sh
