@@ -25,6 +25,11 @@ full_pkgs=()
 [ -x /usr/bin/WebKitWebDriver ] || full_pkgs+=(webkit2gtk-driver)
 [ -x /usr/bin/xvfb-run ] && command -v xauth >/dev/null || full_pkgs+=(xvfb xauth)
 command -v pk12util >/dev/null && command -v certutil >/dev/null || need_pkgs+=(libnss3-tools)
+# The committed browser bundle (enroll/static) is rebuilt from enroll/web
+# with Node.js and npm (the packages from the npm registry, pinned in
+# package-lock.json) and must come out byte for byte the same.
+command -v node >/dev/null || need_pkgs+=(nodejs)
+command -v npm >/dev/null || need_pkgs+=(npm)
 
 if [ $((${#need_pkgs[@]} + ${#full_pkgs[@]})) -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -47,6 +52,15 @@ if [ "${CI:-}" = true ]; then
   export DEVICEGATE_REQUIRE_POSTGRES=1
 fi
 
+echo "== JS bundle (rebuilt from enroll/web, compared with the committed enroll/static files)"
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  bash scripts/jsbundle.sh
+elif [ "${CI:-}" = true ]; then
+  echo "node and npm are required to check the committed JS bundle (CI=true)" >&2
+  exit 1
+else
+  echo "node or npm is missing: the JS bundle check is skipped (it fails instead under CI=true)" >&2
+fi
 echo "== go mod tidy (both modules)"
 go mod tidy -diff
 (cd e2e && go mod tidy -diff)

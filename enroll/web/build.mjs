@@ -1,6 +1,11 @@
 // Bundles src/ into ../static/pki.bundle.js (committed: the Go binary
 // embeds it, so running devicegate needs no Node).
+//   node build.mjs [outdir]   (default ../static; make test builds into a
+//   temporary directory and compares with the committed files)
 import { build } from "esbuild";
+import { join } from "node:path";
+
+const outdir = process.argv[2] ?? "../static";
 
 await build({
   entryPoints: ["src/entry.js"],
@@ -9,5 +14,5 @@ await build({
   format: "iife",
   target: "es2020",
   legalComments: "eof",
-  outfile: "../static/pki.bundle.js",
+  outfile: join(outdir, "pki.bundle.js"),
 });

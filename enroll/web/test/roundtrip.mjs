@@ -5,7 +5,7 @@
 //   optional argument saves the CSR, e.g. to ../testdata/pkijs-csr.pem, which
 //   a Go test parses with the CA's own parser)
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import vm from "node:vm";
@@ -14,6 +14,9 @@ const bundle = readFileSync(new URL("../../static/pki.bundle.js", import.meta.ur
 vm.runInThisContext(bundle);
 const pki = globalThis.DevicegatePKI;
 const dir = mkdtempSync(join(tmpdir(), "dg-pki-"));
+// Kept only when a check failed, for a look at the files.
+let passed = false;
+process.on("exit", () => { if (passed) rmSync(dir, { recursive: true, force: true }); });
 // run returns stdout and stderr together (openssl reports on stderr) and
 // throws when the command fails.
 const run = (cmd, args) => {
@@ -67,4 +70,5 @@ if (!lkey.includes("BEGIN PRIVATE KEY")) throw new Error("openssl: no key in the
 const llisted = run("pk12util", ["-l", "legacy.p12", "-W", "pässwörd-123"]);
 if (!/Key/.test(llisted) || !/Certificate/.test(llisted)) throw new Error("pk12util legacy: " + llisted);
 console.log("pk12util: legacy key and certificate listed");
-console.log("roundtrip OK in " + dir);
+passed = true;
+console.log("roundtrip OK");
