@@ -41,7 +41,7 @@ func TestPolicyFeedForProxiesWithoutDatabase(t *testing.T) {
 	}
 	point := catalog.Permissions("operations", nil)[0]
 	leaf := device.Chain[0]
-	if _, reason := policy.Snapshot().Check(leaf, f.ca.TrustDomain(), point, time.Now()); reason != proxy.ReasonCertificateValid {
+	if _, reason := policy.Snapshot().Check(leaf, f.ca.TrustDomain(), point, time.Now()); reason != proxy.ReasonAllowed {
 		t.Fatalf("enrolled device from the feed: %s", reason)
 	}
 
@@ -55,7 +55,7 @@ func TestPolicyFeedForProxiesWithoutDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		if _, reason := policy.Snapshot().Check(leaf, f.ca.TrustDomain(), point, time.Now()); reason != proxy.ReasonCertificateValid {
+		if _, reason := policy.Snapshot().Check(leaf, f.ca.TrustDomain(), point, time.Now()); reason != proxy.ReasonAllowed {
 			break
 		}
 		if time.Since(start) > time.Second {
@@ -71,7 +71,7 @@ func TestPolicyFeedForProxiesWithoutDatabase(t *testing.T) {
 	other := f.issue(f.alice)
 	g := proxy.Grant{SubName: "shop:alice"}
 	g.Principal.TenantID, g.Principal.DeviceID = f.tenant.ID, other.Device.ID
-	auditor.Record("10.1.2.3", g, point, "/orders/sold", proxy.ReasonCertificateValid)
+	auditor.Record("10.1.2.3", g, point, "/orders/sold", proxy.ReasonAllowed)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		evs, _ := f.store.ListAudit(f.ctx, f.tenant.ID, store.AuditFilter{Action: "proxy."})

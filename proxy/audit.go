@@ -48,7 +48,8 @@ type auditEvent struct {
 
 // auditKey is what makes two decisions the same for coalescing.
 type auditKey struct {
-	tenant, sub, ip, reason, device, point, path string
+	tenant, sub, ip, device, point, path string
+	reason                               Reason
 }
 
 // AuditSink is where decisions go: the store's audit log, or the CA's
@@ -69,12 +70,12 @@ func (a *Auditor) Dropped() int64 { return a.dropped.Load() }
 
 // Record queues one decision. Decisions without an identity (no or
 // invalid certificate) belong to no store and are only logged.
-func (a *Auditor) Record(ip string, g Grant, point, path, reason string) {
+func (a *Auditor) Record(ip string, g Grant, point, path string, reason Reason) {
 	if a == nil {
 		return
 	}
 	if g.Principal.TenantID == "" {
-		a.log.Info("high-risk request refused", "reason", reason, "permission", point, "path", path, "client_ip", ip)
+		a.log.Info("high-risk request refused", "reason", reason.String(), "permission", point, "path", path, "client_ip", ip)
 		return
 	}
 	ev := auditEvent{at: time.Now(), key: auditKey{tenant: g.Principal.TenantID, sub: g.SubName, ip: ip,
@@ -244,7 +245,7 @@ func coalesce(batch []auditEvent) []store.AuditRecord {
 		counts = append(counts, 1)
 		k := ev.key
 		outcome := "deny"
-		if k.reason == ReasonCertificateValid {
+		if k.reason == ReasonAllowed {
 			outcome = "allow"
 		}
 		records = append(records, store.AuditRecord{TenantID: k.tenant, Entry: store.AuditEntry{
@@ -252,7 +253,7 @@ func coalesce(batch []auditEvent) []store.AuditRecord {
 			Actor:   store.Actor{Kind: "proxy", Name: k.sub, IP: k.ip},
 			Action:  "proxy." + outcome,
 			Target:  k.sub,
-			Outcome: k.reason,
+			Outcome: k.reason.String(),
 			Detail:  map[string]string{"device": k.device, "permission": k.point, "path": k.path},
 		}})
 	}
@@ -269,7 +270,7 @@ func coalesce(batch []auditEvent) []store.AuditRecord {
 func (a *Auditor) touchDevices(ctx context.Context, batch []auditEvent) {
 	for i := len(batch) - 1; i >= 0; i-- { // newest first
 		k := batch[i].key
-		if k.reason != ReasonCertificateValid || k.device == "" {
+		if k.reason != ReasonAllowed || k.device == "" {
 			continue
 		}
 		if last, ok := a.touched[k.device]; ok && batch[i].at.Sub(last) < lastSeenEvery {

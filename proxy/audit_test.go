@@ -21,7 +21,7 @@ import (
 
 func TestCoalesceKeepsEveryDecisionCounted(t *testing.T) {
 	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	alice := auditKey{tenant: "t1", sub: "shop:alice", ip: "10.0.0.1", reason: ReasonCertificateValid, device: "d1", point: "orders.sold", path: "/orders/sold"}
+	alice := auditKey{tenant: "t1", sub: "shop:alice", ip: "10.0.0.1", reason: ReasonAllowed, device: "d1", point: "orders.sold", path: "/orders/sold"}
 	otherPath, otherIP, denied := alice, alice, alice
 	otherPath.path = "/orders/sold/42"
 	otherIP.ip = "10.0.0.2"
@@ -78,7 +78,7 @@ func TestAuditorWritesAndNeverBlocks(t *testing.T) {
 	}
 	g := Grant{Principal: identity.Principal{TenantID: tn.ID, DeviceID: dev.ID}, SubName: "shop:alice"}
 	for range 10 { // nobody drains yet: 4 fit, 6 are dropped at once
-		a.Record("10.0.0.1", g, "orders.sold", "/orders/sold", ReasonCertificateValid)
+		a.Record("10.0.0.1", g, "orders.sold", "/orders/sold", ReasonAllowed)
 	}
 	if a.Dropped() != 6 {
 		t.Fatalf("dropped %d, want 6", a.Dropped())
@@ -246,7 +246,7 @@ func TestAuditStorageFailingRecordsGapPerStore(t *testing.T) {
 			total := 0
 			for _, b := range tc.bursts {
 				for range b.n {
-					a.Record("10.0.0.1", grant(b.tenant), "orders.sold", "/orders/sold", ReasonCertificateValid)
+					a.Record("10.0.0.1", grant(b.tenant), "orders.sold", "/orders/sold", ReasonAllowed)
 					total++
 				}
 			}
@@ -258,7 +258,7 @@ func TestAuditStorageFailingRecordsGapPerStore(t *testing.T) {
 				start()
 				waitFor(t, "the buffer drained", func() bool { return len(a.events) == 0 })
 			}
-			a.Record("10.0.0.1", grant("t1"), "orders.sold", "/orders/sold", ReasonCertificateValid) // after recovery
+			a.Record("10.0.0.1", grant("t1"), "orders.sold", "/orders/sold", ReasonAllowed) // after recovery
 			total++
 			written := func() int {
 				d, _ := sink.tally()

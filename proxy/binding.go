@@ -2,21 +2,46 @@ package proxy
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
 )
 
-// whoamiTTL is how long an app's "who am I" answer is reused (issue: <= 30 s).
-const whoamiTTL = 30 * time.Second
-
 // errNotLoggedIn means the request carries no valid app session.
 var errNotLoggedIn = errors.New("not logged in to the app")
+
+// bindingMode is how an upstream ties the app's login session to the
+// certificate's sub-account.
+type bindingMode uint8
+
+const (
+	bindingWhoami bindingMode = iota + 1 // the gateway asks the app who the session is
+	bindingHeader                        // the app checks signed identity headers itself
+	bindingJWT                           // the gateway verifies the app's own JWT
+)
+
+// parseBindingMode reads the configured mode; anything else is a start-up
+// error (fail closed).
+func parseBindingMode(s string) (bindingMode, error) {
+	switch s {
+	case "whoami":
+		return bindingWhoami, nil
+	case "header":
+		return bindingHeader, nil
+	case "jwt":
+		return bindingJWT, nil
+	}
+	return 0, fmt.Errorf("unknown session binding mode %q (one of: whoami, header, jwt)", s)
+}
+
+// sessionBinder tells which app user ("store:name") a request's session
+// belongs to.
+type sessionBinder interface {
+	User(ctx context.Context, in sessionInput) (string, error)
+}
 
 // whoamiBinder asks the app who the request's session belongs to, with the
 // request's own cookies, and caches the answer by a hash of the session
@@ -26,59 +51,35 @@ type whoamiBinder struct {
 	cookie    string
 	userField string
 	client    *http.Client
-
-	mu    sync.Mutex
-	cache map[[32]byte]whoamiEntry
+	now       func() time.Time
+	cache     *sessionCache
 }
 
-type whoamiEntry struct {
-	user    string
-	expires time.Time
-}
-
-const maxWhoamiCache = 10000
-
-func newWhoamiBinder(url, cookie, userField string, client *http.Client) *whoamiBinder {
-	return &whoamiBinder{url: url, cookie: cookie, userField: userField, client: client, cache: map[[32]byte]whoamiEntry{}}
+func newWhoamiBinder(url, cookie, userField string, client *http.Client, now func() time.Time) *whoamiBinder {
+	return &whoamiBinder{url: url, cookie: cookie, userField: userField, client: client, now: now, cache: newSessionCache()}
 }
 
 // User returns the app user ("store:name") of the request's session. The
 // app is asked with exactly what the cache is keyed on: the one session
 // cookie and the Authorization header, if any (an app may prefer either).
-func (b *whoamiBinder) User(ctx context.Context, r *http.Request) (string, error) {
-	value, err := sessionCookie(r, b.cookie)
+func (b *whoamiBinder) User(ctx context.Context, in sessionInput) (string, error) {
+	value, err := sessionCookie(in.cookies, b.cookie)
 	if err != nil {
 		return "", err
 	}
-	auth := r.Header.Values("Authorization")
-	if len(auth) > 1 {
+	if len(in.auth) > 1 {
 		return "", errAmbiguousSession
 	}
-	h := sha256.New()
-	h.Write([]byte(value))
-	for _, a := range auth {
-		h.Write([]byte{0})
-		h.Write([]byte(a))
+	key := sessionKey(append([]string{value}, in.auth...)...)
+	now := b.now()
+	if user, ok := b.cache.get(key, now); ok {
+		return user, nil
 	}
-	var key [32]byte
-	h.Sum(key[:0])
-	now := time.Now()
-	b.mu.Lock()
-	e, ok := b.cache[key]
-	b.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.user, nil
-	}
-	user, err := b.ask(ctx, value, auth)
+	user, err := b.ask(ctx, value, in.auth)
 	if err != nil {
 		return "", err
 	}
-	b.mu.Lock()
-	if len(b.cache) >= maxWhoamiCache {
-		clear(b.cache) // bounded: a flood of sessions costs lookups, not memory
-	}
-	b.cache[key] = whoamiEntry{user: user, expires: now.Add(whoamiTTL)}
-	b.mu.Unlock()
+	b.cache.put(key, sessionEntry{user: user, from: now, until: now.Add(sessionCacheTTL)})
 	return user, nil
 }
 

@@ -1,29 +1,13 @@
 package proxy
 
 import (
+	"context"
 	"crypto/x509"
+	"errors"
 	"time"
 
 	"github.com/devicegate/devicegate/internal/identity"
 	"github.com/devicegate/devicegate/store"
-)
-
-// Reason codes shown on the refusal page and counted in metrics.
-const (
-	ReasonNoCertificate    = "no_certificate"
-	ReasonBadIdentity      = "bad_identity"
-	ReasonUnknownDevice    = "device_not_active" // revoked, superseded, or never issued
-	ReasonExpired          = "certificate_expired"
-	ReasonSubInactive      = "subaccount_inactive"
-	ReasonNotProtected     = "protection_disabled"
-	ReasonOutsideWindow    = "outside_validity_window"
-	ReasonNoPermission     = "permission_denied"
-	ReasonNotLoggedIn      = "not_logged_in"
-	ReasonSessionMismatch  = "session_mismatch"
-	ReasonAmbiguousSession = "ambiguous_session" // two session cookies, or a cookie and Authorization
-	ReasonBindingFailed    = "session_check_failed"
-	ReasonPolicyStale      = "policy_stale"
-	ReasonCertificateValid = "ok"
 )
 
 // Grant is who a valid device certificate speaks for.
@@ -36,20 +20,20 @@ type Grant struct {
 // the device's current one, the device active, the sub-account active,
 // protected, inside its window and granted the permission point. It only
 // reads the immutable snapshot.
-func (s *Snapshot) Check(leaf *x509.Certificate, trustDomain, permission string, now time.Time) (Grant, string) {
+func (s *Snapshot) Check(leaf *x509.Certificate, trustDomain, permission string, now time.Time) (Grant, Reason) {
 	return s.checkPeer(newPeer(leaf, trustDomain), permission, now)
 }
 
 // checkPeer is Check for an already parsed certificate.
-func (s *Snapshot) checkPeer(p *peer, permission string, now time.Time) (Grant, string) {
+func (s *Snapshot) checkPeer(p *peer, permission string, now time.Time) (Grant, Reason) {
 	g, reason := s.identifyPeer(p, now)
-	if reason != ReasonCertificateValid {
+	if !reason.Allowed() {
 		return g, reason
 	}
 	if !s.subs[g.Principal.SubID].perms[permission] {
 		return g, ReasonNoPermission
 	}
-	return g, ReasonCertificateValid
+	return g, ReasonAllowed
 }
 
 // peer is a client certificate with its identity read once: a connection
@@ -71,12 +55,8 @@ func newPeer(leaf *x509.Certificate, trustDomain string) *peer {
 	return p
 }
 
-// identify checks everything but the permission point.
-func (s *Snapshot) identify(leaf *x509.Certificate, trustDomain string, now time.Time) (Grant, string) {
-	return s.identifyPeer(newPeer(leaf, trustDomain), now)
-}
-
-func (s *Snapshot) identifyPeer(pe *peer, now time.Time) (Grant, string) {
+// identifyPeer checks everything but the permission point.
+func (s *Snapshot) identifyPeer(pe *peer, now time.Time) (Grant, Reason) {
 	if pe.leaf == nil {
 		return Grant{}, ReasonNoCertificate
 	}
@@ -106,5 +86,67 @@ func (s *Snapshot) identifyPeer(pe *peer, now time.Time) (Grant, string) {
 	case !sub.window.Contains(now):
 		return g, ReasonOutsideWindow
 	}
-	return g, ReasonCertificateValid
+	return g, ReasonAllowed
+}
+
+// The decision every way into the gateway (net/http's ServeHTTP, the fast
+// path, the whoami endpoint) takes, in one place.
+
+// decide applies the high-risk rule: a fresh policy, a valid device
+// certificate of an eligible sub-account with the permission, and an app
+// session of the same sub-account. With header binding the app checks the
+// signed identity against its own session instead.
+func (g *Gateway) decide(ctx context.Context, u *upstream, p *peer, point string, session sessionInput) (Grant, Reason) {
+	grant, reason, _ := g.checkFresh(ctx, func(s *Snapshot, now time.Time) (Grant, Reason) {
+		return s.checkPeer(p, point, now)
+	})
+	if !reason.Allowed() || u.mode == bindingHeader {
+		return grant, reason
+	}
+	user, err := u.binder.User(ctx, session)
+	switch {
+	case errors.Is(err, errAmbiguousSession):
+		return grant, ReasonAmbiguousSession
+	case errors.Is(err, errNotLoggedIn):
+		return grant, ReasonNotLoggedIn
+	case err != nil:
+		g.opts.Log.Warn("session check failed", "upstream", u.cfg.Name, "err", err)
+		return grant, ReasonBindingFailed
+	case user != grant.SubName:
+		return grant, ReasonSessionMismatch
+	}
+	return grant, ReasonAllowed
+}
+
+// identifyFresh checks everything but a permission point and a session:
+// the login page and the whoami endpoint ask only who the certificate
+// speaks for. It returns the snapshot it decided on.
+func (g *Gateway) identifyFresh(ctx context.Context, p *peer) (Grant, Reason, *Snapshot) {
+	return g.checkFresh(ctx, func(s *Snapshot, now time.Time) (Grant, Reason) {
+		return s.identifyPeer(p, now)
+	})
+}
+
+// onDemandSyncTimeout bounds the policy sync a request may wait for (a
+// store or CA feed that does not answer must not hold requests).
+const onDemandSyncTimeout = 2 * time.Second
+
+// checkFresh runs check on the current snapshot, refusing when no policy
+// is fresh enough. A device the snapshot does not know may have been
+// enrolled a moment ago: it looks again after an on-demand sync.
+func (g *Gateway) checkFresh(ctx context.Context, check func(*Snapshot, time.Time) (Grant, Reason)) (Grant, Reason, *Snapshot) {
+	now := g.opts.Now()
+	if g.opts.Policy.Staleness(now) > g.opts.MaxStaleness {
+		return Grant{}, ReasonPolicyStale, nil
+	}
+	snap := g.opts.Policy.Snapshot()
+	grant, reason := check(snap, now)
+	if reason == ReasonUnknownDevice {
+		ctx, cancel := context.WithTimeout(ctx, onDemandSyncTimeout)
+		g.opts.Policy.SyncIfOlder(ctx)
+		cancel()
+		snap = g.opts.Policy.Snapshot()
+		grant, reason = check(snap, now)
+	}
+	return grant, reason, snap
 }

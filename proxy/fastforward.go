@@ -15,11 +15,10 @@ import (
 // fastRequest is what the fast path sends upstream besides the client's
 // own end-to-end headers.
 type fastRequest struct {
-	path   string // canonical, escaped, with the upstream's base path
-	query  []byte // "?..." or nil
-	point  string // permission point of a signed (high-risk) request
-	grant  Grant
-	signed bool
+	path  string // canonical, escaped, with the upstream's base path
+	query []byte // "?..." or nil
+	point string // permission point of an allowed high-risk request, else ""
+	grant Grant  // who the decision vouched for (point != "")
 }
 
 // Static requests for http.ReadResponse, which only reads their method.
@@ -45,7 +44,7 @@ func (f *directForwarder) forwardFast(c *fastConn, u *upstream, fr fastRequest, 
 		}
 		if !writeFastHead(uc.bw, c, u, fr, req.Method, f.host, now) {
 			uc.Close()
-			return c.upstreamFailed(u, errors.New("identity headers cannot be sent"))
+			return c.upstreamFailed(u, errUnsendableIdentity)
 		}
 		if err := send(uc); err != nil {
 			uc.Close()
@@ -69,8 +68,8 @@ func (f *directForwarder) forwardFast(c *fastConn, u *upstream, fr fastRequest, 
 }
 
 // writeFastHead writes the upstream request: the canonical path, the
-// client's query and end-to-end headers as they came, the proxy's
-// X-Forwarded-* and, for high-risk paths, the signed identity.
+// client's query and end-to-end headers as they came (the parser marked
+// the ones strippedFromClient drops), and the gateway's own lines.
 func writeFastHead(bw *bufio.Writer, c *fastConn, u *upstream, fr fastRequest, method, host string, now time.Time) bool {
 	h := &c.head
 	bw.WriteString(method)
@@ -90,29 +89,38 @@ func writeFastHead(bw *bufio.Writer, c *fastConn, u *upstream, fr fastRequest, m
 		bw.Write(fl.value)
 		bw.WriteString("\r\n")
 	}
-	if c.ip != "" {
-		bw.WriteString("X-Forwarded-For: ")
-		bw.WriteString(c.ip)
-		bw.WriteString("\r\n")
-	}
-	bw.WriteString("X-Forwarded-Host: ")
-	bw.Write(h.host)
-	bw.WriteString("\r\nX-Forwarded-Proto: https\r\n")
-	if fr.signed {
-		if c.certLines == nil {
-			// The same for every upstream: the encodings come from the
-			// gateway's one certificate cache.
-			c.certLines = u.signer.certLines(c.state.PeerCertificates)
-		}
-		lines, ok := c.signed.get(u.signer, fr, method, now)
-		if !ok {
+	var identity []byte
+	if fr.point != "" {
+		var ok bool
+		if identity, ok = c.identityLines(u, fr, method, now); !ok {
 			return false
 		}
-		bw.Write(lines)
-		bw.Write(c.certLines)
 	}
+	writeGatewayHeaders(bw, c.ip, h.host, true, identity)
 	bw.WriteString("\r\n")
 	return true
+}
+
+// identityLines is upstream.identityLines for a connection: the signed
+// lines of header binding are reused while they stay the same (see
+// signedLines), the certificate lines are made once per connection.
+func (c *fastConn) identityLines(u *upstream, fr fastRequest, method string, now time.Time) ([]byte, bool) {
+	if u.mode != bindingHeader {
+		var ok bool
+		c.identity, ok = appendIdentity(c.identity[:0], fr.grant, fr.point)
+		return c.identity, ok
+	}
+	if c.certLines == nil {
+		// The same for every upstream: the encodings come from the
+		// gateway's one certificate cache.
+		c.certLines = u.signer.certLines(c.state.PeerCertificates)
+	}
+	lines, ok := c.signed.get(u.signer, fr, method, now)
+	if !ok {
+		return nil, false
+	}
+	c.identity = append(append(c.identity[:0], lines...), c.certLines...)
+	return c.identity, true
 }
 
 // relayRaw relays a response whose head parseResponseHead accepts, with

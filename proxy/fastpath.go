@@ -35,6 +35,9 @@ type fastConn struct {
 
 	certLines []byte      // Client-Cert header lines, made on first use
 	signed    signedLines // the last signed identity lines
+	identity  []byte      // the identity lines of the other bindings
+
+	sessCookies, sessAuth []string // reused by sessionInput
 
 	phase         atomic.Int32 // connIdle, connActive, connClosing
 	idleDeadline  lazyDeadline
@@ -168,26 +171,26 @@ func (g *Gateway) serveFast(c *fastConn) fastOutcome {
 	if u.cfg.RequireCertForLogin && samePath(path, u.cfg.LoginPath, u.cfg.CaseInsensitive) {
 		return handOff
 	}
+	fr := fastRequest{path: u.forwardedPath(path), query: query}
+	now := g.opts.Now()
 	point := u.permission(path)
-	var grant Grant
-	signed := point != "" && g.opts.Catalog.IsHighRisk(point)
-	if signed {
-		if u.signer == nil {
-			return handOff // session bindings other than header need the request
+	if point != "" && g.opts.Catalog.IsHighRisk(point) {
+		var session sessionInput
+		if u.mode != bindingHeader {
+			session = c.sessionInput()
 		}
-		var reason string
-		grant, reason = g.decidePeer(context.Background(), c.peer, point)
-		if reason != ReasonCertificateValid {
+		grant, reason := g.decide(context.Background(), u, c.peer, point, session)
+		if !reason.Allowed() {
 			return handOff // ServeHTTP decides again, audits and answers
 		}
 		g.opts.Audit.Record(c.ip, grant, point, path, reason)
-		g.opts.Metrics.request(u.cfg.Name, point, "allow", reason)
+		g.opts.Metrics.request(u.cfg.Name, point, "allow", reason.String())
+		fr.point, fr.grant = point, grant
 	} else {
-		point = ""
 		g.opts.Metrics.request(u.cfg.Name, "", "pass", "")
 	}
 	start := time.Now()
-	out := u.direct.forwardFast(c, u, fastRequest{path: u.forwardedPath(path), query: query, point: point, grant: grant, signed: signed}, start)
+	out := u.direct.forwardFast(c, u, fr, now)
 	g.opts.Metrics.upstreamTime(u.cfg.Name, time.Since(start))
 	return out
 }

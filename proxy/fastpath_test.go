@@ -117,7 +117,7 @@ func TestFastPathOnOneConnection(t *testing.T) {
 	}
 	e.sync()
 	c.send(get("/signed/x"))
-	if status, reason, _ := c.read("GET"); status != 403 || reason != ReasonUnknownDevice {
+	if status, reason, _ := c.read("GET"); status != 403 || reason != ReasonUnknownDevice.String() {
 		t.Fatalf("after revocation: %d %q", status, reason)
 	}
 	// net/http keeps serving the connection, with the same TLS identity.
@@ -128,7 +128,7 @@ func TestFastPathOnOneConnection(t *testing.T) {
 	if status, _, _ := c.read("GET"); status != 200 {
 		t.Fatalf("GET after hand-off: %d", status)
 	}
-	if status, reason, _ := func() (int, string, string) { c.send(get("/signed/x")); return c.read("GET") }(); status != 403 || reason != ReasonUnknownDevice {
+	if status, reason, _ := func() (int, string, string) { c.send(get("/signed/x")); return c.read("GET") }(); status != 403 || reason != ReasonUnknownDevice.String() {
 		t.Fatalf("net/http after hand-off: %d %q", status, reason)
 	}
 }

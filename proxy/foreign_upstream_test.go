@@ -248,7 +248,7 @@ func TestJWTAmbiguousTokenRefused(t *testing.T) {
 			if passed := reason == "" && resp.StatusCode != http.StatusForbidden; passed != (c.status == http.StatusOK) {
 				t.Fatalf("%d %q, want %d", resp.StatusCode, reason, c.status)
 			}
-			if c.status == http.StatusForbidden && reason != ReasonAmbiguousSession {
+			if c.status == http.StatusForbidden && reason != ReasonAmbiguousSession.String() {
 				t.Fatalf("reason %q, want %q", reason, ReasonAmbiguousSession)
 			}
 		})

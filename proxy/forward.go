@@ -102,10 +102,10 @@ func listedInConnection(connection []string, k string) bool {
 	return false
 }
 
-// forward sends r to the upstream as path (escaped) and copies the response
-// to w. It returns an error only before the response has started, so the
+// forward sends r to the upstream as out says and copies the response to
+// w. It returns an error only before the response has started, so the
 // caller can still answer with an error page.
-func (f *directForwarder) forward(w http.ResponseWriter, r *http.Request, path string) error {
+func (f *directForwarder) forward(w http.ResponseWriter, r *http.Request, out *outbound) error {
 	for attempt := 0; ; attempt++ {
 		uc, err := f.get(r.Context())
 		if err != nil {
@@ -113,7 +113,7 @@ func (f *directForwarder) forward(w http.ResponseWriter, r *http.Request, path s
 		}
 		// A client that goes away ends the upstream exchange at once.
 		stop := context.AfterFunc(r.Context(), func() { _ = uc.SetDeadline(time.Unix(1, 0)) })
-		resp, err := f.roundTrip(uc, r, path)
+		resp, err := f.roundTrip(uc, r, out)
 		if err != nil {
 			stop()
 			uc.Close()
@@ -133,11 +133,11 @@ func (f *directForwarder) forward(w http.ResponseWriter, r *http.Request, path s
 var errNoResponse = errors.New("upstream closed the connection before responding")
 
 // roundTrip writes the request head and reads the response head.
-func (f *directForwarder) roundTrip(uc *upstreamConn, r *http.Request, path string) (*http.Response, error) {
+func (f *directForwarder) roundTrip(uc *upstreamConn, r *http.Request, out *outbound) (*http.Response, error) {
 	if err := uc.armDeadline(time.Now(), f.timeout); err != nil {
 		return nil, err
 	}
-	f.writeHead(uc.bw, r, path)
+	f.writeHead(uc.bw, r, out)
 	if err := send(uc); err != nil {
 		return nil, err
 	}
@@ -178,12 +178,12 @@ func readResponse(uc *upstreamConn, req *http.Request) (*http.Response, error) {
 }
 
 // writeHead serializes the request line and headers: the canonical path,
-// the client's query, its end-to-end headers, and the proxy's own
-// X-Forwarded-* (client-sent ones are dropped).
-func (f *directForwarder) writeHead(bw *bufio.Writer, r *http.Request, path string) {
+// the client's query, its end-to-end headers (the ones strippedFromClient
+// keeps) and the gateway's own lines.
+func (f *directForwarder) writeHead(bw *bufio.Writer, r *http.Request, out *outbound) {
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
-	bw.WriteString(path)
+	bw.WriteString(out.path)
 	if r.URL.RawQuery != "" {
 		bw.WriteByte('?')
 		bw.WriteString(r.URL.RawQuery)
@@ -193,7 +193,7 @@ func (f *directForwarder) writeHead(bw *bufio.Writer, r *http.Request, path stri
 	bw.WriteString("\r\n")
 	connection := r.Header["Connection"]
 	for k, vv := range r.Header {
-		if hopByHop(k) || strings.HasPrefix(k, "X-Forwarded-") || (connection != nil && listedInConnection(connection, k)) {
+		if hopByHop(k) || (connection != nil && listedInConnection(connection, k)) {
 			continue
 		}
 		for _, v := range vv {
@@ -203,18 +203,8 @@ func (f *directForwarder) writeHead(bw *bufio.Writer, r *http.Request, path stri
 			bw.WriteString("\r\n")
 		}
 	}
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		bw.WriteString("X-Forwarded-For: ")
-		bw.WriteString(ip)
-		bw.WriteString("\r\n")
-	}
-	bw.WriteString("X-Forwarded-Host: ")
-	bw.WriteString(r.Host)
-	if r.TLS != nil {
-		bw.WriteString("\r\nX-Forwarded-Proto: https\r\n\r\n")
-	} else {
-		bw.WriteString("\r\nX-Forwarded-Proto: http\r\n\r\n")
-	}
+	bw.Write(out.added)
+	bw.WriteString("\r\n")
 }
 
 // copyResponse passes the response on. Bodies of unknown length and event

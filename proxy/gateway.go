@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,15 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/devicegate/devicegate/internal/config"
-	"github.com/devicegate/devicegate/internal/secrets"
 )
 
 // Options configure a Gateway.
@@ -34,6 +32,7 @@ type Options struct {
 	Transport    http.RoundTripper // upstream transport (nil: a tuned default per upstream)
 	JWKSClient   *http.Client      // fetches JWKS URLs (nil: system roots, 5 s timeout)
 	WriteStall   time.Duration     // a client reading no byte of a response this long is cut (0: DefaultWriteStall)
+	Now          func() time.Time  // the clock of every decision (nil: time.Now)
 }
 
 // Gateway is the proxy's HTTP handler.
@@ -44,18 +43,6 @@ type Gateway struct {
 	certs      *certEncodings // RFC 9440 header values, for header binding
 }
 
-type upstream struct {
-	cfg      config.Upstream
-	hmacKey  []byte          // header binding
-	signer   *identitySigner // header binding
-	target   *url.URL
-	basePath string // the upstream URL's escaped path, without a final "/"
-	proxy    *httputil.ReverseProxy
-	direct   *directForwarder // nil for https upstreams
-	binder   sessionBinder
-	perms    []config.PathPermission // longest path first
-}
-
 // identityPrefix names the gateway's own identity headers (the client's
 // are stripped: see strippedFromClient).
 const identityPrefix = "X-Devicegate-"
@@ -63,6 +50,9 @@ const identityPrefix = "X-Devicegate-"
 // NewGateway checks the upstreams against the catalog and builds the
 // handler. Unknown permission points are a start-up error (fail closed).
 func NewGateway(o Options) (*Gateway, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	g := &Gateway{opts: o, byHost: map[string]*upstream{}, certs: newCertEncodings(), writeStall: o.WriteStall}
 	if g.writeStall <= 0 {
 		g.writeStall = DefaultWriteStall
@@ -70,71 +60,10 @@ func NewGateway(o Options) (*Gateway, error) {
 	buffers := newBufferPool()
 	var errs []error
 	for _, uc := range o.Upstreams {
-		target, err := url.Parse(uc.URL)
+		u, err := g.newUpstream(uc, buffers)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("upstream %s: %w", uc.Name, err))
 			continue
-		}
-		if uc.Upgrades == nil {
-			uc.Upgrades = config.DefaultUpgrades() // for Options not made by config.Parse
-		}
-		u := &upstream{cfg: uc, target: target, basePath: strings.TrimSuffix(target.EscapedPath(), "/")}
-		if uc.Binding.Mode == "header" {
-			if u.hmacKey, err = secrets.LoadKey(uc.Binding.HMACKeyFile); err != nil {
-				errs = append(errs, fmt.Errorf("upstream %s: header binding key: %w", uc.Name, err))
-			}
-			u.signer = newIdentitySigner(u.hmacKey, g.certs)
-		}
-		for _, pp := range uc.Permissions {
-			if _, ok := o.Catalog.Point(pp.Point); !ok {
-				errs = append(errs, fmt.Errorf("upstream %s: unknown permission point %q", uc.Name, pp.Point))
-			}
-			path := pp.Path
-			if uc.CaseInsensitive {
-				path = strings.ToLower(path)
-			}
-			u.perms = append(u.perms, config.PathPermission{Path: strings.TrimSuffix(path, "/"), Point: pp.Point})
-		}
-		sort.SliceStable(u.perms, func(i, j int) bool { return len(u.perms[i].Path) > len(u.perms[j].Path) })
-		timeout := uc.Timeout.Duration()
-		if timeout <= 0 {
-			timeout = 30 * time.Second
-		}
-		transport := o.Transport
-		if transport == nil {
-			transport = newUpstreamTransport(timeout)
-		}
-		if target.Scheme == "http" && o.Transport == nil {
-			u.direct = newDirectForwarder(hostPort(target), target.Host, timeout, buffers)
-		}
-		client := &http.Client{Transport: transport, Timeout: 10 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		switch uc.Binding.Mode {
-		case "jwt":
-			var keys keySource
-			if uc.Binding.JWKSURL != "" {
-				keys, err = newJWKS(uc.Binding.JWKSURL, o.JWKSClient)
-			} else {
-				keys, err = newFileKey(uc.Binding.JWTKeyFile)
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("upstream %s: jwt binding: %w", uc.Name, err))
-			}
-			u.binder = newJWTBinder(keys, uc.Binding.JWTCookie, uc.Binding.JWTClaim, uc.Binding.JWTIssuer, uc.Binding.JWTAudience)
-		case "whoami":
-			u.binder = newWhoamiBinder(uc.Binding.WhoamiURL, uc.Binding.SessionCookie, uc.Binding.UserField, client)
-		}
-		u.proxy = &httputil.ReverseProxy{
-			Rewrite:    u.rewrite,
-			Transport:  transport,
-			BufferPool: buffers,
-			// 0: buffered writes, except that responses of unknown length
-			// or text/event-stream are flushed at once (streaming is never
-			// held back); flushing every write cost 15 % of the CPU.
-			FlushInterval: 0,
-			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-				g.forwardFailed(w, r, uc.Name, err)
-			},
 		}
 		for _, h := range uc.Hosts {
 			g.byHost[strings.ToLower(h)] = u
@@ -219,34 +148,6 @@ func (g *Gateway) Close() {
 	}
 }
 
-// permission maps a canonical path to its permission point: the longest
-// configured prefix that matches whole segments.
-func (u *upstream) permission(path string) string {
-	for _, pp := range u.perms {
-		if path == pp.Path || strings.HasPrefix(path, pp.Path+"/") || pp.Path == "" {
-			return pp.Point
-		}
-	}
-	return ""
-}
-
-// canonicalKey is the request context key of the canonical path.
-type canonicalKey struct{}
-
-// forwardedPath is the escaped path the upstream receives.
-func (u *upstream) forwardedPath(path string) string {
-	return u.basePath + path
-}
-
-func (u *upstream) rewrite(pr *httputil.ProxyRequest) {
-	path := pr.In.Context().Value(canonicalKey{}).(string)
-	pr.SetURL(u.target)
-	pr.Out.URL.RawPath = u.forwardedPath(path)
-	pr.Out.URL.Path, _ = url.PathUnescape(pr.Out.URL.RawPath)
-	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
-	pr.SetXForwarded()
-}
-
 // clientIP is the address part of a connection's remote address.
 func clientIP(remoteAddr string) string {
 	ip, _, _ := net.SplitHostPort(remoteAddr)
@@ -293,71 +194,71 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveWhoami(w, r)
 		return
 	}
-	for k := range r.Header {
-		if strippedFromClient(k) {
-			delete(r.Header, k)
-		}
-	}
+	stripClientHeaders(r.Header)
+	p := newPeer(peerLeaf(r), g.opts.TrustDomain)
 	if u.cfg.RequireCertForLogin && samePath(path, u.cfg.LoginPath, u.cfg.CaseInsensitive) {
-		if reason := g.loginAllowed(r); reason != ReasonCertificateValid {
-			g.opts.Metrics.request(u.cfg.Name, "login", "deny", reason)
-			writePage(w, r, http.StatusForbidden, refusal, reason, g.opts.EnrollURL)
+		if _, reason, _ := g.identifyFresh(r.Context(), p); !reason.Allowed() {
+			g.opts.Metrics.request(u.cfg.Name, "login", "deny", reason.String())
+			writePage(w, r, http.StatusForbidden, refusal, reason.String(), g.opts.EnrollURL)
 			return
 		}
 	}
+	out := &outbound{path: u.forwardedPath(path)}
+	var identity []byte
 	point := u.permission(path)
 	if point != "" && g.opts.Catalog.IsHighRisk(point) {
-		grant, reason := g.decide(r, u, point)
+		grant, reason := g.decide(r.Context(), u, p, point, sessionOf(r.Header))
 		g.opts.Audit.Record(clientIP(r.RemoteAddr), grant, point, path, reason)
-		decision := "allow"
-		if reason != ReasonCertificateValid {
-			decision = "deny"
-		}
-		g.opts.Metrics.request(u.cfg.Name, point, decision, reason)
-		if reason != ReasonCertificateValid {
+		g.opts.Metrics.request(u.cfg.Name, point, decisionLabel(reason), reason.String())
+		if !reason.Allowed() {
 			status, texts := http.StatusForbidden, refusal
 			if reason == ReasonPolicyStale {
 				status, texts = http.StatusServiceUnavailable, unavailable
 			}
-			writePage(w, r, status, texts, reason, g.opts.EnrollURL)
+			writePage(w, r, status, texts, reason.String(), g.opts.EnrollURL)
 			return
 		}
-		if u.hmacKey != nil {
-			u.signer.sign(r.Header, grant, point, r.Method, u.forwardedPath(path), r.TLS.PeerCertificates, time.Now())
-		} else {
-			r.Header.Set(HeaderSubaccount, grant.SubName)
-			r.Header.Set(HeaderDeviceID, grant.Principal.DeviceID)
-			r.Header.Set(HeaderPermission, point)
+		var ok bool
+		if identity, ok = u.identityLines(nil, grant, point, r.Method, out.path, r.TLS.PeerCertificates, g.opts.Now()); !ok {
+			g.upstreamFailed(w, u.cfg.Name, errUnsendableIdentity)
+			return
 		}
 	} else {
 		g.opts.Metrics.request(u.cfg.Name, "", "pass", "")
 	}
+	var added bytes.Buffer
+	writeGatewayHeaders(&added, clientIP(r.RemoteAddr), r.Host, r.TLS != nil, identity)
+	out.added = added.Bytes()
 	start := time.Now()
 	r = wrapClientBody(r)
 	if u.direct != nil && canForwardDirect(r) {
-		if err := u.direct.forward(w, r, u.forwardedPath(path)); err != nil {
+		if err := u.direct.forward(w, r, out); err != nil {
 			g.forwardFailed(w, r, u.cfg.Name, err)
 		}
 	} else {
-		u.proxy.ServeHTTP(w, r.WithContext(contextWithPath(r, path)))
+		u.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), outboundKey{}, out)))
 	}
 	g.opts.Metrics.upstreamTime(u.cfg.Name, time.Since(start))
 }
 
-// decidePeer is the certificate part of the rule (everything but the app
-// session): fresh policy, and p's device and sub-account eligible for point.
-func (g *Gateway) decidePeer(ctx context.Context, p *peer, point string) (Grant, string) {
-	now := time.Now()
-	if g.opts.Policy.Staleness(now) > g.opts.MaxStaleness {
-		return Grant{}, ReasonPolicyStale
+// errUnsendableIdentity: an identity value with bytes a header line cannot
+// carry; the request is not forwarded (fail closed).
+var errUnsendableIdentity = errors.New("identity headers cannot be sent")
+
+// decisionLabel is the metrics label of a decision.
+func decisionLabel(r Reason) string {
+	if r.Allowed() {
+		return "allow"
 	}
-	grant, reason := g.opts.Policy.Snapshot().checkPeer(p, point, now)
-	if reason == ReasonUnknownDevice {
-		// Maybe enrolled a moment ago: look again after a fresh sync.
-		g.opts.Policy.SyncIfOlder(ctx)
-		grant, reason = g.opts.Policy.Snapshot().checkPeer(p, point, now)
+	return "deny"
+}
+
+// peerLeaf is the client certificate of a request, or nil.
+func peerLeaf(r *http.Request) *x509.Certificate {
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		return r.TLS.PeerCertificates[0]
 	}
-	return grant, reason
+	return nil
 }
 
 // samePath compares a canonical path with a configured one.
@@ -366,48 +267,4 @@ func samePath(path, configured string, foldCase bool) bool {
 		return strings.EqualFold(path, configured)
 	}
 	return path == configured
-}
-
-// loginAllowed: the login page needs a valid certificate of an active,
-// protected sub-account (no permission point, no session yet).
-func (g *Gateway) loginAllowed(r *http.Request) string {
-	now := time.Now()
-	if g.opts.Policy.Staleness(now) > g.opts.MaxStaleness {
-		return ReasonPolicyStale
-	}
-	var leaf *x509.Certificate
-	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		leaf = r.TLS.PeerCertificates[0]
-	}
-	_, reason := g.opts.Policy.Snapshot().identify(leaf, g.opts.TrustDomain, now)
-	return reason
-}
-
-// decide applies the high-risk rule: fresh policy, valid device
-// certificate of an eligible sub-account with the permission, and an app
-// session of the same sub-account.
-func (g *Gateway) decide(r *http.Request, u *upstream, point string) (Grant, string) {
-	var leaf *x509.Certificate
-	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		leaf = r.TLS.PeerCertificates[0]
-	}
-	grant, reason := g.decidePeer(r.Context(), newPeer(leaf, g.opts.TrustDomain), point)
-	if reason != ReasonCertificateValid || u.hmacKey != nil {
-		// Header binding: the app checks the signed identity against its
-		// own session.
-		return grant, reason
-	}
-	user, err := u.binder.User(r.Context(), r)
-	switch {
-	case errors.Is(err, errAmbiguousSession):
-		return grant, ReasonAmbiguousSession
-	case errors.Is(err, errNotLoggedIn):
-		return grant, ReasonNotLoggedIn
-	case err != nil:
-		g.opts.Log.Warn("session check failed", "upstream", u.cfg.Name, "err", err)
-		return grant, ReasonBindingFailed
-	case user != grant.SubName:
-		return grant, ReasonSessionMismatch
-	}
-	return grant, ReasonCertificateValid
 }

@@ -294,14 +294,14 @@ func TestHighRiskDecisions(t *testing.T) {
 		reason string
 	}{
 		{"normal page without certificate", noCert, "/products", 200, ""},
-		{"high-risk page without certificate", noCert, "/orders/sold", 403, ReasonNoCertificate},
+		{"high-risk page without certificate", noCert, "/orders/sold", 403, ReasonNoCertificate.String()},
 		{"same sub-account: certificate and session", alice, "/orders/sold", 200, ""},
 		{"same sub-account: shipping", alice, "/shipping", 200, ""},
-		{"same sub-account: export", alice, "/orders/export.csv", 403, ReasonNoPermission},
-		{"permission not granted", alice, "/members", 403, ReasonNoPermission},
-		{"certificate of A, session of B", mixed, "/orders/sold", 403, ReasonSessionMismatch},
-		{"certificate, no session", anonymous, "/orders/sold", 403, ReasonNotLoggedIn},
-		{"sub-path of a high-risk prefix", noCert, "/orders/sold/123", 403, ReasonNoCertificate},
+		{"same sub-account: export", alice, "/orders/export.csv", 403, ReasonNoPermission.String()},
+		{"permission not granted", alice, "/members", 403, ReasonNoPermission.String()},
+		{"certificate of A, session of B", mixed, "/orders/sold", 403, ReasonSessionMismatch.String()},
+		{"certificate, no session", anonymous, "/orders/sold", 403, ReasonNotLoggedIn.String()},
+		{"sub-path of a high-risk prefix", noCert, "/orders/sold/123", 403, ReasonNoCertificate.String()},
 		{"case variant is another path", noCert, "/Orders/Sold", 404, ""},
 	}
 	for _, tc := range tests {
@@ -341,7 +341,7 @@ func TestRevocationCutsOpenConnection(t *testing.T) {
 	}
 	e.sync()
 	resp, reused := getOnConn(t, c, e.url+"/orders/sold")
-	if !reused || resp.StatusCode != 403 || resp.Header.Get("X-Devicegate-Reason") != ReasonUnknownDevice {
+	if !reused || resp.StatusCode != 403 || resp.Header.Get("X-Devicegate-Reason") != ReasonUnknownDevice.String() {
 		t.Fatalf("after revoke on the same connection (reused=%v): %d %q", reused, resp.StatusCode, resp.Header.Get("X-Devicegate-Reason"))
 	}
 	// Normal pages still work for the revoked device.
@@ -449,7 +449,7 @@ func TestStalePolicyFailsClosed(t *testing.T) {
 	c := e.client(&cert)
 	e.login(c, "alice")
 	time.Sleep(100 * time.Millisecond) // no sync since: stale
-	if status, reason, _ := get(t, c, e.url+"/orders/sold"); status != 503 || reason != ReasonPolicyStale {
+	if status, reason, _ := get(t, c, e.url+"/orders/sold"); status != 503 || reason != ReasonPolicyStale.String() {
 		t.Fatalf("stale policy: %d %q", status, reason)
 	}
 	if status, _, _ := get(t, c, e.url+"/products"); status != 200 {
@@ -482,7 +482,7 @@ func TestWhoamiEndpoint(t *testing.T) {
 		}
 		return a
 	}
-	if a := ask(e.client(nil)); a.Certificate || a.Status != ReasonNoCertificate {
+	if a := ask(e.client(nil)); a.Certificate || a.Status != ReasonNoCertificate.String() {
 		t.Fatalf("without certificate: %+v", a)
 	}
 	c := e.client(&cert)
@@ -493,7 +493,7 @@ func TestWhoamiEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.sync()
-	if a := ask(c); a.Status != ReasonUnknownDevice || a.SubAccount != "" {
+	if a := ask(c); a.Status != ReasonUnknownDevice.String() || a.SubAccount != "" {
 		t.Fatalf("after revoke: %+v", a)
 	}
 }
@@ -542,7 +542,7 @@ func TestHeaderBinding(t *testing.T) {
 	if status != 200 || !strings.HasPrefix(body, "shop:alice "+e.devices["alice"].ID+" :") {
 		t.Fatalf("signed identity: %d %q", status, body)
 	}
-	if status, reason, _ := get(t, e.client(nil), e.url+"/signed/x"); status != 403 || reason != ReasonNoCertificate {
+	if status, reason, _ := get(t, e.client(nil), e.url+"/signed/x"); status != 403 || reason != ReasonNoCertificate.String() {
 		t.Fatalf("without certificate: %d %q", status, reason)
 	}
 	// A forged signature (client-sent headers are stripped anyway) fails.
@@ -616,7 +616,7 @@ func TestLoginRequiresCertificateWhenConfigured(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 403 || resp.Header.Get("X-Devicegate-Reason") != ReasonNoCertificate {
+	if resp.StatusCode != 403 || resp.Header.Get("X-Devicegate-Reason") != ReasonNoCertificate.String() {
 		t.Fatalf("login without certificate: %d", resp.StatusCode)
 	}
 	e.login(e.client(&cert), "alice") // with the certificate: the app's login works
@@ -664,7 +664,7 @@ func TestSnapshotPersistsAcrossRestart(t *testing.T) {
 	if restarted.Staleness(time.Now()) > time.Minute {
 		t.Fatal("loaded snapshot lost its sync time")
 	}
-	if g, reason := restarted.Snapshot().Check(cert.Leaf, td, "orders.sold", time.Now()); reason != ReasonCertificateValid || g.SubName != "shop:alice" {
+	if g, reason := restarted.Snapshot().Check(cert.Leaf, td, "orders.sold", time.Now()); reason != ReasonAllowed || g.SubName != "shop:alice" {
 		t.Fatalf("decision from the loaded snapshot: %q", reason)
 	}
 	if restarted.Snapshot().Seq != first.Snapshot().Seq || restarted.Snapshot().active[g0(first)] != 1 {
@@ -721,12 +721,12 @@ func TestJWTBinding(t *testing.T) {
 		status              int
 	}{
 		{"alice's token", signJWT(t, appKey, jose.ES256, "shop:alice", time.Hour), "", 200},
-		{"bob's token", signJWT(t, appKey, jose.ES256, "shop:bob", time.Hour), ReasonSessionMismatch, 403},
-		{"expired token", signJWT(t, appKey, jose.ES256, "shop:alice", -time.Hour), ReasonNotLoggedIn, 403},
-		{"token of another key", signJWT(t, other, jose.ES256, "shop:alice", time.Hour), ReasonNotLoggedIn, 403},
-		{"alg none", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzaG9wOmFsaWNlIn0.", ReasonNotLoggedIn, 403},
-		{"HS256 with the public key as secret", hmacJWT(t, keyFile, "shop:alice"), ReasonNotLoggedIn, 403},
-		{"no token", "", ReasonNotLoggedIn, 403},
+		{"bob's token", signJWT(t, appKey, jose.ES256, "shop:bob", time.Hour), ReasonSessionMismatch.String(), 403},
+		{"expired token", signJWT(t, appKey, jose.ES256, "shop:alice", -time.Hour), ReasonNotLoggedIn.String(), 403},
+		{"token of another key", signJWT(t, other, jose.ES256, "shop:alice", time.Hour), ReasonNotLoggedIn.String(), 403},
+		{"alg none", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzaG9wOmFsaWNlIn0.", ReasonNotLoggedIn.String(), 403},
+		{"HS256 with the public key as secret", hmacJWT(t, keyFile, "shop:alice"), ReasonNotLoggedIn.String(), 403},
+		{"no token", "", ReasonNotLoggedIn.String(), 403},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -54,3 +54,13 @@ func strippedFromClient[T string | []byte](name T) bool {
 	}
 	return false
 }
+
+// stripClientHeaders applies strippedFromClient to a request net/http
+// parsed (the fast path's parser applies it to each line it reads).
+func stripClientHeaders(h map[string][]string) {
+	for k := range h {
+		if strippedFromClient(k) {
+			delete(h, k)
+		}
+	}
+}

@@ -78,11 +78,11 @@ func FuzzJWTUser(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	b := newJWTBinder(fileKey{pub: &appKey.PublicKey, algs: algs}, "", "sub", "", "")
+	b := newJWTBinder(fileKey{pub: &appKey.PublicKey, algs: algs}, "", "sub", "", "", time.Now)
 	f.Fuzz(func(t *testing.T, token string) {
 		r, _ := http.NewRequest(http.MethodGet, "http://app.example/", nil)
 		r.Header.Set("Authorization", "Bearer "+token)
-		user, err := b.User(t.Context(), r)
+		user, err := b.User(t.Context(), sessionOf(r.Header))
 		if err != nil {
 			if user != "" {
 				t.Fatalf("user %q with error %v", user, err)

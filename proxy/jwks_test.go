@@ -58,11 +58,11 @@ func TestJWKSBinding(t *testing.T) {
 	keys, _ := newJWKS(srv.URL, srv.Client())
 	clock := time.Now()
 	keys.now = func() time.Time { return clock }
-	b := newJWTBinder(keys, "", "sub", "", "")
+	b := newJWTBinder(keys, "", "sub", "", "", time.Now)
 	user := func(token string) (string, error) {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.Header.Set("Authorization", "Bearer "+token)
-		return b.User(context.Background(), r)
+		return b.User(context.Background(), sessionOf(r.Header))
 	}
 
 	tests := []struct {

@@ -189,7 +189,7 @@ func TestSnapshotCorruptRefused(t *testing.T) {
 			if p.SnapshotsRefused() != 1 || p.Snapshot().Seq != 0 || p.Staleness(time.Now()) < time.Hour {
 				t.Fatalf("damaged file used: refused %d, seq %d", p.SnapshotsRefused(), p.Snapshot().Seq)
 			}
-			if status != 503 || reason != ReasonPolicyStale {
+			if status != 503 || reason != ReasonPolicyStale.String() {
 				t.Fatalf("high-risk path with a damaged snapshot: %d %q, want 503 %s", status, reason, ReasonPolicyStale)
 			}
 			if status, _, _ := get(t, c, url+"/products"); status != 200 {
@@ -233,7 +233,7 @@ func TestSnapshotOldLoadedButStale(t *testing.T) {
 	if _, err := c.PostForm(url+"/login", map[string][]string{"username": {"shop:alice"}, "password": {"alice-password"}}); err != nil {
 		t.Fatal(err)
 	}
-	if status, reason, _ := get(t, c, url+"/orders/sold"); status != 503 || reason != ReasonPolicyStale {
+	if status, reason, _ := get(t, c, url+"/orders/sold"); status != 503 || reason != ReasonPolicyStale.String() {
 		t.Fatalf("old snapshot: %d %q, want 503 %s", status, reason, ReasonPolicyStale)
 	}
 }

@@ -15,17 +15,18 @@ import (
 var errAmbiguousSession = errors.New("the request carries more than one app session")
 
 // sessionCookie returns the one value of the cookie named name in r's
-// Cookie headers (all of them, as sent), errNotLoggedIn when there is none
+// Cookie header lines (all of them, as sent), errNotLoggedIn when there is none
 // or its value is not a valid cookie value, and errAmbiguousSession when
 // more than one cookie has a name an app could read as name.
-func sessionCookie(r *http.Request, name string) (string, error) {
-	switch matches := countCookies(r, name); {
+func sessionCookie(cookies []string, name string) (string, error) {
+	switch matches := countCookies(cookies, name); {
 	case matches > 1:
 		return "", errAmbiguousSession
 	case matches == 0:
 		return "", errNotLoggedIn
 	}
-	c, err := r.Cookie(name) // the exact name with a valid value, or nothing
+	// The exact name with a valid value, or nothing (net/http's reading).
+	c, err := (&http.Request{Header: http.Header{"Cookie": cookies}}).Cookie(name)
 	if err != nil || c.Value == "" {
 		return "", errNotLoggedIn
 	}
@@ -34,10 +35,10 @@ func sessionCookie(r *http.Request, name string) (string, error) {
 
 // countCookies counts the cookies an app could read as name, whatever
 // their values.
-func countCookies(r *http.Request, name string) int {
+func countCookies(cookies []string, name string) int {
 	want := cookieNameKey(name)
 	matches := 0
-	for _, line := range r.Header.Values("Cookie") {
+	for _, line := range cookies {
 		for part := range strings.SplitSeq(line, ";") {
 			n, _, _ := strings.Cut(part, "=")
 			if cookieNameKey(n) == want {

@@ -31,28 +31,16 @@ func (g *Gateway) serveWhoami(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	ans := whoamiAnswer{Status: ReasonNoCertificate}
-	now := time.Now()
-	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		leaf := r.TLS.PeerCertificates[0]
+	ans := whoamiAnswer{Status: ReasonNoCertificate.String()}
+	if leaf := peerLeaf(r); leaf != nil {
 		ans.Certificate = true
 		ans.NotAfter = leaf.NotAfter.UTC().Format(time.RFC3339)
-		if g.opts.Policy.Staleness(now) > g.opts.MaxStaleness {
-			ans.Status = ReasonPolicyStale
-		} else {
-			snap := g.opts.Policy.Snapshot()
-			grant, reason := snap.identify(leaf, g.opts.TrustDomain, now)
-			if reason == ReasonUnknownDevice {
-				g.opts.Policy.SyncIfOlder(r.Context())
-				snap = g.opts.Policy.Snapshot()
-				grant, reason = snap.identify(leaf, g.opts.TrustDomain, now)
-			}
-			ans.Status = reason
-			if reason == ReasonCertificateValid {
-				sub := snap.subs[grant.Principal.SubID]
-				ans.SubAccount, ans.DeviceID = grant.SubName, grant.Principal.DeviceID
-				ans.Installed, ans.Limit = snap.active[grant.Principal.SubID], sub.limit
-			}
+		grant, reason, snap := g.identifyFresh(r.Context(), newPeer(leaf, g.opts.TrustDomain))
+		ans.Status = reason.String()
+		if reason.Allowed() {
+			sub := snap.subs[grant.Principal.SubID]
+			ans.SubAccount, ans.DeviceID = grant.SubName, grant.Principal.DeviceID
+			ans.Installed, ans.Limit = snap.active[grant.Principal.SubID], sub.limit
 		}
 	}
 	_ = json.NewEncoder(w).Encode(ans)

@@ -1,0 +1,34 @@
+package proxy
+
+import "net/http"
+
+// sessionInput is what an app could take as the request's login session:
+// every Cookie and Authorization header line, as sent. Both ways into the
+// gateway (net/http and the fast path) hand the same thing to a binder.
+type sessionInput struct {
+	cookies []string
+	auth    []string
+}
+
+// sessionOf reads the session input of a request net/http parsed.
+func sessionOf(h http.Header) sessionInput {
+	return sessionInput{cookies: h["Cookie"], auth: h["Authorization"]}
+}
+
+// sessionInput reads the session input of the fast path's request head
+// (only asked for by the jwt and whoami bindings).
+func (c *fastConn) sessionInput() sessionInput {
+	s := sessionInput{cookies: c.sessCookies[:0], auth: c.sessAuth[:0]}
+	h := &c.head
+	for i := range h.nfields {
+		f := &h.fields[i]
+		switch {
+		case asciiEqualFold(f.name, "Cookie"):
+			s.cookies = append(s.cookies, string(f.value))
+		case asciiEqualFold(f.name, "Authorization"):
+			s.auth = append(s.auth, string(f.value))
+		}
+	}
+	c.sessCookies, c.sessAuth = s.cookies, s.auth
+	return s
+}
