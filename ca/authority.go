@@ -115,8 +115,9 @@ func (a *Authority) TrustDomain() string { return a.opts.TrustDomain }
 
 func (a *Authority) now() time.Time { return a.opts.Now() }
 
-// crlTick is how often Run polls the store's change seq and rebuilds the
-// CRL if it moved: the bound on how far the CRL trails a revocation.
+// crlTick is how often Run polls the store's change seq and, when it
+// moved, reads the revocations since and signs a CRL if there are any: the
+// bound on how far the CRL trails a revocation made elsewhere.
 const crlTick = 250 * time.Millisecond
 
 // Run keeps the CRL fresh until ctx ends: it notices revocations made by

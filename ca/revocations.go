@@ -19,9 +19,14 @@ import (
 // set OCSP answers from, and a broadcast that wakes long-polling feeds.
 //
 // The set and the broadcast follow every revocation at once (sync: the new
-// rows only). Signing the CRL is the expensive part (every entry, a
-// signature, a file write); while Run is active it happens at Run's next
-// tick, so a burst of revocations is signed once, at most crlTick after it.
+// rows only). Signing the CRL is the expensive part (a full read, every
+// entry, a signature, a file write), so it happens only when the set
+// gained a serial or the CRL is in the last third of its validity: the
+// store's seq also moves for every issuance and sub-account edit, which
+// leave the CRL as it is. While Run is active the signing happens at Run's
+// next tick, so a burst of revocations is signed once, at most crlTick
+// after it. OCSP and the feeds take mu only to read or swap values, never
+// while the CRL is read, signed or written (build serializes that).
 type revocationState struct {
 	a *Authority
 
@@ -31,24 +36,26 @@ type revocationState struct {
 
 	mu         sync.RWMutex
 	seq        int64                       // store change seq the set is complete up to
-	revoked    map[string]store.Revocation // serial hex -> revocation
-	crlSeq     int64                       // store change seq the CRL was built from
+	revoked    map[string]store.Revocation // serial hex -> revocation (devices' and proxies')
+	version    int64                       // moves whenever revoked gains a serial
+	crlVersion int64                       // the version the CRL was built from
 	crlDER     []byte
 	crlPEM     []byte
 	crlNumber  int64
 	nextUpdate time.Time
 	changed    chan struct{} // closed and replaced whenever seq moves
+	signed     chan struct{} // closed and replaced whenever a new CRL is in place
 }
 
 // syncPage bounds one read of new revocations.
 const syncPage = 1000
 
 func newRevocationState(a *Authority) *revocationState {
-	return &revocationState{a: a, revoked: map[string]store.Revocation{}, changed: make(chan struct{})}
+	return &revocationState{a: a, revoked: map[string]store.Revocation{}, changed: make(chan struct{}), signed: make(chan struct{})}
 }
 
 // refresh brings the set up to the store's seq and rebuilds the CRL when
-// it is behind the set or in the last third of its validity.
+// it lacks a serial of the set or is in the last third of its validity.
 func (r *revocationState) refresh(ctx context.Context) error {
 	r.mu.RLock()
 	built := r.crlDER != nil
@@ -60,18 +67,19 @@ func (r *revocationState) refresh(ctx context.Context) error {
 	}
 	now := r.a.now()
 	r.mu.RLock()
-	stale := r.crlDER == nil || r.crlSeq < r.seq || !now.Before(r.nextUpdate.Add(-r.a.opts.CRLValidity/3))
+	stale := r.crlDER == nil || r.crlVersion < r.version || !now.Before(r.nextUpdate.Add(-r.a.opts.CRLValidity/3))
 	r.mu.RUnlock()
 	if !stale {
-		// The seq may have moved without a revocation (a policy change):
-		// the CRL is still complete.
+		// The seq moved without a revocation (an issuance, a policy
+		// change): the CRL is still complete.
 		return nil
 	}
 	return r.rebuild(ctx)
 }
 
-// sync adds the revocations newer than the set's seq and wakes the feeds.
-// It reads only the new rows, so it is cheap enough for every revocation.
+// sync adds the revocations (devices' and proxies') newer than the set's
+// seq and wakes the feeds. It reads only the new rows, so it is cheap
+// enough for every revocation and every tick.
 func (r *revocationState) sync(ctx context.Context) error {
 	cur, err := r.a.store.CurrentSeq(ctx)
 	if err != nil {
@@ -95,9 +103,23 @@ func (r *revocationState) sync(ctx context.Context) error {
 		}
 		after = page[len(page)-1].Seq
 	}
+	proxies, err := r.a.store.ProxyRevocationsSince(ctx, have)
+	if err != nil {
+		return err
+	}
+	fresh = append(fresh, proxies...)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, rv := range fresh {
+		// Rows committed after cur was read come again with the next
+		// sync; leaving them out keeps every serial of the set at or
+		// below its seq, so a rebuild's read from a later seq has them.
+		if rv.Seq > cur {
+			continue
+		}
+		if _, known := r.revoked[rv.Serial]; !known {
+			r.version++ // a serial the CRL may lack: sign again
+		}
 		r.revoked[rv.Serial] = rv
 	}
 	r.advanceLocked(cur)
@@ -116,7 +138,8 @@ func (r *revocationState) advanceLocked(cur int64) {
 
 // rebuild signs a CRL of every unexpired revocation (devices' and
 // proxies'), writes the CRL file and replaces the set with what it read,
-// which also drops expired entries.
+// which also drops expired entries. The store read, the signature and the
+// file write happen without mu; readers wait only for the swap.
 func (r *revocationState) rebuild(ctx context.Context) error {
 	r.build.Lock()
 	defer r.build.Unlock()
@@ -124,6 +147,11 @@ func (r *revocationState) rebuild(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Every serial the set held at this version is committed, so the read
+	// below has it; a serial added later moves the version past this one.
+	r.mu.RLock()
+	version := r.version
+	r.mu.RUnlock()
 	now := r.a.now()
 	revs, err := r.a.store.RevocationsForCRL(ctx, now)
 	if err != nil {
@@ -146,16 +174,24 @@ func (r *revocationState) rebuild(ctx context.Context) error {
 			return fmt.Errorf("write CRL file: %w", err)
 		}
 	}
+	set := make(map[string]store.Revocation, len(revs))
+	for _, rv := range revs {
+		set[rv.Serial] = rv
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if cur >= r.seq { // else a sync got further meanwhile: keep its rows
-		r.revoked = make(map[string]store.Revocation, len(revs))
-	}
-	for _, rv := range revs {
-		r.revoked[rv.Serial] = rv
+	// Sync adds no serial above the seq it read, so with cur at or past
+	// the set's seq every serial of the set was committed before revs was
+	// read: revs holds them all (but the expired). Else a sync got further
+	// meanwhile: keep its set, which has every serial of revs up to its
+	// seq; the rest comes with the next sync.
+	if cur >= r.seq {
+		r.revoked = set
 	}
 	r.advanceLocked(cur)
-	r.crlSeq, r.crlDER, r.crlPEM, r.crlNumber, r.nextUpdate = cur, der, pemBytes, number, next
+	r.crlVersion, r.crlDER, r.crlPEM, r.crlNumber, r.nextUpdate = version, der, pemBytes, number, next
+	close(r.signed)
+	r.signed = make(chan struct{})
 	return nil
 }
 
@@ -195,6 +231,14 @@ func (r *revocationState) crl() (der, pemBytes []byte) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.crlDER, r.crlPEM
+}
+
+// crlWait returns the current CRL's number and a channel closed when a
+// new CRL replaces it.
+func (r *revocationState) crlWait() (int64, <-chan struct{}) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.crlNumber, r.signed
 }
 
 // wait returns the current seq and a channel closed when it moves.

@@ -110,6 +110,11 @@ type Store interface {
 	// unrevoked one of the proxy with this name (ErrNotFound: neither
 	// exists), and moves the policy seq so the CRL and open feeds follow.
 	RevokeProxyCerts(ctx context.Context, nameOrSerial string, reason RevocationReason, now time.Time) ([]ProxyCert, error)
+	// ProxyRevocationsSince lists the proxy certificates revoked with a
+	// seq > afterSeq as revocations (no tenant, sub-account or device), by
+	// seq: with RevocationsSince, how a CA learns every change of its CRL
+	// made elsewhere without re-reading the whole list.
+	ProxyRevocationsSince(ctx context.Context, afterSeq int64) ([]Revocation, error)
 
 	// Audit log: append-only, per-tenant sequence, SHA-256 hash chain.
 	AppendAudit(ctx context.Context, tenantID string, e AuditEntry) (AuditEvent, error)

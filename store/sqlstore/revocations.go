@@ -40,8 +40,18 @@ func (s *DB) RevocationsSince(ctx context.Context, afterSeq int64, limit int) ([
 // devices' and proxies' (those with no tenant, sub-account or device).
 func (s *DB) RevocationsForCRL(ctx context.Context, now time.Time) ([]store.Revocation, error) {
 	return s.listRevocations(ctx, `SELECT `+revocationColumns+` FROM revocations WHERE expires_at > ?
-		UNION ALL SELECT revoke_seq, serial, '', '', '', reason, revoked_at, not_after FROM proxy_certs WHERE revoked_at <> 0 AND not_after > ?
+		UNION ALL `+proxyRevocations+` AND not_after > ?
 		ORDER BY 1`, ts(now), ts(now))
+}
+
+// proxyRevocations selects the revoked proxy certificates in the columns
+// of revocationColumns; the caller adds conditions with AND.
+const proxyRevocations = `SELECT revoke_seq, serial, '', '', '', reason, revoked_at, not_after FROM proxy_certs WHERE revoked_at <> 0`
+
+// ProxyRevocationsSince returns the proxy certificates revoked with a seq
+// > afterSeq. Proxies are few, so there is no page limit.
+func (s *DB) ProxyRevocationsSince(ctx context.Context, afterSeq int64) ([]store.Revocation, error) {
+	return s.listRevocations(ctx, proxyRevocations+` AND revoke_seq > ? ORDER BY revoke_seq, serial`, afterSeq)
 }
 
 // PolicyChangesSince reads the seq first, then the rows: a change that

@@ -86,13 +86,32 @@ func testProxyCerts(t *testing.T, e *env) {
 	_, err = e.st.RevokeProxyCerts(e.ctx, "no-such-proxy", store.ReasonKeyCompromise, now)
 	wantErr(t, err, store.ErrNotFound)
 	seq := e.seq()
+	if since, err := e.st.ProxyRevocationsSince(e.ctx, 0); err != nil || len(since) != 0 {
+		t.Fatalf("proxy revocations before any: %+v %v", since, err)
+	}
 	revoked, err := e.st.RevokeProxyCerts(e.ctx, renewed.Serial, store.ReasonKeyCompromise, now)
 	if err != nil || len(revoked) != 1 || revoked[0].Serial != renewed.Serial || revoked[0].RevokedAt.IsZero() || e.seq() <= seq {
 		t.Fatalf("revoke by serial: %+v %v (seq %d -> %d)", revoked, err, seq, e.seq())
 	}
+	first := e.seq()
 	revoked, err = e.st.RevokeProxyCerts(e.ctx, "edge-1", store.ReasonCessationOfOperation, now)
 	if err != nil || len(revoked) != 1 || revoked[0].Serial != edge.Serial || revoked[0].Reason != store.ReasonCessationOfOperation {
 		t.Fatalf("revoke by name: %+v %v", revoked, err)
+	}
+	// The CA follows proxy revocations by seq, as it follows devices'.
+	for _, tc := range []struct {
+		after int64
+		want  []string
+	}{{seq, []string{renewed.Serial, edge.Serial}}, {first, []string{edge.Serial}}, {e.seq(), nil}} {
+		since, err := e.st.ProxyRevocationsSince(e.ctx, tc.after)
+		if err != nil || len(since) != len(tc.want) {
+			t.Fatalf("proxy revocations after seq %d: %+v %v, want %v", tc.after, since, err, tc.want)
+		}
+		for i, rv := range since {
+			if rv.Serial != tc.want[i] || rv.Seq <= tc.after || rv.TenantID != "" || rv.DeviceID != "" || !rv.ExpiresAt.Equal(now.Add(week)) || !rv.RevokedAt.Equal(now) {
+				t.Fatalf("proxy revocations after seq %d: %+v, want %v", tc.after, since, tc.want)
+			}
+		}
 	}
 	if p, _ := e.st.GetProxyCert(e.ctx, edge.Serial); p.ActiveAt(now) {
 		t.Fatal("a revoked proxy certificate is still active")
