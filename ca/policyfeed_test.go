@@ -49,7 +49,7 @@ func TestPolicyFeedForProxiesWithoutDatabase(t *testing.T) {
 	// although the proxy's own poll runs only every 10 s.
 	go policy.Run(ctx, 10*time.Second)
 	go feed.Watch(ctx, policy)
-	time.Sleep(100 * time.Millisecond) // the watch is waiting
+	waitParked(t, f, 1) // the watch waits for a change
 	start := time.Now()
 	if _, err := f.ca.RevokeDevice(f.ctx, f.tenant.ID, device.Device.ID, store.ReasonKeyCompromise, testActor); err != nil {
 		t.Fatal(err)

@@ -173,10 +173,10 @@ func TestProxyCertRevokedRefusedAtOnce(t *testing.T) {
 			p := f.proxyCert("edge-poll", only(f.tenant.ID))
 			done := make(chan int, 1)
 			go func() {
-				status, _ := call(t, f.proxyClient(p), "GET", url+path+"?since="+itoa(page.Seq+1000)+"&wait=30s", "")
-				done <- status
+				status, _, _ := fetchFeed(f.proxyClient(p), url+path+"?since="+itoa(page.Seq+1000)+"&wait=30s")
+				done <- status // 0: no answer
 			}()
-			time.Sleep(200 * time.Millisecond)
+			waitParked(t, f, 1)
 			start := time.Now()
 			if _, err := f.store.RevokeProxyCerts(f.ctx, p.serial(), store.ReasonKeyCompromise, f.now); err != nil {
 				t.Fatal(err)

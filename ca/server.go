@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/devicegate/devicegate/internal/ratelimit"
@@ -39,6 +40,9 @@ type Server struct {
 	// codeGuesses locks a client IP out of POST /v1/enroll after repeated
 	// unknown, used or expired codes.
 	codeGuesses *ratelimit.Limiter
+	// parked counts the feed requests waiting for a change (tests wait
+	// for it before making the change a long poll must wake up for).
+	parked atomic.Int64
 }
 
 // Code-guessing bounds per client IP. A code has 160 random bits, so the
@@ -270,13 +274,24 @@ func (s *Server) longPoll(ctx context.Context, wait time.Duration, ready func(se
 		if newer, err := ready(seq); err != nil || newer || wait == 0 {
 			return newer, err
 		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			return false, nil
-		case <-ctx.Done():
-			return false, ctx.Err()
+		if woken, err := s.park(ctx, changed, deadline.C); !woken {
+			return false, err
 		}
+	}
+}
+
+// park waits until changed is closed (true), over fires (false) or ctx
+// ends (its error), counted in s.parked meanwhile.
+func (s *Server) park(ctx context.Context, changed <-chan struct{}, over <-chan time.Time) (bool, error) {
+	s.parked.Add(1)
+	defer s.parked.Add(-1)
+	select {
+	case <-changed:
+		return true, nil
+	case <-over:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
 	}
 }
 

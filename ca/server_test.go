@@ -31,6 +31,7 @@ func startServer(t *testing.T, f *fixture) string {
 	}
 	api := NewServer(f.ca)
 	api.ConfigureTLS(tc)
+	f.api = api
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -39,6 +40,18 @@ func startServer(t *testing.T, f *fixture) string {
 	go srv.Serve(tls.NewListener(ln, tc))
 	t.Cleanup(func() { srv.Close() })
 	return "https://" + ln.Addr().String()
+}
+
+// waitParked waits until n feed requests wait in a long poll of the
+// fixture's server, so that a change made next must wake them up (rather
+// than being there already when they arrive).
+func waitParked(t *testing.T, f *fixture, n int64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); f.api.parked.Load() != n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d long polls parked after 10 s, want %d", f.api.parked.Load(), n)
+		}
+	}
 }
 
 func httpClient(f *fixture, cert *tls.Certificate) *http.Client {
@@ -142,18 +155,25 @@ func TestEnrollCodeGuessingLocksOut(t *testing.T) {
 
 func getFeed(t *testing.T, c *http.Client, url string) (int, feedPage) {
 	t.Helper()
-	resp, err := c.Get(url)
+	status, p, err := fetchFeed(c, url)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return status, p
+}
+
+// fetchFeed is getFeed for another goroutine than the test's.
+func fetchFeed(c *http.Client, url string) (int, feedPage, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, feedPage{}, err
 	}
 	defer resp.Body.Close()
 	var p feedPage
 	if resp.StatusCode == http.StatusOK {
-		if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
-			t.Fatal(err)
-		}
+		err = json.NewDecoder(resp.Body).Decode(&p)
 	}
-	return resp.StatusCode, p
+	return resp.StatusCode, p, err
 }
 
 func TestRevocationFeed(t *testing.T) {
@@ -187,14 +207,17 @@ func TestRevocationFeed(t *testing.T) {
 		t.Fatalf("initial page: %d %+v", status, page)
 	}
 
-	// A long poll returns as soon as the device is revoked.
+	// A waiting long poll returns as soon as the device is revoked.
 	done := make(chan feedPage, 1)
-	start := time.Now()
 	go func() {
-		_, p := getFeed(t, proxy, url+"/v1/revocations?since="+itoa(page.Seq)+"&wait=20s")
+		_, p, err := fetchFeed(proxy, url+"/v1/revocations?since="+itoa(page.Seq)+"&wait=20s")
+		if err != nil {
+			t.Error(err)
+		}
 		done <- p
 	}()
-	time.Sleep(200 * time.Millisecond)
+	waitParked(t, f, 1)
+	start := time.Now()
 	if _, err := f.ca.RevokeDevice(f.ctx, f.tenant.ID, device.Device.ID, store.ReasonKeyCompromise, testActor); err != nil {
 		t.Fatal(err)
 	}

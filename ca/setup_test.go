@@ -25,6 +25,7 @@ type fixture struct {
 	ctx    context.Context
 	dir    string
 	ca     *Authority
+	api    *Server // the API startServer serves
 	store  store.Store
 	tenant store.Tenant
 	alice  store.SubAccount

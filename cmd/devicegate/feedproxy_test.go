@@ -84,10 +84,14 @@ func testProxyFedByTheCA(t *testing.T, viaACME bool) {
 	}
 
 	edgeCfg := filepath.Join(edgeDir, "edge.yaml")
+	// A minute between the edge's own polls: only the feed's watch (a
+	// long poll the CA wakes up) brings it the enrollment and the
+	// revocation within the bounds below.
 	conf := fmt.Sprintf(`data_dir: data
 tls: %s
 proxy:
   listen: %s
+  sync_interval: 1m
   admin_listen: 127.0.0.1:0
   enroll_url: https://localhost:8444/
   feed: {ca_url: %q, credentials_dir: %q}
@@ -149,12 +153,12 @@ proxy:
 		Devices []struct{ ID, Status string } `json:"devices"`
 	}
 	json.Unmarshal([]byte(mustCLI(t, "admin", "--config", cfg, "sub", "devices", alice.Name, "--json")), &listing)
-	revoked := time.Now()
 	for _, d := range listing.Devices {
 		if d.Status == "active" {
 			mustCLI(t, "admin", "--config", cfg, "device", "revoke", d.ID)
 		}
 	}
+	revoked := time.Now() // in the store: now the CA notices and wakes the watch
 	for proxyStatus(t, edge, pc, alice.Name, alice.Password) != http.StatusForbidden {
 		if time.Since(revoked) > time.Second {
 			t.Fatal("the edge proxy still lets a revoked device through after 1 s")
