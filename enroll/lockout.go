@@ -81,26 +81,31 @@ func (p *Portal) newAttempt(r *http.Request, account string) attempt {
 }
 
 // admit says whether the try may check a password; an admitted try of an
-// unknown client of a slowed account has taken the account's tick.
-func (p *Portal) admit(ctx context.Context, a attempt) bool {
+// unknown client of a slowed account has taken the account's tick. An
+// error is the store's: nothing was decided about the client.
+func (p *Portal) admit(ctx context.Context, a attempt) (bool, error) {
 	now := p.opts.Now()
 	l := p.limits
-	if ok, _ := l.clients.Allowed(ctx, a.client, now); !ok {
-		return false
+	if ok, _, err := l.clients.Check(ctx, a.client, now); !ok {
+		return false, err
 	}
 	if a.known {
-		return true
+		return true, nil
 	}
-	if ok, _ := l.addresses.Allowed(ctx, a.ip, now); !ok {
-		return false
+	if ok, _, err := l.addresses.Check(ctx, a.ip, now); !ok {
+		return false, err
 	}
-	if calm, _ := l.slow.Allowed(ctx, a.acct, now); !calm {
-		if ok, _ := l.tick.Allowed(ctx, a.acct, now); !ok {
-			return false
+	calm, _, err := l.slow.Check(ctx, a.acct, now)
+	if err != nil {
+		return false, err
+	}
+	if !calm {
+		if ok, _, err := l.tick.Check(ctx, a.acct, now); !ok {
+			return false, err
 		}
 		l.tick.Fail(ctx, a.acct, now)
 	}
-	return true
+	return true, nil
 }
 
 // failedPassword counts a wrong password (or unknown account).
@@ -128,26 +133,36 @@ func (p *Portal) loggedIn(w http.ResponseWriter, r *http.Request, account string
 // not the account exists, so both cost the same); the code is checked only
 // with the right password, so a guesser cannot spend the user's codes.
 // It reports whether both were right; a false is always the same answer.
-func (p *Portal) tryUnlock(r *http.Request, a attempt, passwordOK bool, tenantID, subID string, secret []byte) bool {
+// An error is the store's, and then no failure was counted.
+func (p *Portal) tryUnlock(r *http.Request, a attempt, passwordOK bool, tenantID, subID string, secret []byte) (bool, error) {
 	ctx, now := r.Context(), p.opts.Now()
 	totpKey := "owner-totp:" + tenantID
 	if subID != "" {
 		totpKey = "sub-totp:" + subID
 	}
 	if passwordOK && len(secret) > 0 {
-		if ok, _ := p.limits.totp.Allowed(ctx, totpKey, now); ok {
-			if err := p.checkTOTP(ctx, tenantID, subID, secret, strings.TrimSpace(r.PostFormValue("code"))); err == nil {
-				return true
+		ok, _, err := p.limits.totp.Check(ctx, totpKey, now)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			err := p.checkTOTP(ctx, tenantID, subID, secret, strings.TrimSpace(r.PostFormValue("code")))
+			if err == nil {
+				return true, nil
+			}
+			if !codeRefused(err) {
+				return false, err
 			}
 			p.limits.totp.Fail(ctx, totpKey, now)
 		}
 	}
 	p.limits.unlock.Fail(ctx, a.unlock, now)
-	return false
+	return false, nil
 }
 
-// unlockAllowed says whether the client may try an unlock now.
-func (p *Portal) unlockAllowed(ctx context.Context, a attempt) bool {
-	ok, _ := p.limits.unlock.Allowed(ctx, a.unlock, p.opts.Now())
-	return ok
+// unlockAllowed says whether the client may try an unlock now (an error:
+// the store cannot tell).
+func (p *Portal) unlockAllowed(ctx context.Context, a attempt) (bool, error) {
+	ok, _, err := p.limits.unlock.Check(ctx, a.unlock, p.opts.Now())
+	return ok, err
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -65,14 +66,47 @@ func (p *Portal) beginLogin(w http.ResponseWriter, r *http.Request, page, accoun
 		return again, a, false, false
 	}
 	a = p.newAttempt(r, account)
-	if p.admit(r.Context(), a) {
+	admitted, err := p.admit(r.Context(), a)
+	if err != nil {
+		p.unavailable(again, "login lockout", err)
+		return again, a, false, false
+	}
+	if admitted {
 		return again, a, false, true
 	}
-	if r.PostFormValue("code") == "" || !p.unlockAllowed(r.Context(), a) {
+	if r.PostFormValue("code") == "" {
 		again(http.StatusTooManyRequests, "err_locked_login")
 		return again, a, false, false
 	}
+	if allowed, err := p.unlockAllowed(r.Context(), a); err != nil || !allowed {
+		if err != nil {
+			p.unavailable(again, "login unlock", err)
+		} else {
+			again(http.StatusTooManyRequests, "err_locked_login")
+		}
+		return again, a, false, false
+	}
 	return again, a, true, true
+}
+
+// unavailable answers a login step the store could not check: 503 and
+// "try again later". Nothing is counted against the user or the client
+// (the store is down, not the password wrong), and nobody is let in.
+func (p *Portal) unavailable(again func(status int, key string), step string, err error) {
+	p.opts.Log.Error(step+": the store cannot answer", "err", err)
+	again(http.StatusServiceUnavailable, "err_internal")
+}
+
+// unknownAccount: a lookup error that means "no such account" (a wrong
+// password, as far as the user is told), not a store fault.
+func unknownAccount(err error) bool {
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid)
+}
+
+// codeRefused: a TOTP check error that is the code's fault (wrong, or
+// already used), not the store's.
+func codeRefused(err error) bool {
+	return errors.Is(err, errBadCode) || errors.Is(err, store.ErrCodeReused)
 }
 
 // loginForm is the login page's data: AskCode shows the TOTP code field.
@@ -86,6 +120,10 @@ func (p *Portal) ownerLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, err := p.opts.Store.GetTenantByName(r.Context(), storeName)
+	if err != nil && !unknownAccount(err) {
+		p.unavailable(again, "owner login", err)
+		return
+	}
 	hash := p.dummyHash()
 	if err == nil && t.OwnerPasswordHash != "" {
 		hash = t.OwnerPasswordHash
@@ -93,7 +131,12 @@ func (p *Portal) ownerLogin(w http.ResponseWriter, r *http.Request) {
 	ok, _ := secrets.VerifyPassword(hash, r.PostFormValue("password"))
 	ok = ok && err == nil && t.OwnerPasswordHash != ""
 	if unlock {
-		if !p.tryUnlock(r, a, ok, t.ID, "", t.OwnerTOTPSecret) {
+		unlocked, uerr := p.tryUnlock(r, a, ok, t.ID, "", t.OwnerTOTPSecret)
+		if uerr != nil {
+			p.unavailable(again, "owner login", uerr)
+			return
+		}
+		if !unlocked {
 			if err == nil {
 				p.audit(r, t.ID, store.Actor{Kind: "owner", Name: t.Name}, "owner.login", t.Name, "bad_unlock")
 			}
@@ -133,7 +176,7 @@ func (p *Portal) ownerLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Portal) ownerTOTPPage(w http.ResponseWriter, r *http.Request) {
-	s := p.sessions.get(r)
+	s, r := p.loadSession(r)
 	if s == nil || s.kind != kindOwner || s.step == stepDone {
 		redirect(w, "/owner/login")
 		return
@@ -157,7 +200,7 @@ func (p *Portal) renderOwnerTOTP(w http.ResponseWriter, r *http.Request, s *sess
 }
 
 func (p *Portal) ownerTOTP(w http.ResponseWriter, r *http.Request) {
-	s := p.sessions.get(r)
+	s, r := p.loadSession(r)
 	if s == nil || s.kind != kindOwner || s.step == stepDone {
 		redirect(w, "/owner/login")
 		return
@@ -167,13 +210,19 @@ func (p *Portal) ownerTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	account := "owner-totp:" + s.tenantID
-	if ok, _ := p.limits.totp.Allowed(r.Context(), account, p.opts.Now()); !ok {
-		p.renderOwnerTOTP(w, r, s, http.StatusTooManyRequests, "err_locked")
+	again := func(status int, key string) { p.renderOwnerTOTP(w, r, s, status, key) }
+	allowed, _, err := p.limits.totp.Check(r.Context(), account, p.opts.Now())
+	if err != nil {
+		p.unavailable(again, "owner TOTP", err)
+		return
+	}
+	if !allowed {
+		again(http.StatusTooManyRequests, "err_locked")
 		return
 	}
 	t, err := p.opts.Store.GetTenant(r.Context(), s.tenantID)
 	if err != nil {
-		p.renderOwnerTOTP(w, r, s, http.StatusInternalServerError, "err_internal")
+		p.unavailable(again, "owner TOTP", err)
 		return
 	}
 	secret := t.OwnerTOTPSecret
@@ -187,6 +236,10 @@ func (p *Portal) ownerTOTP(w http.ResponseWriter, r *http.Request) {
 	}
 	code := strings.TrimSpace(r.PostFormValue("code"))
 	if err := p.checkTOTP(r.Context(), t.ID, "", secret, code); err != nil {
+		if !codeRefused(err) {
+			p.unavailable(again, "owner TOTP", err)
+			return
+		}
 		p.limits.totp.Fail(r.Context(), account, p.opts.Now())
 		p.audit(r, t.ID, store.Actor{Kind: "owner", Name: t.Name}, "owner.login", t.Name, "bad_code")
 		p.renderOwnerTOTP(w, r, s, http.StatusUnauthorized, totpMessage(err))
@@ -199,7 +252,7 @@ func (p *Portal) ownerTOTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p.ownerLoggedIn(w, r, t, func(status int, key string) { p.renderOwnerTOTP(w, r, s, status, key) })
+	p.ownerLoggedIn(w, r, t, again)
 }
 
 // ownerLoggedIn completes an owner login whose password and TOTP code were
@@ -233,6 +286,10 @@ func (p *Portal) staffLogin(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		sub, err = p.opts.Store.GetSubAccountByName(r.Context(), t.ID, subName)
 	}
+	if err != nil && !unknownAccount(err) {
+		p.unavailable(again, "staff login", err)
+		return
+	}
 	hash := p.dummyHash()
 	if err == nil {
 		hash = sub.PasswordHash
@@ -244,7 +301,12 @@ func (p *Portal) staffLogin(w http.ResponseWriter, r *http.Request) {
 		if sub.PhoneEnabled {
 			secret = sub.TOTPSecret
 		}
-		if !p.tryUnlock(r, a, ok, t.ID, sub.ID, secret) {
+		unlocked, uerr := p.tryUnlock(r, a, ok, t.ID, sub.ID, secret)
+		if uerr != nil {
+			p.unavailable(again, "staff login", uerr)
+			return
+		}
+		if !unlocked {
 			if err == nil {
 				p.audit(r, t.ID, store.Actor{Kind: "sub", Name: sub.FullName()}, "sub.login", sub.FullName(), "bad_unlock")
 			}
@@ -289,7 +351,7 @@ func (p *Portal) staffLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Portal) staffTOTPPage(w http.ResponseWriter, r *http.Request) {
-	s := p.sessions.get(r)
+	s, r := p.loadSession(r)
 	if s == nil || s.kind != kindStaff || s.step != stepTOTP {
 		redirect(w, "/staff/login")
 		return
@@ -298,7 +360,7 @@ func (p *Portal) staffTOTPPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Portal) staffTOTP(w http.ResponseWriter, r *http.Request) {
-	s := p.sessions.get(r)
+	s, r := p.loadSession(r)
 	if s == nil || s.kind != kindStaff || s.step != stepTOTP {
 		redirect(w, "/staff/login")
 		return
@@ -311,16 +373,25 @@ func (p *Portal) staffTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	account := "sub-totp:" + s.subID
-	if ok, _ := p.limits.totp.Allowed(r.Context(), account, p.opts.Now()); !ok {
+	allowed, _, err := p.limits.totp.Check(r.Context(), account, p.opts.Now())
+	if err != nil {
+		p.unavailable(again, "staff TOTP", err)
+		return
+	}
+	if !allowed {
 		again(http.StatusTooManyRequests, "err_locked")
 		return
 	}
 	sub, err := p.opts.Store.GetSubAccount(r.Context(), s.tenantID, s.subID)
 	if err != nil {
-		again(http.StatusInternalServerError, "err_internal")
+		p.unavailable(again, "staff TOTP", err)
 		return
 	}
 	if err := p.checkTOTP(r.Context(), s.tenantID, s.subID, sub.TOTPSecret, strings.TrimSpace(r.PostFormValue("code"))); err != nil {
+		if !codeRefused(err) {
+			p.unavailable(again, "staff TOTP", err)
+			return
+		}
 		p.limits.totp.Fail(r.Context(), account, p.opts.Now())
 		p.audit(r, s.tenantID, store.Actor{Kind: "sub", Name: s.name}, "sub.login", s.name, "bad_code")
 		again(http.StatusUnauthorized, totpMessage(err))

@@ -182,7 +182,7 @@ func (p *Portal) staff(next sessionHandler) http.HandlerFunc {
 
 func (p *Portal) require(kind, login string, next sessionHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s := p.sessions.get(r)
+		s, r := p.loadSession(r)
 		if s == nil || s.kind != kind || s.step != stepDone {
 			if r.Method == http.MethodGet {
 				redirect(w, login)
@@ -245,7 +245,7 @@ func (p *Portal) switchLang(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
-	s := p.sessions.get(r)
+	s, r := p.loadSession(r)
 	if s == nil || !sameToken(r.PostFormValue("csrf"), s.csrf) {
 		p.fail(w, r, http.StatusForbidden, "err_csrf")
 		return

@@ -84,9 +84,14 @@ const ownerPassword = "owner-password-123"
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvOver(t, sqlitetest.Open(t))
+}
+
+// newEnvOver is newEnv over a store the test opened itself.
+func newEnvOver(t testing.TB, st store.Store) *env {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st := sqlitetest.Open(t)
 	if err := ca.Init(filepath.Join(dir, "ca"), ca.InitOptions{Name: "test"}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,11 @@ package enroll
 
 import (
 	"bytes"
+	"context"
 	"embed"
+	"errors"
 	"html/template"
+	"io"
 	"io/fs"
 	"net/http"
 	"strings"
@@ -68,28 +71,70 @@ func parsePages() (*pages, error) {
 	return p, nil
 }
 
-// render writes a page; a template error is a 500 with no details.
+// render writes a page whole or not at all: it is executed into a buffer
+// first, and a template that fails is logged and answered with
+// failedPage (500), never with the part written before the failure.
 func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
 	lang := pickLang(r)
 	v.Lang, v.L, v.Path, v.ProxyURL = lang, p.pages.texts[lang], r.URL.Path, p.opts.ProxyURL
 	v.Now = p.opts.Now().UnixMilli()
-	if s := p.sessions.get(r); s != nil && s.step == stepDone {
+	if s, _ := p.loadSession(r); s != nil && s.step == stepDone {
 		v.Who, v.Kind = s.name, s.kind
 		if v.CSRF == "" {
 			v.CSRF = s.csrf
 		}
 	}
-	t := p.pages.byName[name]
 	var buf bytes.Buffer
-	if t == nil || t.Execute(&buf, v) != nil {
-		p.opts.Log.Error("portal page failed", "page", name)
-		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-		return
+	err := errNoPage
+	if t := p.pages.byName[name]; t != nil {
+		err = t.Execute(&buf, v)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if err != nil {
+		p.opts.Log.Error("portal page failed", "page", name, "err", err)
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, failedPage)
+		return
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+var errNoPage = errors.New("no such page")
+
+// failedPage is the answer when a page cannot be rendered: plain, in both
+// languages, with nothing from the request or the failure in it.
+const failedPage = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>devicegate</title>
+<link rel="stylesheet" href="/static/app.css">
+</head>
+<body>
+<header class="top"><a class="brand" href="/">devicegate</a></header>
+<main>
+<p class="error" role="alert" id="page-error">Something went wrong. Try again later.</p>
+<p class="error" lang="zh-CN">出现错误，请稍后再试。</p>
+</main>
+</body>
+</html>
+`
+
+// sessionKey marks the request's session in its context once loaded.
+type sessionKey struct{}
+
+// loadSession returns the request's live session (nil: none) and the
+// request carrying it, so that what runs after (the handler, render) does
+// not read it from the store again.
+func (p *Portal) loadSession(r *http.Request) (*session, *http.Request) {
+	if s, ok := r.Context().Value(sessionKey{}).(*session); ok {
+		return s, r
+	}
+	s := p.sessions.get(r)
+	return s, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s))
 }
 
 // fail answers with a message page (key of the message table).

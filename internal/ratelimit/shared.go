@@ -31,15 +31,24 @@ func NewShared(c Counters, prefix string, max int, window time.Duration, log *sl
 
 // Allowed says whether key may try now, and if not, for how long it waits.
 func (s *Shared) Allowed(ctx context.Context, key string, now time.Time) (bool, time.Duration) {
-	until, err := s.c.LockedUntil(ctx, s.prefix+key, now)
+	ok, wait, err := s.Check(ctx, key, now)
 	if err != nil {
 		s.log.Error("lockout: read failed, refusing", "err", err)
-		return false, s.window
+	}
+	return ok, wait
+}
+
+// Check is Allowed for a caller that tells the user something else when
+// the store cannot answer (err, and ok is false) than when key is locked.
+func (s *Shared) Check(ctx context.Context, key string, now time.Time) (ok bool, wait time.Duration, err error) {
+	until, err := s.c.LockedUntil(ctx, s.prefix+key, now)
+	if err != nil {
+		return false, s.window, err
 	}
 	if until.IsZero() {
-		return true, 0
+		return true, 0, nil
 	}
-	return false, until.Sub(now)
+	return false, until.Sub(now), nil
 }
 
 // Fail counts one failure of key.
