@@ -10,6 +10,8 @@ import (
 	"net/textproto"
 	"strconv"
 	"time"
+
+	"github.com/devicegate/devicegate/proxy/internal/h1"
 )
 
 // fastRequest is what the fast path sends upstream besides the client's
@@ -30,7 +32,7 @@ var (
 // forwardFast sends the request in c.head upstream and relays the answer.
 func (f *directForwarder) forwardFast(c *fastConn, u *upstream, fr fastRequest, now time.Time) fastOutcome {
 	req := getRequest
-	if string(c.head.method) == http.MethodHead {
+	if string(c.head.Method) == http.MethodHead {
 		req = headRequest
 	}
 	for attempt := 0; ; attempt++ {
@@ -79,14 +81,14 @@ func writeFastHead(bw *bufio.Writer, c *fastConn, u *upstream, fr fastRequest, m
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
-	for i := range h.nfields {
-		fl := &h.fields[i]
-		if fl.kind != fieldForward {
+	for i := range h.NFields {
+		fl := &h.Fields[i]
+		if fl.Kind != h1.Forward || strippedFromClient(fl.Name) {
 			continue
 		}
-		bw.Write(fl.name)
+		bw.Write(fl.Name)
 		bw.WriteString(": ")
-		bw.Write(fl.value)
+		bw.Write(fl.Value)
 		bw.WriteString("\r\n")
 	}
 	var identity []byte
@@ -96,7 +98,7 @@ func writeFastHead(bw *bufio.Writer, c *fastConn, u *upstream, fr fastRequest, m
 			return false
 		}
 	}
-	writeGatewayHeaders(bw, c.ip, h.host, true, identity)
+	writeGatewayHeaders(bw, c.ip, h.Host, true, identity)
 	bw.WriteString("\r\n")
 	return true
 }
@@ -123,17 +125,17 @@ func (c *fastConn) identityLines(u *upstream, fr fastRequest, method string, now
 	return c.identity, true
 }
 
-// relayRaw relays a response whose head parseResponseHead accepts, with
+// relayRaw relays a response whose head h1.ParseResponseHead accepts, with
 // its header lines as they came (hop-by-hop ones dropped); ok is false when
 // the head is one for http.ReadResponse (nothing was consumed then).
 func (f *directForwarder) relayRaw(c *fastConn, uc *upstreamConn, isHead bool) (fastOutcome, bool) {
-	var h h1RespHead
+	var h h1.ResponseHead
 	for {
 		b, _ := uc.br.Peek(uc.br.Buffered())
-		switch parseResponseHead(b, isHead, &h) {
-		case headHandOff:
+		switch h1.ParseResponseHead(b, isHead, &h) {
+		case h1.HandOff:
 			return 0, false
-		case headIncomplete:
+		case h1.Incomplete:
 			if len(b) == uc.br.Size() {
 				return 0, false
 			}
@@ -146,21 +148,21 @@ func (f *directForwarder) relayRaw(c *fastConn, uc *upstreamConn, isHead bool) (
 	}
 	buf := f.buffers.Get()
 	defer f.buffers.Put(buf)
-	out := appendStatusLine(buf[:0], h.status)
-	for i := range h.nfields {
-		if fl := &h.fields[i]; fl.kind == fieldForward {
-			out = append(append(append(append(out, fl.name...), ": "...), fl.value...), "\r\n"...)
+	out := appendStatusLine(buf[:0], h.Status)
+	for i := range h.NFields {
+		if fl := &h.Fields[i]; fl.Kind == h1.Forward {
+			out = append(append(append(append(out, fl.Name...), ": "...), fl.Value...), "\r\n"...)
 		}
 	}
-	if h.chunked {
+	if h.Chunked {
 		out = append(out, "Transfer-Encoding: chunked\r\n"...)
 	}
 	out = append(c.connectionClose(out), "\r\n"...)
-	uc.br.Discard(h.size)
+	uc.br.Discard(h.Size)
 	switch {
-	case h.bodyless:
-		return f.finishFast(c, uc, h.close, out), true
-	case h.chunked:
+	case h.Bodyless:
+		return f.finishFast(c, uc, h.Close, out), true
+	case h.Chunked:
 		if err := c.write(out); err != nil {
 			uc.Close()
 			return closeConn, true
@@ -174,9 +176,9 @@ func (f *directForwarder) relayRaw(c *fastConn, uc *upstreamConn, isHead bool) (
 			uc.Close()
 			return closeConn, true
 		}
-		return f.finishFast(c, uc, h.close, append(buf[:0], "0\r\n\r\n"...)), true
+		return f.finishFast(c, uc, h.Close, append(buf[:0], "0\r\n\r\n"...)), true
 	}
-	return f.relayLength(c, uc, buf, out, uc.br, h.length, h.close), true
+	return f.relayLength(c, uc, buf, out, uc.br, h.Length, h.Close), true
 }
 
 // relayFast writes a response read by http.ReadResponse to the client: the
@@ -309,7 +311,7 @@ func (f *directForwarder) finishFast(c *fastConn, uc *upstreamConn, upstreamClos
 // connectionClose adds "Connection: close" when the client asked for it
 // (the connection ends after this response).
 func (c *fastConn) connectionClose(out []byte) []byte {
-	if c.head.close {
+	if c.head.Close {
 		return append(out, "Connection: close\r\n"...)
 	}
 	return out

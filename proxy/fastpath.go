@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/devicegate/devicegate/proxy/internal/h1"
 )
 
 // The fast path serves the common request of a back office, a GET or HEAD
@@ -31,7 +33,7 @@ type fastConn struct {
 	state *tls.ConnectionState
 	peer  *peer
 	ip    string
-	head  h1Head
+	head  h1.Head
 
 	certLines []byte      // Client-Cert header lines, made on first use
 	signed    signedLines // the last signed identity lines
@@ -81,8 +83,8 @@ func (c *fastConn) serve() {
 		switch outcome {
 		case served:
 			c.srv.fastServed.Add(1)
-			c.br.Discard(c.head.size)
-			if c.head.close || !c.phase.CompareAndSwap(connActive, connIdle) {
+			c.br.Discard(c.head.Size)
+			if c.head.Close || !c.phase.CompareAndSwap(connActive, connIdle) {
 				return // asked to close, or shutting down
 			}
 		case handOff:
@@ -123,10 +125,10 @@ func (c *fastConn) waitForRequest() bool {
 func (c *fastConn) readHead() (fastOutcome, bool) {
 	for first := true; ; first = false {
 		b, _ := c.br.Peek(c.br.Buffered())
-		switch parseHead(b, &c.head) {
-		case headComplete:
+		switch h1.ParseHead(b, &c.head) {
+		case h1.Complete:
 			return served, true
-		case headHandOff:
+		case h1.HandOff:
 			return handOff, false
 		}
 		if len(b) == c.br.Size() {
@@ -156,13 +158,13 @@ func (c *fastConn) closeIfIdle() {
 // it is allowed; everything else goes to ServeHTTP through net/http.
 func (g *Gateway) serveFast(c *fastConn) fastOutcome {
 	h := &c.head
-	u := g.upstreamFor(h.host)
+	u := g.upstreamFor(h.Host)
 	if u == nil || u.direct == nil {
 		return handOff
 	}
-	rawPath, query := h.target, []byte(nil)
+	rawPath, query := h.Target, []byte(nil)
 	if i := bytes.IndexByte(rawPath, '?'); i >= 0 {
-		rawPath, query = h.target[:i], h.target[i:]
+		rawPath, query = h.Target[:i], h.Target[i:]
 	}
 	path, err := NormalizePath(string(rawPath), u.cfg.CaseInsensitive)
 	if err != nil || path == WhoamiPath {

@@ -1,5 +1,7 @@
 package proxy
 
+import "github.com/devicegate/devicegate/proxy/internal/h1"
+
 // The one rule for which client-sent headers reach an upstream, used by
 // every way a request takes through the gateway (the fast path's head
 // parser, the direct forwarder and httputil.ReverseProxy all see a request
@@ -43,12 +45,12 @@ func strippedFromClient[T string | []byte](name T) bool {
 		}
 	}
 	for _, p := range strippedClientPrefixes {
-		if len(name) >= len(p) && asciiEqualFold(name[:len(p)], p) {
+		if len(name) >= len(p) && h1.EqualFold(name[:len(p)], p) {
 			return true
 		}
 	}
 	for _, h := range strippedClientHeaders {
-		if asciiEqualFold(name, h) {
+		if h1.EqualFold(name, h) {
 			return true
 		}
 	}

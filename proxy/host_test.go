@@ -63,3 +63,25 @@ func TestCanonicalHostDoesNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocations", n)
 	}
 }
+
+// The fast path picks the same upstream as ServeHTTP for every Host form,
+// or leaves the request to ServeHTTP; it never routes a Host ServeHTTP
+// refuses.
+func TestUpstreamForMatchesCanonicalHost(t *testing.T) {
+	u := &upstream{}
+	g := &Gateway{byHost: map[string]*upstream{"shop.example": u, "127.0.0.1": u, "::1": u}}
+	for _, host := range []string{
+		"shop.example", "SHOP.Example:8443", "shop.example:", "127.0.0.1:443", "[::1]:443", "[::1]",
+		"::1", "other", "shop.example:1:2", "[::1]x", "a]b:80", "[[::1]]:80", "shop.example:evil.com",
+		"shop.example:0", "shop.example:65536", "shop.example:080", "shop.example:+80",
+	} {
+		fast := g.upstreamFor([]byte(host))
+		name, _, ok := canonicalHost(host)
+		if fast != nil && (!ok || fast != g.byHost[name]) {
+			t.Errorf("%q: fast path routes where ServeHTTP does not", host)
+		}
+		if fast == nil && ok && g.byHost[name] != nil && host == strings.ToLower(host) && host[0] != '[' {
+			t.Errorf("%q: fast path misses an upstream ServeHTTP finds", host)
+		}
+	}
+}

@@ -1,6 +1,10 @@
 package proxy
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/devicegate/devicegate/proxy/internal/h1"
+)
 
 // sessionInput is what an app could take as the request's login session:
 // every Cookie and Authorization header line, as sent. Both ways into the
@@ -20,13 +24,13 @@ func sessionOf(h http.Header) sessionInput {
 func (c *fastConn) sessionInput() sessionInput {
 	s := sessionInput{cookies: c.sessCookies[:0], auth: c.sessAuth[:0]}
 	h := &c.head
-	for i := range h.nfields {
-		f := &h.fields[i]
+	for i := range h.NFields {
+		f := &h.Fields[i]
 		switch {
-		case asciiEqualFold(f.name, "Cookie"):
-			s.cookies = append(s.cookies, string(f.value))
-		case asciiEqualFold(f.name, "Authorization"):
-			s.auth = append(s.auth, string(f.value))
+		case h1.EqualFold(f.Name, "Cookie"):
+			s.cookies = append(s.cookies, string(f.Value))
+		case h1.EqualFold(f.Name, "Authorization"):
+			s.auth = append(s.auth, string(f.Value))
 		}
 	}
 	c.sessCookies, c.sessAuth = s.cookies, s.auth

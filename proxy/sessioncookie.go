@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"github.com/devicegate/devicegate/proxy/internal/h1"
 )
 
 // errAmbiguousSession: the request carries more than one thing an app
@@ -65,7 +67,7 @@ func cookieNameKey(n string) string {
 				}
 			}
 		}
-		switch c = lower(c); c {
+		switch c = h1.Lower(c); c {
 		case '.', ' ', '[':
 			c = '_'
 		}

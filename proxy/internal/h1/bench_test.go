@@ -1,4 +1,4 @@
-package proxy
+package h1
 
 import "testing"
 
@@ -8,10 +8,10 @@ func BenchmarkParseHead(b *testing.B) {
 		"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\nAccept-Language: zh-CN,zh;q=0.9,en;q=0.8\r\nAccept-Encoding: gzip, deflate, br\r\n" +
 		"Cookie: bo_session=abcdef0123456789; theme=dark\r\nReferer: https://shop.example/orders\r\nSec-Fetch-Dest: document\r\nSec-Fetch-Mode: navigate\r\n" +
 		"Sec-Fetch-Site: same-origin\r\nUpgrade-Insecure-Requests: 1\r\nConnection: keep-alive\r\n\r\n")
-	var h h1Head
+	var h Head
 	b.ReportAllocs()
 	for b.Loop() {
-		if parseHead(raw, &h) != headComplete {
+		if ParseHead(raw, &h) != Complete {
 			b.Fatal("not complete")
 		}
 	}

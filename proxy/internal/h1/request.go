@@ -1,99 +1,107 @@
-package proxy
+// Package h1 reads HTTP/1.1 request and response heads for the proxy's
+// fast path, without net/http's header maps. Each parser accepts a strict
+// subset of what net/http accepts and says HandOff for everything else;
+// fuzz tests check that whatever they accept, net/http reads the same way.
+package h1
 
 import "bytes"
 
-// This file reads HTTP/1.1 request heads for the fast path (fastpath.go).
+// This file reads HTTP/1.1 request heads for the fast path.
 // It accepts a strict subset of what net/http accepts: a body-less GET or
-// HEAD in origin form, CRLF line ends, at most maxFastHeaders header lines,
+// HEAD in origin form, CRLF line ends, at most MaxFields header lines,
 // one Host, and none of the headers that change framing or the connection.
 // Anything else is not refused here: the connection goes to net/http, which
 // parses the request again and answers or refuses it with its own rules.
 // So this parser never has to decide an ambiguous case; a fuzz test checks
 // that whatever it accepts, net/http reads the same way.
 
-// maxFastHeaders bounds the header lines a fast request may have.
-const maxFastHeaders = 64
+// MaxTarget bounds a request target (the proxy's path limit).
+const MaxTarget = 8 << 10
 
-// h1Head is a parsed request head. Its slices point into the buffer it was
+// MaxFields bounds the header lines a fast request may have.
+const MaxFields = 64
+
+// Head is a parsed request head. Its slices point into the buffer it was
 // parsed from and are valid only until that buffer is reused.
-type h1Head struct {
-	method  []byte // GET or HEAD
-	target  []byte // origin form: path and optional ?query
-	host    []byte
-	close   bool // "Connection: close": answer, then close
-	size    int  // bytes of the head, final CRLF included
-	nfields int
-	fields  [maxFastHeaders]h1Field
+type Head struct {
+	Method  []byte // GET or HEAD
+	Target  []byte // origin form: path and optional ?query
+	Host    []byte
+	Close   bool // "Connection: close": answer, then close
+	Size    int  // bytes of the head, final CRLF included
+	NFields int
+	Fields  [MaxFields]Field
 }
 
-// h1Field is one header line: name and value (value without surrounding
+// Field is one header line: name and value (value without surrounding
 // whitespace), and what the fast path must do with it.
-type h1Field struct {
-	name, value []byte
-	kind        fieldKind
+type Field struct {
+	Name, Value []byte
+	Kind        FieldKind
 }
 
-type fieldKind uint8
+// FieldKind says what a header line means for the fast path.
+type FieldKind uint8
 
 const (
-	fieldForward    fieldKind = iota // end-to-end: passed to the upstream
-	fieldDrop                        // hop-by-hop, or set only by the gateway
-	fieldHost                        // Host: replaced by the upstream's
-	fieldHandOff                     // needs net/http (framing, upgrades, ...)
-	fieldConnection                  // "Connection: keep-alive" or "close": dropped
+	Forward         FieldKind = iota // end-to-end: the proxy's header rule decides if it is passed on
+	Drop                             // hop-by-hop: never passed on
+	HostField                        // Host: replaced by the upstream's
+	HandOffField                     // needs net/http (framing, upgrades, ...)
+	ConnectionField                  // "Connection: keep-alive" or "close": dropped
 )
 
-// headStatus says what to do with the buffered bytes.
-type headStatus uint8
+// Status says what to do with the buffered bytes.
+type Status uint8
 
 const (
-	headComplete   headStatus = iota // a fast request: serve it
-	headIncomplete                   // no end of head yet: read more
-	headHandOff                      // give the connection to net/http
+	Complete   Status = iota // a fast request: serve it
+	Incomplete               // no end of head yet: read more
+	HandOff                  // give the connection to net/http
 )
 
-// parseHead parses one request head at the start of b.
-func parseHead(b []byte, h *h1Head) headStatus {
+// ParseHead parses one request head at the start of b.
+func ParseHead(b []byte, h *Head) Status {
 	end := bytes.Index(b, []byte("\r\n\r\n"))
 	if end < 0 {
 		// Any byte net/http might read differently sends the request there
 		// even before the head is complete.
 		if bytes.IndexByte(b, '\n') >= 0 && !cleanLines(b) {
-			return headHandOff
+			return HandOff
 		}
-		return headIncomplete
+		return Incomplete
 	}
-	h.size = end + 4
-	h.nfields = 0
-	h.host = nil
-	h.close = false
+	h.Size = end + 4
+	h.NFields = 0
+	h.Host = nil
+	h.Close = false
 	lineEnd := bytes.Index(b, []byte("\r\n"))
 	if !parseRequestLine(b[:lineEnd], h) {
-		return headHandOff
+		return HandOff
 	}
-	n, ok := parseFields(b[lineEnd+2:end+2], &h.fields)
+	n, ok := parseFields(b[lineEnd+2:end+2], &h.Fields)
 	if !ok {
-		return headHandOff
+		return HandOff
 	}
-	h.nfields = n
+	h.NFields = n
 	hosts := 0
 	for i := range n {
-		f := &h.fields[i]
-		switch f.kind = classifyField(f.name, f.value); f.kind {
-		case fieldHandOff:
-			return headHandOff
-		case fieldHost:
+		f := &h.Fields[i]
+		switch f.Kind = classifyField(f.Name, f.Value); f.Kind {
+		case HandOffField:
+			return HandOff
+		case HostField:
 			hosts++
-			h.host = f.value
-		case fieldConnection:
-			closes, _ := connectionTokens(f.value)
-			h.close = h.close || closes
+			h.Host = f.Value
+		case ConnectionField:
+			closes, _ := connectionTokens(f.Value)
+			h.Close = h.Close || closes
 		}
 	}
-	if hosts != 1 || !validHost(h.host) {
-		return headHandOff
+	if hosts != 1 || !validHost(h.Host) {
+		return HandOff
 	}
-	return headComplete
+	return Complete
 }
 
 // cleanLines: every LF in b ends a CRLF and no other control byte occurs.
@@ -112,7 +120,7 @@ func cleanLines(b []byte) bool {
 }
 
 // parseRequestLine: "GET|HEAD SP origin-form SP HTTP/1.1", nothing else.
-func parseRequestLine(line []byte, h *h1Head) bool {
+func parseRequestLine(line []byte, h *Head) bool {
 	sp := bytes.IndexByte(line, ' ')
 	if sp < 0 {
 		return false
@@ -127,7 +135,7 @@ func parseRequestLine(line []byte, h *h1Head) bool {
 		return false
 	}
 	target := rest[:sp]
-	if target[0] != '/' || len(target) > MaxPathBytes {
+	if target[0] != '/' || len(target) > MaxTarget {
 		return false
 	}
 	for _, c := range target {
@@ -135,17 +143,17 @@ func parseRequestLine(line []byte, h *h1Head) bool {
 			return false
 		}
 	}
-	h.method, h.target = method, target
+	h.Method, h.Target = method, target
 	return true
 }
 
 // parseFields splits a header block (lines ending in CRLF) into fields:
 // false when a line is not a plain field or there are too many.
-func parseFields(block []byte, fields *[maxFastHeaders]h1Field) (int, bool) {
+func parseFields(block []byte, fields *[MaxFields]Field) (int, bool) {
 	n := 0
 	for len(block) > 0 {
 		end := bytes.Index(block, []byte("\r\n"))
-		if n == maxFastHeaders || !parseField(block[:end], &fields[n]) {
+		if n == MaxFields || !parseField(block[:end], &fields[n]) {
 			return 0, false
 		}
 		n++
@@ -157,7 +165,7 @@ func parseFields(block []byte, fields *[maxFastHeaders]h1Field) (int, bool) {
 // parseField splits "name: value". A name must be a
 // token directly followed by ':'; the value must be visible ASCII, obs-text,
 // spaces and tabs only (no obs-fold, no other control bytes).
-func parseField(line []byte, f *h1Field) bool {
+func parseField(line []byte, f *Field) bool {
 	colon := bytes.IndexByte(line, ':')
 	if colon <= 0 {
 		return false
@@ -174,7 +182,7 @@ func parseField(line []byte, f *h1Field) bool {
 			return false
 		}
 	}
-	f.name, f.value = name, bytes.Trim(value, " \t")
+	f.Name, f.Value = name, bytes.Trim(value, " \t")
 	return true
 }
 
@@ -214,33 +222,30 @@ var handOffFields = []string{
 	"Content-Length", "Transfer-Encoding", "Upgrade", "Expect", "Trailer", "Te",
 }
 
-// droppedFields are hop-by-hop; they are never passed on (nor is what
-// strippedFromClient drops, as in ServeHTTP).
+// droppedFields are hop-by-hop; they are never passed on.
 var droppedFields = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization"}
 
-func classifyField(name, value []byte) fieldKind {
+func classifyField(name, value []byte) FieldKind {
 	switch {
-	case asciiEqualFold(name, "Host"):
-		return fieldHost
-	case asciiEqualFold(name, "Connection"):
+	case EqualFold(name, "Host"):
+		return HostField
+	case EqualFold(name, "Connection"):
 		if _, ok := connectionTokens(value); !ok {
-			return fieldHandOff // names headers to drop, or is empty
+			return HandOffField // names headers to drop, or is empty
 		}
-		return fieldConnection
-	case strippedFromClient(name):
-		return fieldDrop
+		return ConnectionField
 	}
 	for _, k := range handOffFields {
-		if asciiEqualFold(name, k) {
-			return fieldHandOff
+		if EqualFold(name, k) {
+			return HandOffField
 		}
 	}
 	for _, k := range droppedFields {
-		if asciiEqualFold(name, k) {
-			return fieldDrop
+		if EqualFold(name, k) {
+			return Drop
 		}
 	}
-	return fieldForward
+	return Forward
 }
 
 // connectionTokens reads a Connection value: ok only when every token is
@@ -249,30 +254,31 @@ func classifyField(name, value []byte) fieldKind {
 func connectionTokens(value []byte) (closes, ok bool) {
 	for v := range bytes.SplitSeq(value, []byte(",")) {
 		switch v = bytes.Trim(v, " \t"); {
-		case asciiEqualFold(v, "close"):
+		case EqualFold(v, "close"):
 			closes = true
-		case !asciiEqualFold(v, "keep-alive"):
+		case !EqualFold(v, "keep-alive"):
 			return false, false
 		}
 	}
 	return closes, true
 }
 
-// asciiEqualFold compares b and s ignoring ASCII case (b is a header name
+// EqualFold compares b and s ignoring ASCII case (b is a header name
 // or value as the fast path reads it, or one net/http parsed).
-func asciiEqualFold[T string | []byte](b T, s string) bool {
+func EqualFold[T string | []byte](b T, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
 	for i := range len(b) {
-		if lower(b[i]) != lower(s[i]) {
+		if Lower(b[i]) != Lower(s[i]) {
 			return false
 		}
 	}
 	return true
 }
 
-func lower(c byte) byte {
+// Lower is c in ASCII lower case.
+func Lower(c byte) byte {
 	if c >= 'A' && c <= 'Z' {
 		return c + 'a' - 'A'
 	}
