@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -231,12 +230,8 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	out.added = added.Bytes()
 	start := time.Now()
 	r = wrapClientBody(r)
-	if u.direct != nil && canForwardDirect(r) {
-		if err := u.direct.forward(w, r, out); err != nil {
-			g.forwardFailed(w, r, u.cfg.Name, err)
-		}
-	} else {
-		u.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), outboundKey{}, out)))
+	if err := u.forwarderFor(r).forward(w, r, out); err != nil {
+		g.forwardFailed(w, r, u.cfg.Name, err)
 	}
 	g.opts.Metrics.upstreamTime(u.cfg.Name, time.Since(start))
 }

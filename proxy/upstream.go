@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,9 +22,9 @@ type upstream struct {
 	signer   *identitySigner // bindingHeader only
 	binder   sessionBinder   // bindingWhoami and bindingJWT only
 	target   *url.URL
-	basePath string // the upstream URL's escaped path, without a final "/"
-	proxy    *httputil.ReverseProxy
-	direct   *directForwarder        // nil for https upstreams
+	basePath string                  // the upstream URL's escaped path, without a final "/"
+	general  reverseProxy            // every request net/http parsed...
+	direct   *directForwarder        // ...but GET/HEAD without a body to a plain-HTTP upstream (nil for https)
 	perms    []config.PathPermission // longest path first
 }
 
@@ -88,7 +89,7 @@ func (g *Gateway) newUpstream(uc config.Upstream, buffers *bufferPool) (*upstrea
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		u.binder = newWhoamiBinder(uc.Binding.WhoamiURL, uc.Binding.SessionCookie, uc.Binding.UserField, client, o.Now)
 	}
-	u.proxy = &httputil.ReverseProxy{
+	u.general.rp = &httputil.ReverseProxy{
 		Rewrite:    u.rewrite,
 		Transport:  transport,
 		BufferPool: buffers,
@@ -124,6 +125,36 @@ func (u *upstream) permission(path string) string {
 // forwardedPath is the escaped path the upstream receives.
 func (u *upstream) forwardedPath(path string) string {
 	return u.basePath + path
+}
+
+// The ways out of the gateway. The fast path (fastConn, fastforward.go)
+// writes its upstream request straight from the client's parsed head; a
+// request net/http parsed takes a forwarder: the direct forwarder for what
+// it can send (a bodiless GET or HEAD to a plain-HTTP upstream, in the
+// handler's goroutine), ReverseProxy for the rest (bodies, upgrades, https
+// upstreams). All of them send the headers writeGatewayHeaders wrote.
+
+// forwarder sends a request net/http parsed upstream as out says and
+// relays the answer to w. An error means nothing was written to w yet.
+type forwarder interface {
+	forward(w http.ResponseWriter, r *http.Request, out *outbound) error
+}
+
+// forwarderFor picks the way out of a request net/http parsed.
+func (u *upstream) forwarderFor(r *http.Request) forwarder {
+	if u.direct != nil && canForwardDirect(r) {
+		return u.direct
+	}
+	return u.general
+}
+
+// reverseProxy is the general way out: httputil.ReverseProxy, which
+// answers its own errors (through Gateway.forwardFailed).
+type reverseProxy struct{ rp *httputil.ReverseProxy }
+
+func (p reverseProxy) forward(w http.ResponseWriter, r *http.Request, out *outbound) error {
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), outboundKey{}, out)))
+	return nil
 }
 
 // outboundKey is the request context key of what the general path's
