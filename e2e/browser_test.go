@@ -246,7 +246,16 @@ func enrollOnce(t *testing.T, ctx context.Context, portal, label, password strin
 		chromedp.Click(chromedp.ID("start")),
 		chromedp.WaitVisible(chromedp.ID("result")),
 	)
+	var loaded bool
+	do(t, ctx, "which scripts "+label+" loaded", capture(&loaded, chromedp.Evaluate[bool](legacyModuleLoaded)))
+	if loaded != legacy {
+		t.Fatalf("enrollment of %s (compatibility %v) loaded the 3DES module: %v", label, legacy, loaded)
+	}
 }
+
+// legacyModuleLoaded is true when the page has fetched the 3DES module,
+// which only the compatibility option needs.
+const legacyModuleLoaded = `performance.getEntriesByType("resource").some((e) => new URL(e.name).pathname === "/static/pki-legacy.bundle.mjs")`
 
 // do runs browser actions with a deadline and fails the test on error.
 func do(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {

@@ -96,6 +96,9 @@ func enrollInPage(t *testing.T, p page, portal, label, password string, compat b
 		document.getElementById("compat").checked = `+strconv.FormatBool(compat)+`;
 		document.getElementById("start").click(); return "started"`)
 	waitFor(t, p, "the certificate of "+label, `!document.getElementById("result").hidden && window.__p12 !== null`)
+	if got := runScript(t, p, "which scripts "+label+" loaded", "return String("+legacyModuleLoaded+")"); got != strconv.FormatBool(compat) {
+		t.Fatalf("enrollment of %s (compatibility %v) loaded the 3DES module: %s", label, compat, got)
+	}
 	b64 := runScript(t, p, "read the PKCS#12", `return window.__p12.arrayBuffer().then((buf) => {
 		let s = ""; for (const c of new Uint8Array(buf)) s += String.fromCharCode(c); return btoa(s); })`)
 	p12, err := base64.StdEncoding.DecodeString(b64)

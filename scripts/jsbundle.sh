@@ -26,4 +26,4 @@ for f in ../static/*.bundle.*; do
 done
 [ "$status" = 0 ] || exit 1
 echo "bundle identical: $(cd "$out" && ls | tr '\n' ' ')"
-node test/roundtrip.mjs
+node --experimental-vm-modules test/roundtrip.mjs

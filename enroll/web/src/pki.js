@@ -4,10 +4,6 @@
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import { Convert } from "pvtsutils";
-// node-forge only for the legacy PKCS#12 key encryption (3DES with the
-// PKCS#12 KDF), which WebCrypto and pkijs do not have.
-import forge from "node-forge/lib/forge.js";
-import "node-forge/lib/pbe.js";
 
 const EC_KEY = { name: "ECDSA", namedCurve: "P-256" };
 const OID_CN = "2.5.4.3";
@@ -21,6 +17,14 @@ const PBKDF2_ITERATIONS = 200000;
 // iterations) and a SHA-1 MAC. Certificates are public and stay
 // unencrypted there.
 const LEGACY_ITERATIONS = 2048;
+// The 3DES key encryption (node-forge, see legacy.js) is a module beside
+// this bundle, imported only for the compatibility file. Its address is
+// taken from this script's own while it runs (document.currentScript);
+// where there is no document (the Node round trip) the name is relative.
+const LEGACY_MODULE = "pki-legacy.bundle.mjs";
+const legacyModuleURL = globalThis.document && document.currentScript
+  ? new URL(LEGACY_MODULE, document.currentScript.src).href
+  : "./" + LEGACY_MODULE;
 
 function crypto() {
   if (!globalThis.crypto || !globalThis.crypto.subtle) {
@@ -72,12 +76,10 @@ function bagAttributes(friendlyName, localKeyId) {
 }
 
 // legacyShroudedKey encrypts a PKCS#8 key with pbeWithSHAAnd3-KeyTripleDES-CBC.
-// Its salt comes from WebCrypto, not from forge's own generator.
-function legacyShroudedKey(pkcs8, password) {
-  forge.random.getBytesSync = (n) => Convert.ToBinary(crypto().getRandomValues(new Uint8Array(n)));
-  const info = forge.asn1.fromDer(forge.util.createBuffer(Convert.ToBinary(pkcs8)));
-  const enc = forge.pki.encryptPrivateKeyInfo(info, password, { algorithm: "3des", count: LEGACY_ITERATIONS, saltSize: 8 });
-  return pkijs.PKCS8ShroudedKeyBag.fromBER(Convert.FromBinary(forge.asn1.toDer(enc).getBytes()));
+async function legacyShroudedKey(pkcs8, password) {
+  const { encryptKey3DES } = await import(legacyModuleURL);
+  const der = encryptKey3DES(new Uint8Array(pkcs8), password, LEGACY_ITERATIONS, (n) => crypto().getRandomValues(new Uint8Array(n)));
+  return pkijs.PKCS8ShroudedKeyBag.fromBER(der);
 }
 
 // buildPKCS12 packs the private key, the certificate and its chain into a
@@ -99,7 +101,7 @@ export async function buildPKCS12({ privateKey, certPEM, chainPEMs = [], passwor
   for (const c of chainPEMs) {
     certBags.push(new pkijs.SafeBag({ bagId: OID_CERT_BAG, bagValue: new pkijs.CertBag({ parsedValue: pkijs.Certificate.fromBER(derOf(c)) }) }));
   }
-  const keyBag = legacy ? legacyShroudedKey(pkcs8, password) : new pkijs.PKCS8ShroudedKeyBag({ parsedValue: pkijs.PrivateKeyInfo.fromBER(pkcs8) });
+  const keyBag = legacy ? await legacyShroudedKey(pkcs8, password) : new pkijs.PKCS8ShroudedKeyBag({ parsedValue: pkijs.PrivateKeyInfo.fromBER(pkcs8) });
   const pbes2 = { password: pwd, contentEncryptionAlgorithm: { name: "AES-CBC", length: 256 }, hmacHashAlgorithm: "SHA-256", iterationCount: PBKDF2_ITERATIONS };
   const pfx = new pkijs.PFX({
     parsedValue: {
