@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/devicegate/devicegate/api"
 )
 
 // An oversized request names the limit it actually broke: a small CSR in a
@@ -42,7 +44,7 @@ func TestEnrollSizeErrorsNameTheirLimit(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			var out struct{ Error APIError }
+			var out api.ErrorBody
 			_ = json.NewDecoder(resp.Body).Decode(&out)
 			if resp.StatusCode != tc.status || out.Error.Code != tc.code {
 				t.Fatalf("status %d %+v, want %d %q", resp.StatusCode, out.Error, tc.status, tc.code)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/devicegate/devicegate/api"
 	"github.com/devicegate/devicegate/store"
 )
 
@@ -39,7 +40,7 @@ func TestEnrollRefusesInvalidUTF8Label(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			var out struct{ Error APIError }
+			var out api.ErrorBody
 			_ = json.NewDecoder(resp.Body).Decode(&out)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d (%+v), want %d", resp.StatusCode, out.Error, tc.status)

@@ -12,12 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devicegate/devicegate/api"
 	"github.com/devicegate/devicegate/store"
 )
 
 // renewOverHTTP renews the certificate chain/key over mTLS with a new key and
 // returns the status, the error body and, on success, the new chain and key.
-func renewOverHTTP(t *testing.T, f *fixture, url string, is *Issued, key crypto.Signer) (int, http.Header, APIError, *Issued, crypto.Signer) {
+func renewOverHTTP(t *testing.T, f *fixture, url string, is *Issued, key crypto.Signer) (int, http.Header, api.Error, *Issued, crypto.Signer) {
 	t.Helper()
 	newKey := newKey(t)
 	b, _ := json.Marshal(map[string]string{"csr": string(newCSR(t, newKey, nil))})
@@ -27,16 +28,16 @@ func renewOverHTTP(t *testing.T, f *fixture, url string, is *Issued, key crypto.
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
-		var out struct{ Error APIError }
+		var out api.ErrorBody
 		_ = json.NewDecoder(resp.Body).Decode(&out)
 		return resp.StatusCode, resp.Header, out.Error, nil, nil
 	}
-	var out enrollResponse
+	var out api.Certificate
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		t.Fatal(err)
 	}
 	chain := parseChainPEM(t, out.Chain)
-	return resp.StatusCode, resp.Header, APIError{}, &Issued{Device: store.Device{ID: out.DeviceID, Serial: out.Serial}, Chain: chain}, newKey
+	return resp.StatusCode, resp.Header, api.Error{}, &Issued{Device: store.Device{ID: out.DeviceID, Serial: out.Serial}, Chain: chain}, newKey
 }
 
 // A device renewing in a loop is stopped after maxRenewals within

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/devicegate/devicegate/api"
 	"github.com/devicegate/devicegate/internal/ratelimit"
 	"github.com/devicegate/devicegate/internal/routetable"
 	"github.com/devicegate/devicegate/store"
@@ -66,9 +67,9 @@ func NewServer(a *Authority) *Server {
 
 // routes is the table of the CA API (Routes lists it).
 func (s *Server) routes(m routetable.Router) {
-	m.HandleFunc("GET /v1/roots.pem", s.handleRoots)
-	m.HandleFunc("POST /v1/enroll", s.handleEnroll)
-	m.HandleFunc("POST /v1/renew", s.handleRenew)
+	m.HandleFunc("GET "+api.RootsPath, s.handleRoots)
+	m.HandleFunc("POST "+api.EnrollPath, s.handleEnroll)
+	m.HandleFunc("POST "+api.RenewPath, s.handleRenew)
 	m.HandleFunc("GET /v1/revocations", s.handleRevocations)
 	m.HandleFunc("GET /v1/policy", s.handlePolicy)
 	m.HandleFunc("POST /v1/audit", s.handleAudit)
@@ -81,7 +82,11 @@ func (s *Server) routes(m routetable.Router) {
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP states the API version on every answer (errors included).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	api.SetHeader(w.Header())
+	s.mux.ServeHTTP(w, r)
+}
 
 // MountACME serves the internal ACME service under /acme/.
 func (s *Server) MountACME(a *ACMEServer) { s.mux.Handle("/acme/", a) }
@@ -100,25 +105,14 @@ func (s *Server) handleRoots(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(s.ca.keys.RootPEM)
 }
 
-type enrollRequest struct {
-	Code  string `json:"code"`
-	CSR   string `json:"csr"`
-	Label string `json:"label"`
-}
-
-type enrollResponse struct {
-	DeviceID    string `json:"device_id"`
-	Serial      string `json:"serial"`
-	SubAccount  string `json:"subaccount"`
-	NotAfter    string `json:"not_after"`
-	Certificate string `json:"certificate"`
-	Chain       string `json:"chain"`
-	Installed   int    `json:"installed"`
-	Limit       int    `json:"limit"`
-}
-
+// handleEnroll is POST /v1/enroll: a one-time code and a CSR give a device
+// certificate. A request without a version is taken as version 1.
 func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
-	var req enrollRequest
+	if err := api.CheckHeader(r.Header, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req api.EnrollRequest
 	if err := decodeJSON(w, r, &req, maxEnrollBody); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -149,20 +143,21 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, newEnrollResponse(issued))
+	writeJSON(w, http.StatusCreated, certificateAnswer(issued))
 }
 
-func newEnrollResponse(is *Issued) enrollResponse {
+// certificateAnswer is the answer to an enrollment or a renewal.
+func certificateAnswer(is *Issued) api.Certificate {
 	leaf := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.Chain[0].Raw})
 	chain := append([]byte(nil), leaf...)
 	for _, c := range is.Chain[1:] {
 		chain = append(chain, pemCert(c)...)
 	}
-	return enrollResponse{
+	return api.Certificate{
 		DeviceID:    is.Device.ID,
 		Serial:      is.Device.Serial,
 		SubAccount:  is.SubAccount.FullName(),
-		NotAfter:    is.Device.ExpiresAt.UTC().Format(time.RFC3339),
+		NotAfter:    is.Device.ExpiresAt.UTC(),
 		Certificate: string(leaf),
 		Chain:       string(chain),
 		Installed:   is.Installed,
@@ -170,8 +165,13 @@ func newEnrollResponse(is *Issued) enrollResponse {
 	}
 }
 
-// handleRenew renews the certificate the client authenticated with.
+// handleRenew renews the certificate the client authenticated with. A
+// request without a version is taken as version 1.
 func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
+	if err := api.CheckHeader(r.Header, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		s.writeError(w, r, errUnauthenticated)
 		return
@@ -181,7 +181,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, store.ErrDeviceInactive)
 		return
 	}
-	var req enrollRequest
+	var req api.RenewRequest
 	if err := decodeJSON(w, r, &req, maxEnrollBody); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -191,7 +191,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, newEnrollResponse(issued))
+	writeJSON(w, http.StatusCreated, certificateAnswer(issued))
 }
 
 type feedEntry struct {

@@ -34,13 +34,6 @@ type Issued struct {
 	Limit     int
 }
 
-// Refusal is an error meant for the user: an HTTP status, a stable code
-// and the message in both languages. Issuer implementations return it for
-// everything that is the caller's fault (quota, bad CSR, not eligible).
-type Refusal struct {
-	Status int
-	Code   string
-	EN, ZH string
-}
-
-func (r *Refusal) Error() string { return r.Code + ": " + r.EN }
+// An Issuer returns an *api.Error for everything that is the caller's
+// fault (quota, bad CSR, not eligible): an HTTP status, a stable code and
+// the message in both languages, which the portal shows as it is.

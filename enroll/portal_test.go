@@ -43,7 +43,7 @@ func (t testIssuer) Issue(ctx context.Context, r enroll.IssueRequest) (enroll.Is
 	is, err := t.a.Issue(ctx, ca.IssueRequest{TenantID: r.TenantID, SubID: r.SubID, CSR: r.CSR, Label: r.Label, ClientIP: r.ClientIP, UA: r.UA})
 	if err != nil {
 		if e := ca.Explain(err); e.Status < 500 {
-			return enroll.Issued{}, &enroll.Refusal{Status: e.Status, Code: e.Code, EN: e.Message, ZH: e.MessageZH}
+			return enroll.Issued{}, &e
 		}
 		return enroll.Issued{}, err
 	}

@@ -140,7 +140,7 @@ func (p *Portal) loadSession(r *http.Request) (*session, *http.Request) {
 // fail answers with a message page (key of the message table).
 func (p *Portal) fail(w http.ResponseWriter, r *http.Request, status int, key string) {
 	if strings.HasPrefix(r.URL.Path, "/staff/api/") {
-		writeJSON(w, status, apiError{Code: key, Message: messages[key][0], MessageZH: messages[key][1]})
+		writeError(w, status, key, messages[key][0], messages[key][1])
 		return
 	}
 	p.render(w, r, status, "message", view{Error: p.pages.texts[pickLang(r)][key]})

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/devicegate/devicegate/api"
 	"github.com/devicegate/devicegate/store"
 )
 
@@ -58,36 +59,19 @@ func (p *Portal) enrollPage(w http.ResponseWriter, r *http.Request, s *session) 
 	p.render(w, r, http.StatusOK, "staff_enroll", view{Data: d})
 }
 
-// apiError is the JSON error of the enrollment API, in both languages (as
-// the CA's own API answers).
-type apiError struct {
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	MessageZH string `json:"message_zh"`
-}
-
+// writeJSON answers the enrollment API, stating its version.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	api.SetHeader(w.Header())
 	w.WriteHeader(status)
-	if e, ok := v.(apiError); ok {
-		v = map[string]apiError{"error": e}
-	}
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-type enrollBody struct {
-	CSR   string `json:"csr"`
-	Label string `json:"label"`
-}
-
-type enrollAnswer struct {
-	Certificate string   `json:"certificate"`
-	Chain       []string `json:"chain"`
-	DeviceID    string   `json:"device_id"`
-	Serial      string   `json:"serial"`
-	Installed   int      `json:"installed"`
-	Limit       int      `json:"limit"`
+// writeError answers the enrollment API with an error in both languages
+// (as the CA's own API answers).
+func writeError(w http.ResponseWriter, status int, code, en, zh string) {
+	writeJSON(w, status, api.ErrorBody{Error: api.Error{Code: code, Message: en, MessageZH: zh}})
 }
 
 // enrollAPI takes the CSR the browser built (its key never leaves the
@@ -96,35 +80,35 @@ type enrollAnswer struct {
 // because the session already proves who is asking.
 func (p *Portal) enrollAPI(w http.ResponseWriter, r *http.Request, s *session) {
 	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		writeJSON(w, http.StatusUnsupportedMediaType, apiError{"invalid", "JSON body required", "需要 JSON 请求体"})
+		writeError(w, http.StatusUnsupportedMediaType, "invalid", "JSON body required", "需要 JSON 请求体")
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxCSRBody)
-	var body enrollBody
+	var body api.BrowserEnrollRequest
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeJSON(w, http.StatusRequestEntityTooLarge, apiError{"too_large", "request too large", "请求过大"})
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "request too large", "请求过大")
 			return
 		}
-		writeJSON(w, http.StatusBadRequest, apiError{"invalid", "malformed JSON", "请求格式错误"})
+		writeError(w, http.StatusBadRequest, "invalid", "malformed JSON", "请求格式错误")
 		return
 	}
 	issued, err := p.opts.Issuer.Issue(r.Context(), IssueRequest{TenantID: s.tenantID, SubID: s.subID, CSR: []byte(body.CSR),
 		Label: body.Label, ClientIP: clientIP(r), UA: truncateUA(r.UserAgent())})
-	var refusal *Refusal
+	var refusal *api.Error
 	switch {
 	case errors.As(err, &refusal):
-		writeJSON(w, refusal.Status, apiError{refusal.Code, refusal.EN, refusal.ZH})
+		writeError(w, refusal.Status, refusal.Code, refusal.Message, refusal.MessageZH)
 		return
 	case err != nil:
 		p.opts.Log.Error("browser enrollment failed", "err", err)
-		writeJSON(w, http.StatusInternalServerError, apiError{"internal", "internal error", "内部错误"})
+		writeError(w, http.StatusInternalServerError, "internal", "internal error", "内部错误")
 		return
 	}
-	writeJSON(w, http.StatusOK, enrollAnswer{Certificate: issued.CertPEM, Chain: issued.ChainPEM, DeviceID: issued.Device.ID,
+	writeJSON(w, http.StatusOK, api.BrowserCertificate{Certificate: issued.CertPEM, Chain: issued.ChainPEM, DeviceID: issued.Device.ID,
 		Serial: issued.Device.Serial, Installed: issued.Installed, Limit: issued.Limit})
 }
 

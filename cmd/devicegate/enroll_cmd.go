@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/devicegate/devicegate/api"
 	"github.com/devicegate/devicegate/enroll/client"
 )
 
@@ -43,7 +44,7 @@ func runEnroll(ctx context.Context, args []string, env *cliEnv) error {
 		Trust:     client.Trust{RootFile: *root, Fingerprint: *fingerprint},
 		UserAgent: "devicegate-enroll/" + version,
 	})
-	var apiErr *client.APIError
+	var apiErr *api.Error
 	if errors.As(err, &apiErr) {
 		// The seeds' messages, both languages, e.g. the limit message.
 		return fmt.Errorf("%s\n%s", apiErr.Message, apiErr.MessageZH)

@@ -57,7 +57,7 @@ func refusal(err error) error {
 	if e.Status >= 500 {
 		return err
 	}
-	return errors.Join(&enroll.Refusal{Status: e.Status, Code: e.Code, EN: e.Message, ZH: e.MessageZH}, err)
+	return errors.Join(&e, err)
 }
 
 func pemOf(c *x509.Certificate) string {

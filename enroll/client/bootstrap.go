@@ -20,6 +20,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/devicegate/devicegate/api"
 )
 
 // maxResponse bounds every response body read from the CA.
@@ -77,7 +79,7 @@ func rootPool(ctx context.Context, base *url.URL, t Trust) (*x509.CertPool, []*x
 		insecure := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12},
 		}}
-		data, err := get(ctx, insecure, base.JoinPath("/v1/roots.pem").String())
+		data, err := get(ctx, insecure, base.JoinPath(api.RootsPath).String())
 		if err != nil {
 			return nil, nil, fmt.Errorf("fetch CA roots: %w", err)
 		}

@@ -24,6 +24,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/devicegate/devicegate/api"
 )
 
 // rogueCA is a TLS server that speaks the enrollment API but misbehaves in
@@ -34,9 +36,10 @@ type rogueCA struct {
 	rootPEM []byte
 	root    *x509.Certificate
 	key     *ecdsa.PrivateKey
-	mode    string // "ok", "other-key", "quota", "cut-once", "down"
+	mode    string // "ok", "other-key", "quota", "cut-once", "down", "v2"
 	mu      sync.Mutex
 	posts   []string // enrollment bodies received
+	version string   // the API version the last enrollment stated
 }
 
 func newRogueCA(t *testing.T, mode string) *rogueCA {
@@ -66,6 +69,7 @@ func (r *rogueCA) serve(w http.ResponseWriter, req *http.Request) {
 	raw, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
 	r.posts = append(r.posts, string(raw))
+	r.version = req.Header.Get(api.VersionHeader)
 	n := len(r.posts)
 	r.mu.Unlock()
 	switch {
@@ -83,7 +87,7 @@ func (r *rogueCA) serve(w http.ResponseWriter, req *http.Request) {
 		w.Write([]byte(`{"error":{"code":"quota_exceeded","message":"The number of installed certificates has reached the limit. Contact the main account.","message_zh":"您安装的数字证书已达上限，如需安装请联系主账号"}}`))
 		return
 	}
-	var body struct{ CSR string }
+	var body api.EnrollRequest
 	json.NewDecoder(req.Body).Decode(&body)
 	block, _ := pem.Decode([]byte(body.CSR))
 	csr, _ := x509.ParseCertificateRequest(block.Bytes)
@@ -96,9 +100,12 @@ func (r *rogueCA) serve(w http.ResponseWriter, req *http.Request) {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	der, _ := x509.CreateCertificate(rand.Reader, tmpl, r.root, pub, r.key)
 	leaf := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if r.mode == "v2" { // a later major version: its answer means something else
+		w.Header().Set(api.VersionHeader, "2.0")
+	}
 	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(map[string]any{"device_id": "d", "serial": "2", "subaccount": "shop:a", "not_after": time.Now().Format(time.RFC3339),
-		"certificate": string(leaf), "chain": string(leaf), "installed": 1, "limit": 1})
+	json.NewEncoder(w).Encode(api.Certificate{DeviceID: "d", Serial: "2", SubAccount: "shop:a", NotAfter: time.Now(),
+		Certificate: string(leaf), Chain: string(leaf), Installed: 1, Limit: 1})
 }
 
 func (r *rogueCA) fingerprint() string {
@@ -115,6 +122,7 @@ func TestEnrollRefusals(t *testing.T) {
 	ok := newRogueCA(t, "ok")
 	otherKey := newRogueCA(t, "other-key")
 	quota := newRogueCA(t, "quota")
+	v2 := newRogueCA(t, "v2")
 	tests := []struct {
 		name string
 		o    Options
@@ -125,6 +133,7 @@ func TestEnrollRefusals(t *testing.T) {
 		{"no trust", opts(t, ok.srv.URL, Trust{}), "required"},
 		{"plain http", opts(t, strings.Replace(ok.srv.URL, "https", "http", 1), Trust{Fingerprint: ok.fingerprint()}), "https"},
 		{"certificate for another key", opts(t, otherKey.srv.URL, Trust{Fingerprint: otherKey.fingerprint()}), "another key"},
+		{"answer of another major version", opts(t, v2.srv.URL, Trust{Fingerprint: v2.fingerprint()}), "unsupported devicegate API version 2"},
 		{"no password", func() Options {
 			o := opts(t, ok.srv.URL, Trust{Fingerprint: ok.fingerprint()})
 			o.P12Password = ""
@@ -146,15 +155,19 @@ func TestEnrollRefusals(t *testing.T) {
 		})
 	}
 	_, err := Enroll(ctx, opts(t, quota.srv.URL, Trust{Fingerprint: quota.fingerprint()}))
-	var apiErr *APIError
+	var apiErr *api.Error
 	if !errors.As(err, &apiErr) || apiErr.Code != "quota_exceeded" || !strings.Contains(apiErr.MessageZH, "上限") {
 		t.Fatalf("quota: %v", err)
 	}
 
-	// The legitimate case against the same server, then no overwrite.
+	// The legitimate case against the same server (an older CA that states
+	// no version), then no overwrite.
 	o := opts(t, ok.srv.URL, Trust{Fingerprint: ok.fingerprint()})
 	if _, err := Enroll(ctx, o); err != nil {
 		t.Fatal(err)
+	}
+	if ok.version != api.Version {
+		t.Fatalf("the client stated version %q", ok.version)
 	}
 	if _, err := Enroll(ctx, o); err == nil || !strings.Contains(err.Error(), "already holds a key.pem") {
 		t.Fatalf("overwrite: %v", err)
@@ -205,7 +218,7 @@ func TestEnrollRetriesLostAnswer(t *testing.T) {
 	down := newRogueCA(t, "down")
 	o := opts(t, down.srv.URL, Trust{Fingerprint: down.fingerprint()})
 	_, err := Enroll(ctx, o)
-	var apiErr *APIError
+	var apiErr *api.Error
 	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable {
 		t.Fatalf("CA down: %v", err)
 	}

@@ -16,6 +16,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/devicegate/devicegate/api"
 )
 
 // Options of one enrollment.
@@ -41,30 +43,10 @@ type Result struct {
 	Files      []string
 }
 
-// APIError is an error answer of the CA. Message is the seeds' text (e.g.
-// the limit message) in English, MessageZH in Chinese.
-type APIError struct {
-	Status    int
-	Code      string
-	Message   string
-	MessageZH string
-}
-
-func (e *APIError) Error() string { return e.Message }
-
-type enrollResponse struct {
-	DeviceID    string `json:"device_id"`
-	Serial      string `json:"serial"`
-	SubAccount  string `json:"subaccount"`
-	NotAfter    string `json:"not_after"`
-	Certificate string `json:"certificate"`
-	Chain       string `json:"chain"`
-	Installed   int    `json:"installed"`
-	Limit       int    `json:"limit"`
-}
-
 // Enroll generates a P-256 key here, asks the CA for a certificate and
-// writes the files. Nothing is written unless everything succeeded.
+// writes the files. Nothing is written unless everything succeeded. A
+// refusal of the CA is an *api.Error: Message is the seeds' text (e.g. the
+// limit message) in English, MessageZH in Chinese.
 func Enroll(ctx context.Context, o Options) (*Result, error) {
 	if o.Code == "" {
 		return nil, errors.New("an enrollment code is required")
@@ -94,7 +76,7 @@ func Enroll(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := postEnroll(ctx, base.JoinPath("/v1/enroll").String(), pool, o, csr)
+	resp, err := postEnroll(ctx, base.JoinPath(api.EnrollPath).String(), pool, o, csr)
 	if err != nil {
 		return nil, err
 	}
@@ -106,16 +88,15 @@ func Enroll(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	notAfter, _ := time.Parse(time.RFC3339, resp.NotAfter)
-	return &Result{DeviceID: resp.DeviceID, Serial: resp.Serial, SubAccount: resp.SubAccount, NotAfter: notAfter,
+	return &Result{DeviceID: resp.DeviceID, Serial: resp.Serial, SubAccount: resp.SubAccount, NotAfter: resp.NotAfter,
 		Installed: resp.Installed, Limit: resp.Limit, Files: files}, nil
 }
 
-func postEnroll(ctx context.Context, u string, pool *x509.CertPool, o Options, csrDER []byte) (*enrollResponse, error) {
-	body, err := json.Marshal(map[string]string{
-		"code":  o.Code,
-		"csr":   string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})),
-		"label": o.Label,
+func postEnroll(ctx context.Context, u string, pool *x509.CertPool, o Options, csrDER []byte) (*api.Certificate, error) {
+	body, err := json.Marshal(api.EnrollRequest{
+		Code:  o.Code,
+		CSR:   string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER})),
+		Label: o.Label,
 	})
 	if err != nil {
 		return nil, err
@@ -132,9 +113,10 @@ func postEnroll(ctx context.Context, u string, pool *x509.CertPool, o Options, c
 	// the same certificate again (same code, same key); if it recorded
 	// nothing, the code is still unused.
 	var status int
+	var header http.Header
 	var data []byte
 	for attempt := 0; ; attempt++ {
-		status, data, err = postOnce(ctx, c, u, ua, body)
+		status, header, data, err = postOnce(ctx, c, u, ua, body)
 		if err == nil && status < 500 || attempt >= len(retryDelays) {
 			break
 		}
@@ -148,19 +130,13 @@ func postEnroll(ctx context.Context, u string, pool *x509.CertPool, o Options, c
 		return nil, err
 	}
 	if status != http.StatusCreated {
-		var e struct {
-			Error struct {
-				Code      string `json:"code"`
-				Message   string `json:"message"`
-				MessageZH string `json:"message_zh"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
-			return nil, &APIError{Status: status, Code: "http", Message: fmt.Sprintf("CA answered HTTP %d", status)}
-		}
-		return nil, &APIError{Status: status, Code: e.Error.Code, Message: e.Error.Message, MessageZH: e.Error.MessageZH}
+		return nil, api.DecodeError(status, data)
 	}
-	var out enrollResponse
+	// An older CA states no version; one of another major is not read.
+	if err := api.CheckHeader(header, false); err != nil {
+		return nil, fmt.Errorf("CA answer: %w", err)
+	}
+	var out api.Certificate
 	if err := json.Unmarshal(data, &out); err != nil {
 		return nil, fmt.Errorf("CA answer is not valid JSON: %w", err)
 	}
@@ -172,28 +148,29 @@ func postEnroll(ctx context.Context, u string, pool *x509.CertPool, o Options, c
 var retryDelays = []time.Duration{time.Second, 3 * time.Second}
 
 // postOnce sends one enrollment request and reads the answer.
-func postOnce(ctx context.Context, c *http.Client, u, ua string, body []byte) (int, []byte, error) {
+func postOnce(ctx context.Context, c *http.Client, u, ua string, body []byte) (int, http.Header, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", ua)
+	api.SetHeader(req.Header)
 	r, err := c.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	defer r.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(r.Body, maxResponse))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
-	return r.StatusCode, data, nil
+	return r.StatusCode, r.Header, data, nil
 }
 
 // verifyIssued checks the certificate is for our key and chains to the
 // trusted root for client authentication.
-func verifyIssued(resp *enrollResponse, pub crypto.PublicKey, pool *x509.CertPool) ([]*x509.Certificate, error) {
+func verifyIssued(resp *api.Certificate, pub crypto.PublicKey, pool *x509.CertPool) ([]*x509.Certificate, error) {
 	chain, err := parseCerts([]byte(resp.Chain))
 	if err != nil {
 		return nil, fmt.Errorf("CA answer: %w", err)
