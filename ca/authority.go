@@ -124,7 +124,10 @@ const crlTick = 250 * time.Millisecond
 // other processes on the same store (the admin CLI, another node) by polling
 // the store's change sequence (one cheap read) every 250 ms, so feeds and
 // the CRL follow within well under a second, and re-signs the CRL before it
-// expires.
-func (a *Authority) Run(ctx context.Context) {
+// expires. A failed refresh is logged and tried again at the next tick (the
+// CRL served meanwhile is the last one built), so Run returns nil, when ctx
+// ends.
+func (a *Authority) Run(ctx context.Context) error {
 	a.revs.run(ctx, crlTick)
+	return nil
 }

@@ -30,9 +30,16 @@ type Auditor struct {
 	// nextGapTry is when gaps may be written next (Run goroutine only).
 	nextGapTry time.Time
 	gapEvery   time.Duration
+	drainFor   time.Duration // auditDrainTimeout
 	// touched is when each device's "last seen" was last written (only
 	// the Run goroutine uses it).
 	touched map[string]time.Time
+	// stopMu orders Record against the end of Run: Record queues under the
+	// read lock, Run sets stopped under the write lock before its last
+	// drain, so an event is either queued in time to be written by that
+	// drain or counted as dropped, never left in the buffer unaccounted.
+	stopMu  sync.RWMutex
+	stopped bool
 }
 
 // lastSeenEvery bounds how often a device's "last seen" (shown to the
@@ -62,7 +69,7 @@ type AuditSink interface {
 // NewAuditor makes an auditor with room for size pending events.
 func NewAuditor(st AuditSink, size int, log *slog.Logger) *Auditor {
 	return &Auditor{st: st, log: log, events: make(chan auditEvent, size), full: make(chan struct{}, 1),
-		gaps: map[string]store.AuditGap{}, gapEvery: gapEvery, touched: map[string]time.Time{}}
+		gaps: map[string]store.AuditGap{}, gapEvery: gapEvery, drainFor: auditDrainTimeout, touched: map[string]time.Time{}}
 }
 
 // Dropped is the number of events lost to a full buffer or a failed write.
@@ -80,9 +87,7 @@ func (a *Auditor) Record(ip string, g Grant, point, path string, reason Reason) 
 	}
 	ev := auditEvent{at: time.Now(), key: auditKey{tenant: g.Principal.TenantID, sub: g.SubName, ip: ip,
 		reason: reason, device: g.Principal.DeviceID, point: point, path: path}}
-	select {
-	case a.events <- ev:
-	default:
+	if !a.enqueue(ev) {
 		a.lost(ev.key.tenant, 1, ev.at, ev.at)
 	}
 	if len(a.events) >= cap(a.events)/2 {
@@ -90,6 +95,21 @@ func (a *Auditor) Record(ip string, g Grant, point, path string, reason Reason) 
 		case a.full <- struct{}{}:
 		default: // already signalled
 		}
+	}
+}
+
+// enqueue puts ev in the buffer unless it is full or Run has stopped.
+func (a *Auditor) enqueue(ev auditEvent) bool {
+	a.stopMu.RLock()
+	defer a.stopMu.RUnlock()
+	if a.stopped {
+		return false
+	}
+	select {
+	case a.events <- ev:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -101,25 +121,42 @@ const (
 	auditLinger   = 100 * time.Millisecond
 )
 
+// auditWriteTimeout bounds one write (a batch, or the gap entries), and
+// auditDrainTimeout the last writes at shutdown, all of them together.
+const (
+	auditWriteTimeout = 5 * time.Second
+	auditDrainTimeout = 5 * time.Second
+)
+
 // gapEvery spaces the gap writes: under a sustained overload a store gets
 // one gap entry per period (not one per batch), and a store that keeps
 // refusing costs one attempt per period.
 const gapEvery = 5 * time.Second
 
-// Run writes queued events until ctx ends, in batches: whatever has queued
-// while the previous batch was written goes into one transaction.
-func (a *Auditor) Run(ctx context.Context) {
+// Run writes queued events in batches until ctx ends: whatever has queued
+// while the previous batch was written goes into one transaction. When ctx
+// ends it stops taking events (later ones are counted as dropped), writes
+// every queued one and the pending gap entries within auditDrainTimeout,
+// and returns nil: a failed write costs events (counted, and recorded as a
+// gap), never the auditor.
+func (a *Auditor) Run(ctx context.Context) error {
 	batch := make([]auditEvent, 0, maxAuditBatch)
 	for {
+		if ctx.Err() != nil { // checked first: select picks at random among ready cases
+			a.drain(batch[:0])
+			return nil
+		}
 		var retry <-chan time.Time // gaps are recorded even when no request comes
 		if a.gapsPending() {
 			retry = time.After(time.Until(a.nextGapTry))
 		}
 		select {
 		case <-ctx.Done():
-			return
+			continue
 		case <-retry:
-			a.writeGaps(ctx)
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
+			a.writeGaps(wctx)
+			cancel()
 			continue
 		case ev := <-a.events:
 			batch = append(batch[:0], ev)
@@ -134,26 +171,65 @@ func (a *Auditor) Run(ctx context.Context) {
 		case <-ctx.Done():
 		}
 		linger.Stop()
-	drain:
-		for len(batch) < maxAuditBatch {
-			select {
-			case ev := <-a.events:
-				batch = append(batch, ev)
-			default:
-				break drain
-			}
+		if ctx.Err() != nil {
+			a.drain(batch)
+			return nil
 		}
-		records := coalesce(batch)
-		// Written even while shutting down: decisions already taken are kept.
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if err := a.st.AppendAuditBatch(wctx, records); err != nil {
-			a.lostBatch(batch)
-			a.log.Error("audit write failed; events dropped", "events", len(batch), "err", err)
-		} else if a.gapsPending() && !time.Now().Before(a.nextGapTry) {
-			a.writeGaps(ctx) // the store answers again
-		}
-		a.touchDevices(wctx, batch)
+		batch = a.fill(batch)
+		// A write under way when ctx ends finishes: decisions taken are kept.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
+		a.write(wctx, batch)
 		cancel()
+	}
+}
+
+// fill adds queued events to batch, up to maxAuditBatch, without waiting.
+func (a *Auditor) fill(batch []auditEvent) []auditEvent {
+	for len(batch) < maxAuditBatch {
+		select {
+		case ev := <-a.events:
+			batch = append(batch, ev)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// write appends a batch (coalesced) and the devices' "last seen"; a failed
+// append counts the batch as lost. Once the store answers again, the
+// pending gap entries go too.
+func (a *Auditor) write(ctx context.Context, batch []auditEvent) {
+	if err := a.st.AppendAuditBatch(ctx, coalesce(batch)); err != nil {
+		a.lostBatch(batch)
+		a.log.Error("audit write failed; events dropped", "events", len(batch), "err", err)
+	} else if a.gapsPending() && !time.Now().Before(a.nextGapTry) {
+		a.writeGaps(ctx)
+	}
+	if ctx.Err() == nil { // at shutdown, past the deadline: one log line, not one per device
+		a.touchDevices(ctx, batch)
+	}
+}
+
+// drain ends the auditor's intake and writes batch and whatever is queued: the
+// listeners have shut down by now, so these are the decisions of the last
+// requests answered. The gaps go last, so a loss during the drain itself
+// is recorded too (if the store still answers).
+func (a *Auditor) drain(batch []auditEvent) {
+	a.stopMu.Lock()
+	a.stopped = true
+	a.stopMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), a.drainFor)
+	defer cancel()
+	for {
+		if batch = a.fill(batch); len(batch) == 0 {
+			break
+		}
+		a.write(ctx, batch)
+		batch = batch[:0]
+	}
+	if a.gapsPending() {
+		a.writeGaps(ctx)
 	}
 }
 
@@ -200,7 +276,7 @@ func (a *Auditor) gapsPending() bool {
 // writeGaps appends one gap entry per store that lost events, each in its
 // own write so that a store that refuses (e.g. deleted, or outside a feed
 // certificate's scope) does not hold back the others. What fails stays
-// pending for the next try.
+// pending for the next try. ctx bounds all the writes together.
 func (a *Auditor) writeGaps(ctx context.Context) {
 	a.gapMu.Lock()
 	gaps := a.gaps
@@ -211,8 +287,6 @@ func (a *Auditor) writeGaps(ctx context.Context) {
 		tenants = append(tenants, t)
 	}
 	sort.Strings(tenants)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
 	for _, t := range tenants {
 		g := gaps[t]
 		if err := a.st.AppendAuditBatch(ctx, []store.AuditRecord{{TenantID: t, Entry: g.Entry()}}); err != nil {

@@ -128,8 +128,10 @@ func policyChanges(page policyPage) store.PolicyChanges {
 
 // Watch long-polls the feed from the policy's seq and kicks a sync as soon
 // as anything changed, so a revocation reaches this proxy in about one
-// round trip rather than one poll interval. It returns when ctx ends.
-func (f *FeedClient) Watch(ctx context.Context, p *Policy) {
+// round trip rather than one poll interval. A failed request is logged and
+// retried with backoff (the policy's staleness makes high-risk paths fail
+// closed meanwhile), so it returns nil, when ctx ends.
+func (f *FeedClient) Watch(ctx context.Context, p *Policy) error {
 	backoff := time.Second
 	for ctx.Err() == nil {
 		since := p.Snapshot().Seq
@@ -150,6 +152,7 @@ func (f *FeedClient) Watch(ctx context.Context, p *Policy) {
 			p.Kick()
 		}
 	}
+	return nil
 }
 
 // post sends v as JSON to the CA and wants want back (0: any 2xx); when

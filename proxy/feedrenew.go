@@ -56,6 +56,8 @@ func LoadFeedCertificate(dir string) (tls.Certificate, error) {
 	return next, nil
 }
 
+var errNoFeedCertificate = errors.New("feed client has no certificate to renew")
+
 // renewDue is when a certificate should be renewed: at 2/3 of its life.
 func renewDue(leaf *x509.Certificate) time.Time {
 	return leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) * 2 / 3)
@@ -75,7 +77,7 @@ type feedRenewResponse struct {
 func (f *FeedClient) RenewIfDue(ctx context.Context, dir string, now time.Time) (time.Time, error) {
 	leaf := f.leaf.Load()
 	if leaf == nil {
-		return time.Time{}, errors.New("feed client has no certificate to renew")
+		return time.Time{}, errNoFeedCertificate
 	}
 	if due := renewDue(leaf); now.Before(due) {
 		return due, nil
@@ -124,16 +126,21 @@ func (f *FeedClient) RenewIfDue(ctx context.Context, dir string, now time.Time) 
 	return renewDue(cert.Leaf), nil
 }
 
-// KeepRenewed renews the certificate whenever it is due until ctx ends;
-// a failure is logged and retried (1 min, doubling up to 1 h).
-func (f *FeedClient) KeepRenewed(ctx context.Context, dir string, now func() time.Time) {
+// KeepRenewed renews the certificate whenever it is due until ctx ends
+// (then it returns nil); a failure is logged and retried (1 min, doubling
+// up to 1 h). Without a certificate there is nothing it could ever renew:
+// that is its one error.
+func (f *FeedClient) KeepRenewed(ctx context.Context, dir string, now func() time.Time) error {
+	if f.leaf.Load() == nil {
+		return errNoFeedCertificate
+	}
 	retry := feedRenewRetryMin
 	for {
 		next, err := f.RenewIfDue(ctx, dir, now())
 		wait := next.Sub(now())
 		if err != nil {
 			if ctx.Err() != nil {
-				return
+				return nil
 			}
 			f.log.Error("proxy certificate renewal failed; retrying", "retry_in", retry, "err", err)
 			wait, retry = retry, min(2*retry, feedRenewRetryMax)
@@ -144,7 +151,7 @@ func (f *FeedClient) KeepRenewed(ctx context.Context, dir string, now func() tim
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return
+			return nil
 		case <-t.C:
 		}
 	}

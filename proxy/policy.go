@@ -160,15 +160,16 @@ func (p *Policy) Kick() {
 	}
 }
 
-// Run syncs every interval (and when kicked) until ctx ends; failures are
-// logged, and the growing staleness makes high-risk paths fail closed.
-func (p *Policy) Run(ctx context.Context, every time.Duration) {
+// Run syncs every interval (and when kicked) until ctx ends, then returns
+// nil. A failed sync is no reason to stop: it is logged and tried again,
+// and meanwhile the growing staleness makes high-risk paths fail closed.
+func (p *Policy) Run(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		case <-p.kick:
 		}

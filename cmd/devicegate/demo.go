@@ -76,12 +76,13 @@ func runDemo(ctx context.Context, args []string, env *cliEnv) error {
 	if err != nil {
 		return err
 	}
-	defer a.Close()
+	defer a.Close() // after r.run: every component has stopped
 	creds, err := a.seedDemo(ctx)
 	if err != nil {
 		return fmt.Errorf("seed demo data: %w", err)
 	}
-	caSrv, err := a.startCA(ctx, log)
+	var r role
+	caSrv, err := a.startCA(ctx, &r, log)
 	if err != nil {
 		return err
 	}
@@ -95,7 +96,7 @@ func runDemo(ctx context.Context, args []string, env *cliEnv) error {
 	}
 	// The refusal page links to this portal, wherever it listens.
 	a.cfg.Proxy.EnrollURL = portal.URL() + "/"
-	gw, err := a.startGateway(ctx, []config.Upstream{demoUpstream(bo.URL())}, log)
+	gw, err := a.startGateway(ctx, &r, []config.Upstream{demoUpstream(bo.URL())}, log)
 	if err != nil {
 		return err
 	}
@@ -123,25 +124,8 @@ func runDemo(ctx context.Context, args []string, env *cliEnv) error {
 		return err
 	}
 	printDemoInfo(env, info, infoPath)
-	return serveAll(ctx, caSrv.serve, portal.serve, bo.serve, gw.proxy.serve, gw.admin.serve)
-}
-
-// serveAll runs servers until ctx ends or one fails, which stops the rest.
-func serveAll(ctx context.Context, servers ...func(context.Context) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, len(servers))
-	for _, serve := range servers {
-		go func() { errc <- serve(ctx) }()
-	}
-	var err error
-	for range servers {
-		if e := <-errc; e != nil && err == nil {
-			err = e
-			cancel()
-		}
-	}
-	return err
+	r.serve(caSrv.serve, portal.serve, bo.serve, gw.proxy.serve, gw.admin.serve)
+	return r.run(ctx)
 }
 
 func printDemoInfo(env *cliEnv, info demoInfo, infoPath string) {

@@ -47,26 +47,28 @@ type gatewayParts struct {
 	devicePool *x509.CertPool
 	tls        *tls.Config
 	pollEvery  time.Duration
-	// watch starts whatever pushes changes (kicks) to the policy: the
-	// in-process CA, PostgreSQL notifications, the CA's feed.
-	watch func(context.Context, *proxy.Policy)
+	// watch adds to the role whatever pushes changes (kicks) to the
+	// policy: the in-process CA, PostgreSQL notifications, the CA's feed.
+	watch func(*role, *proxy.Policy)
 }
 
-// startGateway runs the policy sync and the audit writer of the app's own
-// store until ctx ends and returns the proxy's listeners, fronting upstreams.
-func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log *slog.Logger) (*gatewayServers, error) {
+// startGateway returns the proxy's listeners, fronting upstreams, with r
+// running the policy sync and the audit writer of the app's own store.
+func (a *app) startGateway(ctx context.Context, r *role, upstreams []config.Upstream, log *slog.Logger) (*gatewayServers, error) {
 	tc, err := a.serverTLS(ctx)
 	if err != nil {
 		return nil, err
 	}
-	gw, err := startGateway(ctx, gatewayParts{
+	gw, err := startGateway(ctx, r, gatewayParts{
 		cfg: a.cfg, catalog: a.catalog, source: a.store, sink: a.store, devicePool: a.ca.Keys().DevicePool(), tls: tc,
 		pollEvery: a.cfg.Proxy.SyncInterval.Duration(),
-		watch: func(ctx context.Context, policy *proxy.Policy) {
+		watch: func(r *role, policy *proxy.Policy) {
 			a.ca.OnRevoke(policy.Kick) // revocations by this process's CA apply at once
 			if a.cfg.Database.Driver == "postgres" {
 				// Changes by other nodes arrive by notification, not by the poll.
-				go postgres.ListenPolicy(ctx, a.cfg.Database.DSN, policy.Kick, log)
+				r.own("policy notifications", func(ctx context.Context) error {
+					return postgres.ListenPolicy(ctx, a.cfg.Database.DSN, policy.Kick, log)
+				})
 			}
 		},
 	}, upstreams, log)
@@ -77,7 +79,7 @@ func (a *app) startGateway(ctx context.Context, upstreams []config.Upstream, log
 	return gw, nil
 }
 
-func startGateway(ctx context.Context, p gatewayParts, upstreams []config.Upstream, log *slog.Logger) (*gatewayServers, error) {
+func startGateway(ctx context.Context, r *role, p gatewayParts, upstreams []config.Upstream, log *slog.Logger) (*gatewayServers, error) {
 	policy := proxy.NewPolicy(p.source, p.catalog, log)
 	if err := policy.PersistTo(p.cfg.Proxy.SnapshotFile); err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
@@ -87,10 +89,10 @@ func startGateway(ctx context.Context, p gatewayParts, upstreams []config.Upstre
 		// older than max_staleness, then high-risk paths fail closed.
 		log.Error("proxy: first policy sync failed", "err", err)
 	}
-	go policy.Run(ctx, p.pollEvery)
-	p.watch(ctx, policy)
+	r.own("policy sync", func(ctx context.Context) error { return policy.Run(ctx, p.pollEvery) })
+	p.watch(r, policy)
 	auditor := proxy.NewAuditor(p.sink, 4096, log)
-	go auditor.Run(ctx)
+	r.own("audit", auditor.Run)
 	reg := prometheus.NewRegistry()
 	metrics := proxy.NewMetrics(reg, policy, auditor)
 	gw, err := proxy.NewGateway(proxy.Options{

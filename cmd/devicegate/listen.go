@@ -107,7 +107,8 @@ func (s *server) URL() string {
 	return "https://localhost:" + port
 }
 
-// serve runs until ctx ends, then drains connections for up to 10 s.
+// serve runs until ctx ends, then drains connections for up to 10 s and
+// returns once its Serve goroutine has.
 func (s *server) serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	switch {
@@ -129,7 +130,9 @@ func (s *server) serve(ctx context.Context) error {
 	if s.fast != nil {
 		shutdown = s.fast.Shutdown
 	}
-	if err := shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	err := shutdown(shutdownCtx)
+	<-errc // Serve returned when shutdown closed the listener: nothing left running
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

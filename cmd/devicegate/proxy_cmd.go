@@ -39,19 +39,20 @@ func runProxy(ctx context.Context, args []string, env *cliEnv) error {
 	}
 	log := newLogger(env, cfg.Log.Level, cfg.Log.Format)
 	tuneGC()
+	var r role
 	var gw *gatewayServers
 	if cfg.Proxy.Feed.CAURL != "" {
-		gw, err = startFeedGateway(ctx, cfg, log)
+		gw, err = startFeedGateway(ctx, &r, cfg, log)
 	} else {
 		var a *app
 		if a, err = openApp(ctx, *configPath, "", openOptions{log: log}); err != nil {
 			return err
 		}
-		defer a.Close()
+		defer a.Close() // after r.run: the auditor has written its queue
 		if a.ca == nil {
 			return errNoCA
 		}
-		gw, err = a.startGateway(ctx, cfg.Proxy.Upstreams, log)
+		gw, err = a.startGateway(ctx, &r, cfg.Proxy.Upstreams, log)
 	}
 	if err != nil {
 		return err
@@ -62,7 +63,8 @@ func runProxy(ctx context.Context, args []string, env *cliEnv) error {
 		}
 	}
 	fmt.Fprintf(env.stdout, "proxy_url: %s\nmetrics_url: %s/metrics\n", gw.proxy.URL(), gw.admin.URL())
-	return serveAll(ctx, gw.proxy.serve, gw.admin.serve)
+	r.serve(gw.proxy.serve, gw.admin.serve)
+	return r.run(ctx)
 }
 
 // feedPollEvery backs up the feed's watch (which pushes changes at once).
@@ -73,7 +75,7 @@ const feedPollEvery = time.Second
 // proxy certificate, the CA root, the device CA) and the operator's own
 // server certificate are all it needs. It renews its proxy certificate in
 // that directory itself (the directory must be writable).
-func startFeedGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) (*gatewayServers, error) {
+func startFeedGateway(ctx context.Context, r *role, cfg *config.Config, log *slog.Logger) (*gatewayServers, error) {
 	dir := cfg.Proxy.Feed.CredentialsDir
 	cert, err := proxy.LoadFeedCertificate(dir)
 	if err != nil {
@@ -99,12 +101,13 @@ func startFeedGateway(ctx context.Context, cfg *config.Config, log *slog.Logger)
 		return nil, err
 	}
 	feed := proxy.NewFeedClient(cfg.Proxy.Feed.CAURL, &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, MinVersion: tls.VersionTLS12}, log)
-	gw, err := startGateway(ctx, gatewayParts{
+	gw, err := startGateway(ctx, r, gatewayParts{
 		cfg: cfg, catalog: catalog, source: feed, sink: feed, devicePool: devices, tls: serverTLS,
 		pollEvery: max(cfg.Proxy.SyncInterval.Duration(), feedPollEvery),
-		watch: func(ctx context.Context, p *proxy.Policy) {
-			go feed.Watch(ctx, p)
-			go feed.KeepRenewed(ctx, dir, time.Now) // its proxy certificate lives 7 days
+		watch: func(r *role, p *proxy.Policy) {
+			r.own("policy feed", func(ctx context.Context) error { return feed.Watch(ctx, p) })
+			// Its proxy certificate lives 7 days.
+			r.own("certificate renewal", func(ctx context.Context) error { return feed.KeepRenewed(ctx, dir, time.Now) })
 		},
 	}, cfg.Proxy.Upstreams, log)
 	if err != nil {

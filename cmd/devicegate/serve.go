@@ -19,8 +19,9 @@ func runServe(ctx context.Context, args []string, env *cliEnv) error {
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	srv, err := a.startCA(ctx, log)
+	defer a.Close() // after r.run: every component has stopped
+	var r role
+	srv, err := a.startCA(ctx, &r, log)
 	if err != nil {
 		return err
 	}
@@ -39,7 +40,8 @@ func runServe(ctx context.Context, args []string, env *cliEnv) error {
 		return fmt.Errorf("tls: %w", err)
 	}
 	fmt.Fprintf(env.stdout, "ca_url: %s\nportal_url: %s/\n", srv.URL(), portal.URL())
-	return serveAll(ctx, srv.serve, portal.serve)
+	r.serve(srv.serve, portal.serve)
+	return r.run(ctx)
 }
 
 // openFromConfigFlag parses `--config F` (required), logs as the file says
@@ -70,28 +72,34 @@ func openFromConfigFlag(ctx context.Context, name string, args []string, env *cl
 }
 
 // startCA binds the CA's HTTPS API (certificate from the internal server
-// CA) and keeps its CRL fresh until ctx ends.
-func (a *app) startCA(ctx context.Context, log *slog.Logger) (*server, error) {
+// CA); r runs the CRL refresh and closes the ACME service's database.
+func (a *app) startCA(ctx context.Context, r *role, log *slog.Logger) (*server, error) {
 	tc, err := a.serverTLS(ctx)
 	if err != nil {
 		return nil, err
 	}
 	api := ca.NewServer(a.ca)
 	api.ConfigureTLS(tc)
+	closeACME := func() error { return nil }
 	if len(a.cfg.CA.ACME.Hosts) > 0 {
 		acmeSrv, err := a.acmeServer()
 		if err != nil {
 			return nil, err
 		}
-		context.AfterFunc(ctx, func() { acmeSrv.Close() })
 		api.MountACME(acmeSrv)
+		closeACME = acmeSrv.Close
 		log.Info("ACME service on", "directory", strings.TrimSuffix(a.cfg.CA.PublicURL, "/")+"/acme/"+ca.ACMEProvisioner+"/directory", "hosts", a.cfg.CA.ACME.Hosts)
 	}
 	srv, err := listen("ca", a.cfg.CA.Listen, api, tc, log)
 	if err != nil {
+		closeACME()
 		return nil, err
 	}
-	go a.ca.Run(ctx)
+	r.own("crl", a.ca.Run)
+	r.own("acme", func(ctx context.Context) error {
+		<-ctx.Done() // the CA's listener has stopped
+		return closeACME()
+	})
 	return srv, nil
 }
 

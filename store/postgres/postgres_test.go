@@ -45,9 +45,15 @@ func TestPostgres(t *testing.T) {
 		}
 		defer st.Close()
 		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
 		got := make(chan struct{}, 16)
-		go ListenPolicy(ctx, dsn, func() { got <- struct{}{} }, slog.New(slog.DiscardHandler))
+		stopped := make(chan error, 1)
+		go func() { stopped <- ListenPolicy(ctx, dsn, func() { got <- struct{}{} }, slog.New(slog.DiscardHandler)) }()
+		defer func() {
+			cancel()
+			if err := <-stopped; err != nil {
+				t.Errorf("ListenPolicy after its context ended: %v, want nil", err)
+			}
+		}()
 		select { // the first call comes once LISTEN is in place
 		case <-got:
 		case <-time.After(10 * time.Second):
