@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -34,7 +33,7 @@ import (
 	"github.com/devicegate/devicegate/internal/secrets"
 	"github.com/devicegate/devicegate/internal/testpki"
 	"github.com/devicegate/devicegate/store"
-	"github.com/devicegate/devicegate/store/sqlite"
+	"github.com/devicegate/devicegate/store/sqlite/sqlitetest"
 )
 
 const td = "test.devicegate.local"
@@ -66,13 +65,7 @@ func newEnv(t testing.TB, maxStale time.Duration) *env {
 // newEnvWith lets a test change the upstream's configuration.
 func newEnvWith(t testing.TB, maxStale time.Duration, change func(*config.Upstream), tune ...func(*Options)) *env {
 	t.Helper()
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"), store.Options{SealKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return newEnvOn(t, st, maxStale, change, tune...)
+	return newEnvOn(t, sqlitetest.Open(t), maxStale, change, tune...)
 }
 
 // newEnvOn is newEnvWith over a given store (closed with the test).
