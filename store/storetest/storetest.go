@@ -17,7 +17,8 @@ import (
 	"github.com/devicegate/devicegate/store"
 )
 
-// Opener returns a fresh, empty store for one test.
+// Opener returns a fresh, empty store for one test; Run calls it from
+// parallel subtests.
 type Opener func(t *testing.T) store.Store
 
 // Run runs the whole suite.
@@ -52,6 +53,7 @@ func Run(t *testing.T, open Opener) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // every group has a store of its own
 			tc.fn(t, newEnv(t, open(t)))
 		})
 	}
