@@ -22,16 +22,7 @@ type proxyJSON struct {
 	RenewedFrom string    `json:"renewed_from,omitempty"`
 }
 
-func (a *app) adminProxyList(ctx context.Context, args []string, env *cliEnv) error {
-	fs := newFlagSet("proxy list", env.stderr)
-	asJSON := fs.Bool("json", false, "JSON output")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos, 0, "proxy list [--json]"); err != nil {
-		return err
-	}
+func (a *app) adminProxyList(ctx context.Context, asJSON bool, env *cliEnv) error {
 	certs, err := a.store.ListProxyCerts(ctx)
 	if err != nil {
 		return err
@@ -63,7 +54,7 @@ func (a *app) adminProxyList(ctx context.Context, args []string, env *cliEnv) er
 		}
 		views = append(views, v)
 	}
-	if *asJSON {
+	if asJSON {
 		return printJSON(env, views)
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
@@ -77,8 +68,8 @@ func (a *app) adminProxyList(ctx context.Context, args []string, env *cliEnv) er
 // adminProxyRevoke revokes one proxy certificate (SERIAL) or all of a
 // proxy (NAME). A running CA refuses the proxy on its next request and
 // cuts its open feed requests; the serials go on the CRL.
-func (a *app) adminProxyRevoke(ctx context.Context, args []string, env *cliEnv) error {
-	target, r, err := a.revokeArgs("proxy revoke", "proxy revoke NAME|SERIAL [--reason R]", "cessationOfOperation", args, env)
+func (a *app) adminProxyRevoke(ctx context.Context, target, reason string, env *cliEnv) error {
+	r, err := a.revocation(reason)
 	if err != nil {
 		return err
 	}
