@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/devicegate/devicegate/internal/identity"
@@ -228,68 +229,71 @@ func TestAuditStorageFailingRecordsGapPerStore(t *testing.T) {
 		{"one store refuses its entries", 2, false, false, "gone", []burst{{"t1", 3}, {"gone", 3}}, 4, map[string]int64{"t1": 1}},
 	}
 	for _, tc := range tests {
+		// In a bubble: the linger and the gap retries (at the product's
+		// gapEvery) run on the bubble's clock, in no real time.
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			sink := &flakySink{refuse: tc.refuse}
-			sink.set(tc.down, nil)
-			a := NewAuditor(sink, tc.buffer, slog.New(slog.DiscardHandler))
-			a.gapEvery = 20 * time.Millisecond
-			done := make(chan struct{})
-			start := func() {
-				go func() { a.Run(ctx); close(done) }()
-			}
-			if tc.runFirst {
-				start()
-			}
-			before := time.Now()
-			total := 0
-			for _, b := range tc.bursts {
-				for range b.n {
-					a.Record("10.0.0.1", grant(b.tenant), "orders.sold", "/orders/sold", ReasonAllowed)
-					total++
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				sink := &flakySink{refuse: tc.refuse}
+				sink.set(tc.down, nil)
+				a := NewAuditor(sink, tc.buffer, slog.New(slog.DiscardHandler))
+				done := make(chan struct{})
+				start := func() {
+					go func() { a.Run(ctx); close(done) }()
 				}
-			}
-			if tc.down {
-				waitFor(t, "a failed write", func() bool { return sink.failed.Load() > 0 && len(a.events) == 0 && a.Dropped() == int64(total) })
-				sink.set(false, nil)
-			}
-			if !tc.runFirst {
-				start()
-				waitFor(t, "the buffer drained", func() bool { return len(a.events) == 0 })
-			}
-			a.Record("10.0.0.1", grant("t1"), "orders.sold", "/orders/sold", ReasonAllowed) // after recovery
-			total++
-			written := func() int {
-				d, _ := sink.tally()
-				n := 0
-				for _, c := range d {
-					n += c
+				if tc.runFirst {
+					start()
 				}
-				return n
-			}
-			waitFor(t, "every decision written or dropped", func() bool {
+				before := time.Now()
+				total := 0
+				for _, b := range tc.bursts {
+					for range b.n {
+						a.Record("10.0.0.1", grant(b.tenant), "orders.sold", "/orders/sold", ReasonAllowed)
+						total++
+					}
+				}
+				if tc.down {
+					waitFor(t, "a failed write", func() bool { return sink.failed.Load() > 0 && len(a.events) == 0 && a.Dropped() == int64(total) })
+					sink.set(false, nil)
+				}
+				if !tc.runFirst {
+					start()
+					waitFor(t, "the buffer drained", func() bool { return len(a.events) == 0 })
+				}
+				a.Record("10.0.0.1", grant("t1"), "orders.sold", "/orders/sold", ReasonAllowed) // after recovery
+				total++
+				written := func() int {
+					d, _ := sink.tally()
+					n := 0
+					for _, c := range d {
+						n += c
+					}
+					return n
+				}
+				waitFor(t, "every decision written or dropped", func() bool {
+					_, gaps := sink.tally()
+					return written()+int(a.Dropped()) == total && len(gaps) == len(tc.wantGaps)
+				})
+				if a.Dropped() != tc.wantDropped {
+					t.Fatalf("dropped %d, want %d", a.Dropped(), tc.wantDropped)
+				}
 				_, gaps := sink.tally()
-				return written()+int(a.Dropped()) == total && len(gaps) == len(tc.wantGaps)
+				for tenant, want := range tc.wantGaps {
+					g := gaps[tenant]
+					if len(g) != 1 || g[0].Events != want {
+						t.Fatalf("store %s: gaps %+v, want one of %d events", tenant, g, want)
+					}
+					if g[0].From.Before(before.Add(-time.Millisecond)) || g[0].To.Before(g[0].From) || g[0].To.After(time.Now()) {
+						t.Fatalf("store %s: gap span %v..%v", tenant, g[0].From, g[0].To)
+					}
+				}
+				if tc.refuse != "" && !a.gapsPending() {
+					t.Fatal("the refused store's gap was forgotten")
+				}
+				cancel()
+				<-done
 			})
-			if a.Dropped() != tc.wantDropped {
-				t.Fatalf("dropped %d, want %d", a.Dropped(), tc.wantDropped)
-			}
-			_, gaps := sink.tally()
-			for tenant, want := range tc.wantGaps {
-				g := gaps[tenant]
-				if len(g) != 1 || g[0].Events != want {
-					t.Fatalf("store %s: gaps %+v, want one of %d events", tenant, g, want)
-				}
-				if g[0].From.Before(before.Add(-time.Millisecond)) || g[0].To.Before(g[0].From) || g[0].To.After(time.Now()) {
-					t.Fatalf("store %s: gap span %v..%v", tenant, g[0].From, g[0].To)
-				}
-			}
-			if tc.refuse != "" && !a.gapsPending() {
-				t.Fatal("the refused store's gap was forgotten")
-			}
-			cancel()
-			<-done
 		})
 	}
 }

@@ -130,15 +130,17 @@ func killCAUnderEnrollment(t *testing.T, bin, dsn string, rounds int) {
 		close(codes)
 		var mu sync.Mutex
 		var attempts []*enrollAttempt
-		var wg sync.WaitGroup
+		var wg, opened sync.WaitGroup
 		start := make(chan struct{})
 		for range killClients {
 			wg.Add(1)
+			opened.Add(1)
 			go func() {
 				defer wg.Done()
 				if resp, err := client.Get(caURL + "/healthz"); err == nil {
 					resp.Body.Close()
 				}
+				opened.Done()
 				<-start
 				for code := range codes {
 					at := newAttempt(t, code)
@@ -152,7 +154,7 @@ func killCAUnderEnrollment(t *testing.T, bin, dsn string, rounds int) {
 				}
 			}()
 		}
-		time.Sleep(20 * time.Millisecond) // connections opened
+		opened.Wait()
 		close(start)
 		time.Sleep(time.Duration(mrand.Int64N(int64(40 * time.Millisecond))))
 		proc.kill()

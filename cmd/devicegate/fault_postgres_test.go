@@ -125,9 +125,10 @@ proxy:
 		loadCtx, stopLoad := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Add(1)
+		loadRuns := make(chan struct{}) // closed after the first round of the load
 		go func() {
 			defer wg.Done()
-			for loadCtx.Err() == nil {
+			for first := true; loadCtx.Err() == nil; first = false {
 				for _, c := range []*http.Client{plain, dev} {
 					status, reason := proxyGet(c, proxyURL+"/products")
 					mu.Lock()
@@ -138,12 +139,16 @@ proxy:
 					}
 					mu.Unlock()
 				}
+				if first {
+					close(loadRuns)
+				}
 				time.Sleep(10 * time.Millisecond)
 			}
 		}()
 
-		// Crash. High-risk passes until max_staleness, then 503.
-		time.Sleep(200 * time.Millisecond)
+		// Crash in the middle of the load. High-risk passes until
+		// max_staleness, then 503.
+		<-loadRuns
 		pg.Crash(t)
 		crashed := time.Now()
 		passedAfterCrash := 0

@@ -459,9 +459,13 @@ func TestSecretsNotLogged(t *testing.T) {
 		return nil
 	})
 
-	time.Sleep(300 * time.Millisecond) // the proxy's batched audit reaches the store
-	auditJSON := runCLI("admin", "--config", cfg, "audit", info.Store, "--json")
+	// Stopped, the proxy has written its queued decisions: the audit log
+	// holds them all, with no waiting for a batch.
 	stop()
+	auditJSON := runCLI("admin", "--config", cfg, "audit", info.Store, "--json")
+	if !strings.Contains(auditJSON, `"proxy.allow"`) || !strings.Contains(auditJSON, `"proxy.deny"`) {
+		t.Fatalf("the proxy's decisions are not in the audit log:\n%s", auditJSON)
+	}
 	if p := os.Getenv("DEVICEGATE_DUMP_LOG"); p != "" {
 		os.WriteFile(p, []byte(demoLog.String()+cliLogs.String()), 0o600)
 	}
