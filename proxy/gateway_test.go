@@ -646,7 +646,14 @@ func TestSnapshotPersistsAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	cert := e.device("alice", testpki.LeafOptions{}) // syncs e.policy; first must sync itself
+	ctx, stop := context.WithCancel(e.ctx)
+	stopped := make(chan error, 1)
+	go func() { stopped <- first.Run(ctx, time.Hour) }()
 	if err := first.Sync(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop() // the proxy stops: Run writes the last snapshot before it returns
+	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
 	// A new proxy process, before any sync: it decides from the file.

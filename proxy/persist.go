@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,9 +16,12 @@ import (
 	"github.com/devicegate/devicegate/store"
 )
 
-// The snapshot is persisted after every change and loaded at start, so a
+// The snapshot is persisted after changes and loaded at start, so a
 // restarted proxy decides from what it knew. Its sync time is kept too:
 // a snapshot older than max_staleness still fails closed until a sync.
+// Policy.Run's writer does the writing, at most once per snapshotSaveEvery
+// (the latest snapshot wins) and once more when Run ends: a sync, which
+// may run on a request's goroutine, only hands the snapshot over.
 //
 // The file is an envelope {format, version, sha256, payload}: the SHA-256
 // of the payload's exact bytes detects a truncated or damaged file, which
@@ -194,9 +198,73 @@ func strictJSON(data []byte, v any) error {
 	return nil
 }
 
+// snapshotSaveEvery spaces the snapshot writes: a burst of changes (an
+// enrollment wave, a mass revocation) costs one write (encode, fsync) per
+// second instead of one per sync. A restart loses at most the last second
+// of changes from the file, which its first sync catches up on anyway.
+const snapshotSaveEvery = time.Second
+
+// unsaved is a snapshot waiting for the writer, with its sync time.
+type unsaved struct {
+	s        *Snapshot
+	syncedAt time.Time
+}
+
+// queueSave hands s to the writer (replacing any snapshot it has not
+// written yet) without waiting.
+func (p *Policy) queueSave(s *Snapshot, syncedAt time.Time) {
+	if p.file == "" {
+		return
+	}
+	p.toSave.Store(&unsaved{s: s, syncedAt: syncedAt})
+	select {
+	case p.save <- struct{}{}:
+	default: // the writer is already woken
+	}
+}
+
+// saveLoop writes the latest snapshot when one is queued, at most once
+// per saveEvery, until ctx ends; then it writes the one left, if any.
+func (p *Policy) saveLoop(ctx context.Context) {
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			p.saveLatest()
+			return
+		case <-p.save:
+		}
+		// What is queued while waiting goes into this one write.
+		if wait := p.saveEvery - time.Since(last); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+		p.saveLatest()
+		last = time.Now()
+	}
+}
+
+// saveLatest writes the queued snapshot, if any.
+func (p *Policy) saveLatest() {
+	u := p.toSave.Swap(nil)
+	if u == nil {
+		return
+	}
+	if err := p.saveFile(p.file, u.s, u.syncedAt); err != nil {
+		p.log.Error("saving the policy snapshot failed", "err", err)
+		p.toSave.CompareAndSwap(nil, u) // tried again with the next write, unless a newer one comes
+		return
+	}
+	p.saves.Add(1)
+}
+
 // PersistTo loads the snapshot saved at path (if any) as the starting
 // point, with its original sync time (an old snapshot stays stale), and
-// saves every later change there. A damaged file is logged (its path,
+// has Run save later changes there. A damaged file is logged (its path,
 // never its contents), counted and ignored: the proxy starts without
 // policy, so high-risk paths fail closed until the first sync, which
 // overwrites it. A file that cannot be read at all stops start-up.

@@ -58,12 +58,21 @@ type Policy struct {
 	file     string // persisted snapshot ("" = none)
 	// snapshotsRefused counts persisted snapshots refused at load (persist.go).
 	snapshotsRefused atomic.Int64
+	// The snapshot file is written by Run's writer, never by a sync
+	// (persist.go): toSave is the latest snapshot not yet written, save
+	// wakes the writer.
+	toSave    atomic.Pointer[unsaved]
+	save      chan struct{}
+	saveFile  func(path string, s *Snapshot, syncedAt time.Time) error // saveSnapshot
+	saveEvery time.Duration                                            // snapshotSaveEvery
+	saves     atomic.Int64                                             // files written
 }
 
 // NewPolicy starts with an empty snapshot that has never synced (so
 // high-risk paths fail closed until the first Sync).
 func NewPolicy(st PolicySource, catalog *config.Catalog, log *slog.Logger) *Policy {
-	p := &Policy{st: st, catalog: catalog, log: log, kick: make(chan struct{}, 1)}
+	p := &Policy{st: st, catalog: catalog, log: log, kick: make(chan struct{}, 1),
+		save: make(chan struct{}, 1), saveFile: saveSnapshot, saveEvery: snapshotSaveEvery}
 	p.cur.Store(&Snapshot{devices: map[string]deviceState{}, subs: map[string]subState{}, active: map[string]int{}})
 	return p
 }
@@ -100,11 +109,7 @@ func (p *Policy) syncLocked(ctx context.Context) error {
 	if ch.Seq != cur.Seq {
 		next := cur.apply(ch, p.catalog)
 		p.cur.Store(next)
-		if p.file != "" {
-			if err := saveSnapshot(p.file, next, now); err != nil {
-				p.log.Error("saving the policy snapshot failed", "err", err)
-			}
-		}
+		p.queueSave(next, now) // written by Run, not on this goroutine (maybe a request's)
 	}
 	p.lastSync.Store(now.UnixNano())
 	return nil
@@ -163,7 +168,21 @@ func (p *Policy) Kick() {
 // Run syncs every interval (and when kicked) until ctx ends, then returns
 // nil. A failed sync is no reason to stop: it is logged and tried again,
 // and meanwhile the growing staleness makes high-risk paths fail closed.
+// Run also owns the writer of the snapshot file, which writes the last
+// snapshot once more before Run returns.
 func (p *Policy) Run(ctx context.Context, every time.Duration) error {
+	// The writer's context ends after the last sync of this loop, so that
+	// sync's snapshot is in the final write.
+	wctx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		p.saveLoop(wctx)
+	}()
+	defer func() {
+		stopWriter()
+		<-written
+	}()
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
