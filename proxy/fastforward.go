@@ -308,9 +308,15 @@ func (f *directForwarder) finishFast(c *fastConn, uc *upstreamConn, upstreamClos
 	return served
 }
 
-// connectionClose adds "Connection: close" when the client asked for it
-// (the connection ends after this response).
+// connectionClose adds "Connection: close" when the client asked for it or
+// the server is shutting down (the connection ends after this response).
 func (c *fastConn) connectionClose(out []byte) []byte {
+	if c.srv.closing.Load() {
+		// Shutting down: this is the connection's last answer (a client
+		// sending its next request at once would otherwise keep it busy,
+		// and never idle, until the shutdown's deadline).
+		c.head.Close = true
+	}
 	if c.head.Close {
 		return append(out, "Connection: close\r\n"...)
 	}

@@ -84,7 +84,7 @@ func (c *fastConn) serve() {
 		case served:
 			c.srv.fastServed.Add(1)
 			c.br.Discard(c.head.Size)
-			if c.head.Close || !c.phase.CompareAndSwap(connActive, connIdle) {
+			if c.head.Close || c.srv.closing.Load() || !c.phase.CompareAndSwap(connActive, connIdle) {
 				return // asked to close, or shutting down
 			}
 		case handOff:
