@@ -34,6 +34,7 @@ import (
 	"github.com/devicegate/devicegate/internal/testpki"
 	"github.com/devicegate/devicegate/store"
 	"github.com/devicegate/devicegate/store/sqlite/sqlitetest"
+	"github.com/devicegate/devicegate/store/storetest"
 )
 
 const td = "test.devicegate.local"
@@ -75,21 +76,10 @@ func newEnvOn(t testing.TB, st store.Store, maxStale time.Duration, change func(
 	t.Cleanup(func() { st.Close() })
 	var err error
 	e := &env{t: t, ctx: ctx, pki: testpki.New(t), st: st, devices: map[string]store.Device{}, bigWrites: make(chan error, 8)}
-	if e.tenant, err = st.CreateTenant(ctx, store.NewTenant{Name: "shop"}, actor); err != nil {
-		t.Fatal(err)
-	}
+	e.tenant = storetest.Tenant(t, st, "shop")
 	var users []backoffice.User
 	for _, name := range []string{"alice", "bob"} {
-		s, err := st.CreateSubAccount(ctx, store.NewSubAccount{TenantID: e.tenant.ID, Name: name, Role: "operations", PasswordHash: "x"}, actor)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.EnablePhone(ctx, e.tenant.ID, s.ID, []byte("JBSWY3DPEHPK3PXPJBSW"), actor); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.SetProtection(ctx, e.tenant.ID, s.ID, store.Protection{Enabled: true, MaxDevices: 2}, actor); err != nil {
-			t.Fatal(err)
-		}
+		storetest.Protected(t, st, e.tenant, name, 2)
 		h, _ := secrets.HashPassword(name + "-password")
 		users = append(users, backoffice.User{Name: "shop:" + name, PasswordHash: h})
 	}
