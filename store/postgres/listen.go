@@ -24,11 +24,17 @@ func ListenPolicy(ctx context.Context, dsn string, changed func(), log *slog.Log
 		// best: say what is wrong without it.
 		return errors.New("policy notifications: database.dsn does not parse")
 	}
-	backoff := 100 * time.Millisecond
+	const firstBackoff = 100 * time.Millisecond
+	backoff := firstBackoff
 	for ctx.Err() == nil {
-		err := listenOnce(ctx, dsn, changed)
+		listened, err := listenOnce(ctx, dsn, changed)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if listened {
+			// A session that worked was lost (a crash, a failover): the
+			// next one is tried soon, not after an old outage's backoff.
+			backoff = firstBackoff
 		}
 		log.Warn("policy notifications interrupted; reconnecting", "err", err, "in", backoff)
 		select {
@@ -41,19 +47,23 @@ func ListenPolicy(ctx context.Context, dsn string, changed func(), log *slog.Log
 	return nil
 }
 
-func listenOnce(ctx context.Context, dsn string, changed func()) error {
+// listenOnce listens on one session until it fails; listened says whether
+// LISTEN took effect on it. With a multi-host DSN and
+// target_session_attrs=read-write the session is on the current primary
+// (a standby refuses LISTEN, and NOTIFY is not replicated).
+func listenOnce(ctx context.Context, dsn string, changed func()) (listened bool, err error) {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "LISTEN "+PolicyChannel); err != nil {
-		return err
+		return false, err
 	}
-	changed() // whatever happened before LISTEN took effect
+	changed() // whatever happened before LISTEN took effect (or on the old primary)
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return err
+			return true, err
 		}
 		changed()
 	}

@@ -31,6 +31,11 @@ type Server struct {
 	// opts and log are what Start used, so Crash and Restart reuse them.
 	ctl             func(args ...string) error
 	data, opts, log string
+	// run runs one server binary (as the postgres user when root) and dir
+	// is the cluster's temporary directory (sockets): a standby made by
+	// StartReplicated uses both.
+	run func(name string, args ...string) error
+	dir string
 }
 
 // binDir finds the newest /usr/lib/postgresql/*/bin with initdb.
@@ -89,14 +94,19 @@ func Start(tb testing.TB) *Server {
 	if err := run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
 		tb.Fatal(err)
 	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", port, dir)
-	s := &Server{port: port, data: data, opts: opts, log: filepath.Join(dir, "log"),
+	s := &Server{port: port, data: data, opts: serverOpts(port, dir), log: filepath.Join(dir, "log"), run: run, dir: dir,
 		ctl: func(args ...string) error { return run("pg_ctl", args...) }}
 	if err := s.start(); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = s.ctl("-D", data, "-m", "immediate", "-w", "stop") })
 	return s
+}
+
+// serverOpts are the postgres options of a test server on port with its
+// sockets in dir: fast and not crash-safe (no fsync, asynchronous commit).
+func serverOpts(port int, dir string) string {
+	return fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", port, dir)
 }
 
 func (s *Server) start() error {
@@ -124,6 +134,12 @@ func (s *Server) Restart(tb testing.TB) {
 // NewDatabase creates a fresh, empty database and returns its DSN.
 func (s *Server) NewDatabase(tb testing.TB) string {
 	tb.Helper()
+	return s.dsn(s.createDatabase(tb))
+}
+
+// createDatabase creates a fresh, empty database and returns its name.
+func (s *Server) createDatabase(tb testing.TB) string {
+	tb.Helper()
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), s.dbs.Add(1))
 	admin, err := sql.Open("pgx", s.dsn("postgres"))
 	if err != nil {
@@ -135,7 +151,7 @@ func (s *Server) NewDatabase(tb testing.TB) string {
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
 		tb.Fatal(err)
 	}
-	return s.dsn(name)
+	return name
 }
 
 func (s *Server) dsn(db string) string {
