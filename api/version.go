@@ -2,7 +2,9 @@
 // proxies and CLI: every body that crosses a process boundary, with
 // explicit JSON names, and the protocol version both ends check. One file
 // per protocol: enroll.go (enrollment and renewal, the portal's browser
-// enrollment), errors.go (every error answer).
+// enrollment), feed.go (the policy and revocation feeds), proxycert.go (a
+// proxy's own certificate renewal), upload.go (a proxy's audit and
+// last-seen uploads), errors.go (every error answer).
 //
 // The package imports nothing of devicegate: a store type may change
 // without changing the wire, and each end converts at its boundary.

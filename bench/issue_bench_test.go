@@ -25,6 +25,7 @@ import (
 	"github.com/smallstep/certificates/authority/provisioner"
 	"go.step.sm/crypto/x509util"
 
+	"github.com/devicegate/devicegate/api"
 	"github.com/devicegate/devicegate/ca"
 	"github.com/devicegate/devicegate/store"
 	"github.com/devicegate/devicegate/store/sqlite/sqlitetest"
@@ -204,23 +205,23 @@ func BenchmarkIssueHTTPS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	api := ca.NewServer(e.ca)
-	api.ConfigureTLS(tc)
+	caAPI := ca.NewServer(e.ca)
+	caAPI.ConfigureTLS(tc)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := &http.Server{Handler: api, TLSConfig: tc}
+	srv := &http.Server{Handler: caAPI, TLSConfig: tc}
 	go srv.Serve(tls.NewListener(ln, tc))
 	defer srv.Close()
-	url := "https://" + ln.Addr().String() + "/v1/enroll"
+	url := "https://" + ln.Addr().String() + api.EnrollPath
 	client := &http.Client{Transport: &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: e.keys.RootPool()},
 		MaxIdleConnsPerHost: clients,
 	}}
 	bodies := make([][]byte, b.N)
 	for i := range bodies {
-		bodies[i], _ = json.Marshal(map[string]string{"code": e.codes[i], "csr": string(e.csrs[i])})
+		bodies[i], _ = json.Marshal(api.EnrollRequest{Code: e.codes[i], CSR: string(e.csrs[i])})
 	}
 	b.ResetTimer()
 	runParallel(b, b.N, func(_, i int) error {
@@ -228,9 +229,7 @@ func BenchmarkIssueHTTPS(b *testing.B) {
 		if err != nil {
 			return err
 		}
-		var out struct {
-			Serial string `json:"serial"`
-		}
+		var out api.Certificate
 		err = json.NewDecoder(resp.Body).Decode(&out)
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusCreated || out.Serial == "" {

@@ -138,7 +138,7 @@ func caIsolationCases() map[string]struct {
 		"GET /v1/revocations": {run: feedHides("/v1/revocations")},
 		"GET /v1/policy":      {run: feedHides("/v1/policy")},
 		"POST /v1/audit": {run: func(t *testing.T, x *caIso) {
-			rec := `{"records":[{"TenantID":"` + x.b.ID + `","Entry":{"Action":"proxy.allow","Target":"` + x.bob.ID + `"}}]}`
+			rec := `{"records":[{"tenant_id":"` + x.b.ID + `","action":"proxy.allow","target":"` + x.bob.ID + `"}]}`
 			refused(t, x.proxyA, "POST", x.url+"/v1/audit", rec, http.StatusForbidden)
 			x.loggedRefusal(t, "/v1/audit", "does not cover this store")
 			refused(t, x.deviceA, "POST", x.url+"/v1/audit", rec, http.StatusUnauthorized, http.StatusForbidden)

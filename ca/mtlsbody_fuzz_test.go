@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devicegate/devicegate/api"
 	"github.com/devicegate/devicegate/store/storetest"
 )
 
@@ -18,6 +19,7 @@ import (
 func postAs(srv http.Handler, path, body string, chain []*x509.Certificate) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
 	r.TLS = &tls.ConnectionState{PeerCertificates: chain}
+	api.SetHeader(r.Header)
 	w := httptest.NewRecorder()
 	srv.ServeHTTP(w, r)
 	return w

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/devicegate/devicegate/api"
 	"github.com/devicegate/devicegate/store"
 )
 
@@ -16,15 +17,8 @@ import (
 // changed), and POST /v1/audit takes their batched decisions into the
 // store's audit log. All need a proxy-role client certificate whose
 // record in the store is active (proxyCaller), and each answers or accepts
-// only the stores of that record's scope.
-
-// policyPage is one answer of the policy feed: what changed after the
-// caller's seq, complete up to Seq. Secrets never leave the CA.
-type policyPage struct {
-	Seq         int64              `json:"seq"`
-	SubAccounts []store.SubAccount `json:"subaccounts"`
-	Devices     []store.Device     `json:"devices"`
-}
+// only the stores of that record's scope. The bodies are api's (feed.go,
+// upload.go).
 
 func (s *Server) handlePolicy(w http.ResponseWriter, r *http.Request) {
 	proxy, err := s.proxyCaller(r)
@@ -54,7 +48,7 @@ func (s *Server) handlePolicy(w http.ResponseWriter, r *http.Request) {
 		return // or the proxy has gone
 	}
 	if !newer && wait > 0 {
-		writeJSON(w, http.StatusOK, policyPage{Seq: since, SubAccounts: []store.SubAccount{}, Devices: []store.Device{}})
+		writeJSON(w, http.StatusOK, api.PolicyPage{Seq: since, SubAccounts: []api.PolicySubAccount{}, Devices: []api.PolicyDevice{}})
 		return
 	}
 	ch, err := s.ca.store.PolicyChangesSince(r.Context(), since)
@@ -62,31 +56,33 @@ func (s *Server) handlePolicy(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	page := policyPage{Seq: ch.Seq, SubAccounts: []store.SubAccount{}, Devices: []store.Device{}}
+	page := api.PolicyPage{Seq: ch.Seq, SubAccounts: []api.PolicySubAccount{}, Devices: []api.PolicyDevice{}}
 	for _, a := range ch.SubAccounts {
 		if proxy.Scope.Allows(a.TenantID) {
-			a.PasswordHash, a.TOTPSecret = "", nil
-			page.SubAccounts = append(page.SubAccounts, a)
+			page.SubAccounts = append(page.SubAccounts, policySubAccount(a))
 		}
 	}
 	for _, d := range ch.Devices {
 		if proxy.Scope.Allows(d.TenantID) {
-			page.Devices = append(page.Devices, d)
+			page.Devices = append(page.Devices, policyDevice(d))
 		}
 	}
 	writeJSON(w, http.StatusOK, page)
 }
 
-// AuditUpload is a proxy's batch for POST /v1/audit.
-type AuditUpload struct {
-	Records []store.AuditRecord `json:"records"`
+// policySubAccount is what the feed tells of a sub-account: what a
+// proxy's decision reads, nothing else (no secrets, phone or times).
+func policySubAccount(a store.SubAccount) api.PolicySubAccount {
+	return api.PolicySubAccount{TenantID: a.TenantID, ID: a.ID, FullName: a.FullName(), Status: string(a.Status),
+		Role: a.Role, Grants: a.Grants, Protection: api.Protection{Enabled: a.Protection.Enabled, MaxDevices: a.Protection.MaxDevices},
+		Window: api.Window{NotBefore: a.Window.NotBefore, NotAfter: a.Window.NotAfter}}
 }
 
-// Bounds of one audit upload.
-const (
-	maxAuditUploadBytes   = 4 << 20
-	maxAuditUploadRecords = 4096
-)
+// policyDevice is what the feed tells of a device: no label, enrollment
+// address, user agent, fingerprint or last use.
+func policyDevice(d store.Device) api.PolicyDevice {
+	return api.PolicyDevice{ID: d.ID, TenantID: d.TenantID, SubID: d.SubID, Serial: d.Serial, Status: string(d.Status), ExpiresAt: d.ExpiresAt}
+}
 
 var (
 	errNotProxyEvent = errors.New("only proxy decisions (action proxy.*) may be uploaded")
@@ -95,25 +91,26 @@ var (
 
 // handleAudit appends a proxy's decisions for the stores of its scope. A
 // proxy may only write what proxies write (proxy.* actions); who and when
-// are the CA's to say (proxyEntry).
+// are the CA's to say (proxyRecord).
 func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 	proxy, err := s.proxyCaller(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	var up AuditUpload
-	if err := decodeJSON(w, r, &up, maxAuditUploadBytes); err != nil {
+	var up api.AuditUpload
+	if err := decodeJSON(w, r, &up, api.MaxUploadBytes); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if len(up.Records) == 0 || len(up.Records) > maxAuditUploadRecords {
-		s.writeError(w, r, fmt.Errorf("%w: 1..%d records per upload", errBadRequest, maxAuditUploadRecords))
+	if len(up.Records) == 0 || len(up.Records) > api.MaxUploadItems {
+		s.writeError(w, r, fmt.Errorf("%w: 1..%d records per upload", errBadRequest, api.MaxUploadItems))
 		return
 	}
 	now := s.ca.now()
+	records := make([]store.AuditRecord, len(up.Records))
 	for i, rec := range up.Records {
-		if !strings.HasPrefix(rec.Entry.Action, "proxy.") || rec.TenantID == "" {
+		if !strings.HasPrefix(rec.Action, "proxy.") || rec.TenantID == "" {
 			s.writeError(w, r, fmt.Errorf("%w: %v", errBadRequest, errNotProxyEvent))
 			return
 		}
@@ -122,47 +119,41 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, fmt.Errorf("%w: store %s", errOutOfScope, rec.TenantID))
 			return
 		}
-		up.Records[i].Entry = proxyEntry(rec.Entry, proxy.Name, clientIP(r), now)
+		records[i] = proxyRecord(rec, proxy.Name, clientIP(r), now)
 	}
-	if err := s.ca.store.AppendAuditBatch(r.Context(), up.Records); err != nil {
+	if err := s.ca.store.AppendAuditBatch(r.Context(), records); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// proxyEntry replaces what a proxy says about who and when: the actor is
-// the proxy of the certificate (from proxyIP), the time the CA's receive
-// time. What the proxy reported is kept as details whose names say so:
-// observed_at (its clock) and client_ip (the address it saw).
-func proxyEntry(e store.AuditEntry, proxyName, proxyIP string, now time.Time) store.AuditEntry {
-	detail := make(map[string]string, len(e.Detail)+2)
-	for k, v := range e.Detail {
+// proxyRecord is an uploaded decision as the store keeps it. Who and when
+// are the CA's to say: the actor is the proxy of the certificate (from
+// proxyIP), the time the CA's receive time. What the proxy reported is
+// kept as details whose names say so: observed_at (its clock) and
+// client_ip (the address it saw).
+func proxyRecord(rec api.AuditRecord, proxyName, proxyIP string, now time.Time) store.AuditRecord {
+	detail := make(map[string]string, len(rec.Detail)+2)
+	for k, v := range rec.Detail {
 		detail[k] = v
 	}
 	delete(detail, "observed_at")
 	delete(detail, "client_ip")
-	if !e.Time.IsZero() {
-		detail["observed_at"] = e.Time.UTC().Format(time.RFC3339Nano)
+	if !rec.Time.IsZero() {
+		detail["observed_at"] = rec.Time.UTC().Format(time.RFC3339Nano)
 	}
-	if e.Actor.IP != "" {
-		detail["client_ip"] = e.Actor.IP
+	if rec.ClientIP != "" {
+		detail["client_ip"] = rec.ClientIP
 	}
-	e.Actor = store.Actor{Kind: "proxy", Name: "proxy:" + proxyName, IP: proxyIP}
-	e.Time, e.Detail = now, detail
-	return e
-}
-
-// seenUpload is a proxy's POST /v1/seen: devices' last use. A reported
-// "at" is accepted for compatibility and ignored: the CA's receive time
-// is recorded.
-type seenUpload struct {
-	Devices []struct {
-		TenantID string    `json:"tenant_id"`
-		DeviceID string    `json:"device_id"`
-		At       time.Time `json:"at"`
-		IP       string    `json:"ip"`
-	} `json:"devices"`
+	return store.AuditRecord{TenantID: rec.TenantID, Entry: store.AuditEntry{
+		Time:    now,
+		Actor:   store.Actor{Kind: "proxy", Name: "proxy:" + proxyName, IP: proxyIP},
+		Action:  rec.Action,
+		Target:  rec.Target,
+		Outcome: rec.Outcome,
+		Detail:  detail,
+	}}
 }
 
 // handleSeen records when (the CA's time) and from where devices of the
@@ -174,13 +165,13 @@ func (s *Server) handleSeen(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var up seenUpload
-	if err := decodeJSON(w, r, &up, maxAuditUploadBytes); err != nil {
+	var up api.SeenUpload
+	if err := decodeJSON(w, r, &up, api.MaxUploadBytes); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if len(up.Devices) == 0 || len(up.Devices) > maxAuditUploadRecords {
-		s.writeError(w, r, fmt.Errorf("%w: 1..%d devices per upload", errBadRequest, maxAuditUploadRecords))
+	if len(up.Devices) == 0 || len(up.Devices) > api.MaxUploadItems {
+		s.writeError(w, r, fmt.Errorf("%w: 1..%d devices per upload", errBadRequest, api.MaxUploadItems))
 		return
 	}
 	for _, d := range up.Devices {

@@ -117,7 +117,7 @@ func TestPolicyFeedRefusals(t *testing.T) {
 	}
 
 	before := f.counts(f.alice)
-	audit := `{"records":[{"TenantID":"` + f.tenant.ID + `","Entry":{"Actor":{"Kind":"owner","Name":"x"},"Action":"device.revoke","Target":"shop:alice"}}]}`
+	audit := `{"records":[{"tenant_id":"` + f.tenant.ID + `","action":"device.revoke","target":"shop:alice"}]}`
 	tests := []struct {
 		name   string
 		client *http.Client

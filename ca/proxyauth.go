@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/devicegate/devicegate/api"
 	"github.com/devicegate/devicegate/internal/identity"
 	"github.com/devicegate/devicegate/store"
 )
@@ -18,8 +19,13 @@ var errProxyRefused = fmt.Errorf("proxy certificate refused: %w", store.ErrProxy
 // CA (issued by `devicegate ca proxy-cert`) whose record in the store is
 // active, and returns that record: the store, not the certificate, is
 // authoritative for revocation and scope. Refusals are logged (the CA's
-// own audit trail: they belong to no store).
+// own audit trail: they belong to no store). Only devicegate's programs
+// call these routes, so the request must state an API version this CA
+// speaks: a proxy older than versions would misread the feed.
 func (s *Server) proxyCaller(r *http.Request) (store.ProxyCert, error) {
+	if err := api.CheckHeader(r.Header, true); err != nil {
+		return store.ProxyCert{}, err
+	}
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return store.ProxyCert{}, errUnauthenticated
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devicegate/devicegate/api"
 	"github.com/devicegate/devicegate/internal/identity"
 	"github.com/devicegate/devicegate/proxy"
 	"github.com/devicegate/devicegate/store"
@@ -109,7 +110,7 @@ func TestProxyCertRevokedRefusedAtOnce(t *testing.T) {
 	}
 	good := f.proxyCert("edge-1", only(f.tenant.ID))
 
-	audit := `{"records":[{"TenantID":"` + f.tenant.ID + `","Entry":{"Actor":{"Kind":"proxy"},"Action":"proxy.allow","Target":"shop:alice"}}]}`
+	audit := `{"records":[{"tenant_id":"` + f.tenant.ID + `","action":"proxy.allow","target":"shop:alice"}]}`
 	seen := `{"devices":[{"tenant_id":"` + f.tenant.ID + `","device_id":"` + device.Device.ID + `","ip":"10.9.9.9"}]}`
 	endpoints := []struct{ method, path, body string }{
 		{"GET", "/v1/policy?since=0&wait=0s", ""},
@@ -246,7 +247,7 @@ func TestProxyScope(t *testing.T) {
 	}
 
 	record := func(tenantID string) string {
-		return `{"records":[{"TenantID":"` + tenantID + `","Entry":{"Actor":{"Kind":"proxy"},"Action":"proxy.allow","Target":"x"}}]}`
+		return `{"records":[{"tenant_id":"` + tenantID + `","action":"proxy.allow","target":"x"}]}`
 	}
 	seen := func(tenantID, deviceID string) string {
 		return `{"devices":[{"tenant_id":"` + tenantID + `","device_id":"` + deviceID + `","ip":"10.1.1.1"}]}`
@@ -254,7 +255,7 @@ func TestProxyScope(t *testing.T) {
 	beforeOther, beforeShop := f.counts(bob), f.counts(f.alice)
 	for _, tc := range []struct{ name, path, body string }{
 		{"audit for another store", "/v1/audit", record(other.ID)},
-		{"audit mixing stores", "/v1/audit", strings.Replace(record(f.tenant.ID), "]}", `,{"TenantID":"`+other.ID+`","Entry":{"Action":"proxy.deny","Target":"y"}}]}`, 1)},
+		{"audit mixing stores", "/v1/audit", strings.Replace(record(f.tenant.ID), "]}", `,{"tenant_id":"`+other.ID+`","action":"proxy.deny","target":"y"}]}`, 1)},
 		{"seen for another store", "/v1/seen", seen(other.ID, otherDev.Device.ID)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -293,18 +294,23 @@ func TestProxyUploadActorAndTime(t *testing.T) {
 	past := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
 	clock.Advance(time.Hour) // the CA's receive time differs from the issue time
 
-	for _, kind := range []string{"owner", "proxy"} {
-		body, _ := json.Marshal(map[string]any{"records": []store.AuditRecord{{TenantID: f.tenant.ID, Entry: store.AuditEntry{
-			Time: past, Actor: store.Actor{Kind: kind, Name: "owner", IP: "10.0.0.9", UA: "forged"},
-			Action: "proxy.allow", Target: "shop:alice", Outcome: "certificate_valid",
-			Detail: map[string]string{"observed_at": "forged", "device": device.Device.ID},
-		}}}})
-		if status, out := call(t, p, "POST", url+"/v1/audit", string(body)); status != http.StatusNoContent {
-			t.Fatalf("upload: %d %s", status, out)
+	// The upload cannot name an actor or a receive time: such fields are
+	// refused, nothing is written.
+	for _, forged := range []string{`"actor":{"kind":"owner","name":"owner"}`, `"entry":{"actor":{"kind":"owner"}}`, `"received_at":"2001-02-03T04:05:06Z"`} {
+		body := `{"records":[{"tenant_id":"` + f.tenant.ID + `","action":"proxy.allow","target":"shop:alice",` + forged + `}]}`
+		if status, out := call(t, p, "POST", url+"/v1/audit", body); status != http.StatusBadRequest {
+			t.Fatalf("upload with %s: %d %s", forged, status, out)
 		}
 	}
+	body, _ := json.Marshal(api.AuditUpload{Records: []api.AuditRecord{{TenantID: f.tenant.ID,
+		Time: past, ClientIP: "10.0.0.9", Action: "proxy.allow", Target: "shop:alice", Outcome: "certificate_valid",
+		Detail: map[string]string{"observed_at": "forged", "device": device.Device.ID},
+	}}})
+	if status, out := call(t, p, "POST", url+"/v1/audit", string(body)); status != http.StatusNoContent {
+		t.Fatalf("upload: %d %s", status, out)
+	}
 	evs, err := f.store.ListAudit(f.ctx, f.tenant.ID, store.AuditFilter{Action: "proxy."})
-	if err != nil || len(evs) != 2 {
+	if err != nil || len(evs) != 1 {
 		t.Fatalf("audit: %d %v", len(evs), err)
 	}
 	want := clock.Now().Truncate(time.Microsecond)
@@ -323,9 +329,13 @@ func TestProxyUploadActorAndTime(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Last seen: the CA's time, not the reported one.
-	body := `{"devices":[{"tenant_id":"` + f.tenant.ID + `","device_id":"` + device.Device.ID + `","at":"2001-02-03T04:05:06Z","ip":"10.0.0.9"}]}`
-	if status, out := call(t, p, "POST", url+"/v1/seen", body); status != http.StatusNoContent {
+	// Last seen: the CA's time; a proxy cannot state one.
+	forged := `{"devices":[{"tenant_id":"` + f.tenant.ID + `","device_id":"` + device.Device.ID + `","at":"2001-02-03T04:05:06Z","ip":"10.0.0.9"}]}`
+	if status, out := call(t, p, "POST", url+"/v1/seen", forged); status != http.StatusBadRequest {
+		t.Fatalf("seen with a time: %d %s", status, out)
+	}
+	body, _ = json.Marshal(api.SeenUpload{Devices: []api.SeenDevice{{TenantID: f.tenant.ID, DeviceID: device.Device.ID, IP: "10.0.0.9"}}})
+	if status, out := call(t, p, "POST", url+"/v1/seen", string(body)); status != http.StatusNoContent {
 		t.Fatalf("seen: %d %s", status, out)
 	}
 	d, _ := f.store.GetDevice(f.ctx, f.tenant.ID, device.Device.ID)
@@ -340,14 +350,14 @@ func TestProxyRenew(t *testing.T) {
 	f := newFixture(t)
 	clock := f.atomicClock()
 	url := startServer(t, f)
-	renew := func(c *http.Client) (int, proxyRenewResponse) {
-		b, _ := json.Marshal(map[string]string{"csr": string(newCSR(t, newKey(t), nil))})
+	renew := func(c *http.Client) (int, api.ProxyCertificate) {
+		b, _ := json.Marshal(api.ProxyRenewRequest{CSR: string(newCSR(t, newKey(t), nil))})
 		resp, err := c.Post(url+"/v1/proxy/renew", "application/json", bytes.NewReader(b))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var out proxyRenewResponse
+		var out api.ProxyCertificate
 		if resp.StatusCode == http.StatusCreated {
 			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 				t.Fatal(err)

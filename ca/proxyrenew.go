@@ -2,21 +2,9 @@ package ca
 
 import (
 	"net/http"
-	"time"
+
+	"github.com/devicegate/devicegate/api"
 )
-
-// proxyRenewRequest is POST /v1/proxy/renew: a CSR for the new key.
-type proxyRenewRequest struct {
-	CSR string `json:"csr"`
-}
-
-// proxyRenewResponse carries the renewed certificate (PEM).
-type proxyRenewResponse struct {
-	Serial      string `json:"serial"`
-	NotAfter    string `json:"not_after"`
-	Certificate string `json:"certificate"` // the leaf
-	Chain       string `json:"chain"`       // leaf and intermediate
-}
 
 // handleProxyRenew renews the proxy certificate the caller authenticated
 // with (active in the store, in the second half of its life): same name,
@@ -27,7 +15,7 @@ func (s *Server) handleProxyRenew(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var req proxyRenewRequest
+	var req api.ProxyRenewRequest
 	if err := decodeJSON(w, r, &req, maxEnrollBody); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -42,9 +30,9 @@ func (s *Server) handleProxyRenew(w http.ResponseWriter, r *http.Request) {
 		all = append(all, pemCert(c)...)
 	}
 	s.log.Info("proxy certificate renewed", "proxy", proxy.Name, "old_serial", proxy.Serial, "serial", SerialHex(chain[0]))
-	writeJSON(w, http.StatusCreated, proxyRenewResponse{
+	writeJSON(w, http.StatusCreated, api.ProxyCertificate{
 		Serial:      SerialHex(chain[0]),
-		NotAfter:    chain[0].NotAfter.UTC().Format(time.RFC3339),
+		NotAfter:    chain[0].NotAfter.UTC(),
 		Certificate: string(pemCert(chain[0])),
 		Chain:       string(all),
 	})

@@ -70,11 +70,11 @@ func (s *Server) routes(m routetable.Router) {
 	m.HandleFunc("GET "+api.RootsPath, s.handleRoots)
 	m.HandleFunc("POST "+api.EnrollPath, s.handleEnroll)
 	m.HandleFunc("POST "+api.RenewPath, s.handleRenew)
-	m.HandleFunc("GET /v1/revocations", s.handleRevocations)
-	m.HandleFunc("GET /v1/policy", s.handlePolicy)
-	m.HandleFunc("POST /v1/audit", s.handleAudit)
-	m.HandleFunc("POST /v1/seen", s.handleSeen)
-	m.HandleFunc("POST /v1/proxy/renew", s.handleProxyRenew)
+	m.HandleFunc("GET "+api.RevocationsPath, s.handleRevocations)
+	m.HandleFunc("GET "+api.PolicyPath, s.handlePolicy)
+	m.HandleFunc("POST "+api.AuditPath, s.handleAudit)
+	m.HandleFunc("POST "+api.SeenPath, s.handleSeen)
+	m.HandleFunc("POST "+api.ProxyRenewPath, s.handleProxyRenew)
 	m.HandleFunc("GET /crl", s.handleCRL)
 	m.HandleFunc("GET /crl.pem", s.handleCRL)
 	m.HandleFunc("POST /ocsp", s.handleOCSP)
@@ -194,23 +194,6 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, certificateAnswer(issued))
 }
 
-type feedEntry struct {
-	Seq       int64     `json:"seq"`
-	Serial    string    `json:"serial"`
-	TenantID  string    `json:"tenant_id"`
-	SubID     string    `json:"sub_id"`
-	DeviceID  string    `json:"device_id"`
-	Reason    int       `json:"reason"`
-	RevokedAt time.Time `json:"revoked_at"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-type feedPage struct {
-	Seq         int64       `json:"seq"` // ask again with since=seq
-	More        bool        `json:"more"`
-	Revocations []feedEntry `json:"revocations"`
-}
-
 // feedQuery reads a feed's position (since) and long-poll bound (wait).
 func feedQuery(r *http.Request) (since int64, wait time.Duration, err error) {
 	since, err = strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
@@ -241,7 +224,7 @@ func (s *Server) handleRevocations(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var page feedPage
+	var page api.RevocationPage
 	first := true
 	_, err = s.longPoll(r.Context(), wait, func(int64) (bool, error) {
 		if !first { // woken by a change: the proxy may be the one revoked
@@ -297,18 +280,18 @@ func (s *Server) park(ctx context.Context, changed <-chan struct{}, over <-chan 
 
 // feedPage reads the store's seq before the rows, so a revocation committed
 // in between is delivered next time instead of being skipped.
-func (s *Server) feedPage(r *http.Request, since int64, scope store.ProxyScope) (feedPage, error) {
+func (s *Server) feedPage(r *http.Request, since int64, scope store.ProxyScope) (api.RevocationPage, error) {
 	cur, err := s.ca.store.CurrentSeq(r.Context())
 	if err != nil {
-		return feedPage{}, err
+		return api.RevocationPage{}, err
 	}
-	page := feedPage{Seq: max(cur, since), Revocations: []feedEntry{}}
+	page := api.RevocationPage{Seq: max(cur, since), Revocations: []api.Revocation{}}
 	if cur <= since {
 		return page, nil
 	}
 	revs, err := s.ca.store.RevocationsSince(r.Context(), since, feedPageSize)
 	if err != nil {
-		return feedPage{}, err
+		return api.RevocationPage{}, err
 	}
 	for _, rv := range revs {
 		if rv.Seq > cur {
@@ -317,7 +300,7 @@ func (s *Server) feedPage(r *http.Request, since int64, scope store.ProxyScope) 
 		if !scope.Allows(rv.TenantID) {
 			continue
 		}
-		page.Revocations = append(page.Revocations, feedEntry{
+		page.Revocations = append(page.Revocations, api.Revocation{
 			Seq: rv.Seq, Serial: rv.Serial, TenantID: rv.TenantID, SubID: rv.SubID, DeviceID: rv.DeviceID,
 			Reason: int(rv.Reason), RevokedAt: rv.RevokedAt, ExpiresAt: rv.ExpiresAt,
 		})

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devicegate/devicegate/api"
 	"github.com/devicegate/devicegate/store"
 )
 
@@ -29,14 +30,14 @@ func startServer(t *testing.T, f *fixture) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := NewServer(f.ca)
-	api.ConfigureTLS(tc)
-	f.api = api
+	srvAPI := NewServer(f.ca)
+	srvAPI.ConfigureTLS(tc)
+	f.api = srvAPI
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: api, TLSConfig: tc}
+	srv := &http.Server{Handler: srvAPI, TLSConfig: tc}
 	go srv.Serve(tls.NewListener(ln, tc))
 	t.Cleanup(func() { srv.Close() })
 	return "https://" + ln.Addr().String()
@@ -54,12 +55,25 @@ func waitParked(t *testing.T, f *fixture, n int64) {
 	}
 }
 
+// httpClient talks to the fixture's CA as devicegate's programs do: every
+// request states the API version (unless it already states one).
 func httpClient(f *fixture, cert *tls.Certificate) *http.Client {
 	tc := &tls.Config{RootCAs: f.ca.Keys().RootPool()}
 	if cert != nil {
 		tc.Certificates = []tls.Certificate{*cert}
 	}
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 20 * time.Second}
+	return &http.Client{Transport: versioned{&http.Transport{TLSClientConfig: tc}}, Timeout: 20 * time.Second}
+}
+
+// versioned states api.Version on requests that state none.
+type versioned struct{ http.RoundTripper }
+
+func (v versioned) RoundTrip(r *http.Request) (*http.Response, error) {
+	if _, ok := r.Header[api.VersionHeader]; !ok {
+		r = r.Clone(r.Context())
+		api.SetHeader(r.Header)
+	}
+	return v.RoundTripper.RoundTrip(r)
 }
 
 func tlsCert(chain []*x509.Certificate, key crypto.Signer) *tls.Certificate {
@@ -153,7 +167,7 @@ func TestEnrollCodeGuessingLocksOut(t *testing.T) {
 	}
 }
 
-func getFeed(t *testing.T, c *http.Client, url string) (int, feedPage) {
+func getFeed(t *testing.T, c *http.Client, url string) (int, api.RevocationPage) {
 	t.Helper()
 	status, p, err := fetchFeed(c, url)
 	if err != nil {
@@ -163,13 +177,13 @@ func getFeed(t *testing.T, c *http.Client, url string) (int, feedPage) {
 }
 
 // fetchFeed is getFeed for another goroutine than the test's.
-func fetchFeed(c *http.Client, url string) (int, feedPage, error) {
+func fetchFeed(c *http.Client, url string) (int, api.RevocationPage, error) {
 	resp, err := c.Get(url)
 	if err != nil {
-		return 0, feedPage{}, err
+		return 0, api.RevocationPage{}, err
 	}
 	defer resp.Body.Close()
-	var p feedPage
+	var p api.RevocationPage
 	if resp.StatusCode == http.StatusOK {
 		err = json.NewDecoder(resp.Body).Decode(&p)
 	}
@@ -208,7 +222,7 @@ func TestRevocationFeed(t *testing.T) {
 	}
 
 	// A waiting long poll returns as soon as the device is revoked.
-	done := make(chan feedPage, 1)
+	done := make(chan api.RevocationPage, 1)
 	go func() {
 		_, p, err := fetchFeed(proxy, url+"/v1/revocations?since="+itoa(page.Seq)+"&wait=20s")
 		if err != nil {

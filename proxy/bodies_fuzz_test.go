@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/devicegate/devicegate/api"
 	"github.com/devicegate/devicegate/internal/config"
 )
 
@@ -40,9 +41,9 @@ func FuzzParseWhoami(f *testing.F) {
 // to a snapshot does not panic, a page older than asked is refused, and
 // the snapshot's seq becomes the page's.
 func FuzzPolicyPage(f *testing.F) {
-	f.Add(`{"seq":5,"subaccounts":[{"ID":"s1","TenantID":"t","Name":"alice","Status":"active"}],"devices":[{"ID":"d1","TenantID":"t","SubID":"s1","Serial":"ab","Status":"active"}]}`, int64(3))
+	f.Add(`{"seq":5,"subaccounts":[{"id":"s1","tenant_id":"t","full_name":"shop:alice","status":"active","role":"operations","protection":{"enabled":true,"max_devices":1}}],"devices":[{"id":"d1","tenant_id":"t","sub_id":"s1","serial":"ab","status":"active","expires_at":"2030-01-01T00:00:00Z"}]}`, int64(3))
 	f.Add(`{"seq":1}`, int64(3))
-	f.Add(`{"seq":9,"devices":[{"ID":""},{"ID":""}]}`, int64(0))
+	f.Add(`{"seq":9,"devices":[{"id":"d","tenant_id":"t","sub_id":"s"},{"id":"d","tenant_id":"t","sub_id":"s","status":"active"}]}`, int64(0))
 	f.Add(`{"seq":"x"}`, int64(0))
 	f.Add(``, int64(0))
 	catalog, err := config.DefaultCatalog()
@@ -50,7 +51,7 @@ func FuzzPolicyPage(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, body string, since int64) {
-		page, err := decodePolicyPage(bytes.NewReader([]byte(body)), since)
+		page, err := api.DecodePolicyPage(bytes.NewReader([]byte(body)), since)
 		if err != nil {
 			return
 		}

@@ -16,13 +16,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/devicegate/devicegate/api"
 	"github.com/devicegate/devicegate/store"
 )
 
 // FeedClient is a proxy's link to the CA when it has no database access:
 // the policy feed (GET /v1/policy) as its PolicySource, and the audit and
 // last-seen uploads (POST /v1/audit, /v1/seen) as its AuditSink. It
-// authenticates with a proxy-role client certificate.
+// authenticates with a proxy-role client certificate, states the API
+// version on every request and reads only answers of a version it speaks;
+// the bodies are api's.
 type FeedClient struct {
 	base string
 	log  *slog.Logger
@@ -68,47 +71,40 @@ func (f *FeedClient) useCertificate(cert tls.Certificate) {
 	}
 }
 
-// policyPage mirrors the CA's answer.
-type policyPage struct {
-	Seq         int64              `json:"seq"`
-	SubAccounts []store.SubAccount `json:"subaccounts"`
-	Devices     []store.Device     `json:"devices"`
-}
-
-func (f *FeedClient) fetch(ctx context.Context, since int64, wait time.Duration) (policyPage, error) {
-	u := f.base + "/v1/policy?since=" + strconv.FormatInt(since, 10) + "&wait=" + url.QueryEscape(wait.String())
+func (f *FeedClient) fetch(ctx context.Context, since int64, wait time.Duration) (api.PolicyPage, error) {
+	u := f.base + api.PolicyPath + "?since=" + strconv.FormatInt(since, 10) + "&wait=" + url.QueryEscape(wait.String())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return policyPage{}, err
+		return api.PolicyPage{}, err
 	}
+	api.SetHeader(req.Header)
 	resp, err := f.client.Load().Do(req)
 	if err != nil {
-		return policyPage{}, fmt.Errorf("policy feed: %w", err)
+		return api.PolicyPage{}, fmt.Errorf("policy feed: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return policyPage{}, fmt.Errorf("policy feed: HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
+	if err := checkAnswer(resp, http.StatusOK); err != nil {
+		return api.PolicyPage{}, fmt.Errorf("policy feed: %w", err)
 	}
-	return decodePolicyPage(resp.Body, since)
-}
-
-// maxPolicyPage bounds one feed page (the CA pages its answers; a first
-// sync of a large installation is the biggest).
-const maxPolicyPage = 64 << 20
-
-// decodePolicyPage reads one page of the feed; a page whose seq is older
-// than the one asked for is refused (the policy never goes back).
-func decodePolicyPage(r io.Reader, since int64) (policyPage, error) {
-	var page policyPage
-	dec := json.NewDecoder(io.LimitReader(r, maxPolicyPage))
-	if err := dec.Decode(&page); err != nil {
-		return policyPage{}, fmt.Errorf("policy feed: %w", err)
-	}
-	if page.Seq < since {
-		return policyPage{}, fmt.Errorf("policy feed: seq went back from %d to %d", since, page.Seq)
+	page, err := api.DecodePolicyPage(resp.Body, since)
+	if err != nil {
+		return api.PolicyPage{}, fmt.Errorf("policy feed: %w", err)
 	}
 	return page, nil
+}
+
+// maxErrorAnswer bounds what is read of the CA's error answer.
+const maxErrorAnswer = 16 << 10
+
+// checkAnswer wants status (0: any 2xx) and an answer of the API version
+// this proxy speaks; otherwise it returns the status and the CA's error
+// (an *api.Error).
+func checkAnswer(resp *http.Response, want int) error {
+	if (want == 0 && resp.StatusCode/100 != 2) || (want != 0 && resp.StatusCode != want) {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorAnswer))
+		return fmt.Errorf("HTTP %d: %w", resp.StatusCode, api.DecodeError(resp.StatusCode, msg))
+	}
+	return api.CheckHeader(resp.Header, true)
 }
 
 // PolicyChangesSince asks the CA for the changes after afterSeq, without
@@ -121,9 +117,23 @@ func (f *FeedClient) PolicyChangesSince(ctx context.Context, afterSeq int64) (st
 	return policyChanges(page), nil
 }
 
-// policyChanges is a feed page as the policy applies it.
-func policyChanges(page policyPage) store.PolicyChanges {
-	return store.PolicyChanges{Seq: page.Seq, SubAccounts: page.SubAccounts, Devices: page.Devices}
+// policyChanges is a feed page as the policy applies it: the store's
+// types with what the feed carries (DecodePolicyPage checked the full
+// names are "store:name").
+func policyChanges(page api.PolicyPage) store.PolicyChanges {
+	ch := store.PolicyChanges{Seq: page.Seq, SubAccounts: make([]store.SubAccount, 0, len(page.SubAccounts)), Devices: make([]store.Device, 0, len(page.Devices))}
+	for _, a := range page.SubAccounts {
+		tenantName, name, _ := strings.Cut(a.FullName, ":")
+		ch.SubAccounts = append(ch.SubAccounts, store.SubAccount{ID: a.ID, TenantID: a.TenantID, TenantName: tenantName, Name: name,
+			Role: a.Role, Grants: a.Grants, Status: store.SubStatus(a.Status),
+			Protection: store.Protection{Enabled: a.Protection.Enabled, MaxDevices: a.Protection.MaxDevices},
+			Window:     store.Window{NotBefore: a.Window.NotBefore, NotAfter: a.Window.NotAfter}})
+	}
+	for _, d := range page.Devices {
+		ch.Devices = append(ch.Devices, store.Device{ID: d.ID, TenantID: d.TenantID, SubID: d.SubID, Serial: d.Serial,
+			Status: store.DeviceStatus(d.Status), ExpiresAt: d.ExpiresAt})
+	}
+	return ch
 }
 
 // Watch long-polls the feed from the policy's seq and kicks a sync as soon
@@ -167,14 +177,14 @@ func (f *FeedClient) post(ctx context.Context, path string, v any, want int, out
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	api.SetHeader(req.Header)
 	resp, err := f.client.Load().Do(req)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	defer resp.Body.Close()
-	if (want == 0 && resp.StatusCode/100 != 2) || (want != 0 && resp.StatusCode != want) {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s: HTTP %d: %s", path, resp.StatusCode, bytes.TrimSpace(msg))
+	if err := checkAnswer(resp, want); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	if out != nil {
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(out); err != nil {
@@ -184,20 +194,20 @@ func (f *FeedClient) post(ctx context.Context, path string, v any, want int, out
 	return nil
 }
 
-// AppendAuditBatch uploads decisions to the CA's audit log.
+// AppendAuditBatch uploads decisions to the CA's audit log. Who made them
+// is the CA's to say (the proxy of the certificate); the client address
+// and this proxy's time go as what the proxy observed.
 func (f *FeedClient) AppendAuditBatch(ctx context.Context, records []store.AuditRecord) error {
-	return f.post(ctx, "/v1/audit", map[string]any{"records": records}, 0, nil)
+	up := api.AuditUpload{Records: make([]api.AuditRecord, len(records))}
+	for i, r := range records {
+		up.Records[i] = api.AuditRecord{TenantID: r.TenantID, Time: r.Entry.Time, ClientIP: r.Entry.Actor.IP,
+			Action: r.Entry.Action, Target: r.Entry.Target, Outcome: r.Entry.Outcome, Detail: r.Entry.Detail}
+	}
+	return f.post(ctx, api.AuditPath, up, 0, nil)
 }
 
-// SeenDevice is one "last seen" report of POST /v1/seen.
-type SeenDevice struct {
-	TenantID string    `json:"tenant_id"`
-	DeviceID string    `json:"device_id"`
-	At       time.Time `json:"at"`
-	IP       string    `json:"ip"`
-}
-
-// TouchDevice reports a device's last use to the CA.
-func (f *FeedClient) TouchDevice(ctx context.Context, tenantID, deviceID string, at time.Time, ip string) error {
-	return f.post(ctx, "/v1/seen", map[string]any{"devices": []SeenDevice{{TenantID: tenantID, DeviceID: deviceID, At: at, IP: ip}}}, 0, nil)
+// TouchDevice reports a device's last use to the CA, which records its
+// own time of receipt (at is not sent).
+func (f *FeedClient) TouchDevice(ctx context.Context, tenantID, deviceID string, _ time.Time, ip string) error {
+	return f.post(ctx, api.SeenPath, api.SeenUpload{Devices: []api.SeenDevice{{TenantID: tenantID, DeviceID: deviceID, IP: ip}}}, 0, nil)
 }

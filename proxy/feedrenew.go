@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/devicegate/devicegate/api"
 	"github.com/devicegate/devicegate/internal/atomicfile"
 )
 
@@ -63,14 +64,6 @@ func renewDue(leaf *x509.Certificate) time.Time {
 	return leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) * 2 / 3)
 }
 
-// feedRenewResponse mirrors the CA's answer to POST /v1/proxy/renew.
-type feedRenewResponse struct {
-	Serial      string `json:"serial"`
-	NotAfter    string `json:"not_after"`
-	Certificate string `json:"certificate"`
-	Chain       string `json:"chain"`
-}
-
 // RenewIfDue renews the certificate when now is past 2/3 of its life,
 // writes key and chain to dir and uses them for new connections. It
 // returns when the (possibly new) certificate is due next.
@@ -90,9 +83,9 @@ func (f *FeedClient) RenewIfDue(ctx context.Context, dir string, now time.Time) 
 	if err != nil {
 		return time.Time{}, err
 	}
-	var out feedRenewResponse
+	var out api.ProxyCertificate
 	csrPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))
-	if err := f.post(ctx, "/v1/proxy/renew", map[string]string{"csr": csrPEM}, http.StatusCreated, &out); err != nil {
+	if err := f.post(ctx, api.ProxyRenewPath, api.ProxyRenewRequest{CSR: csrPEM}, http.StatusCreated, &out); err != nil {
 		return time.Time{}, fmt.Errorf("renew proxy certificate: %w", err)
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)

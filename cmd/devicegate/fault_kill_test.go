@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devicegate/devicegate/api"
 	"github.com/devicegate/devicegate/ca"
 	"github.com/devicegate/devicegate/store"
 	"github.com/devicegate/devicegate/store/postgres/pgtest"
@@ -323,8 +324,8 @@ func newAttempt(t *testing.T, code string) *enrollAttempt {
 // postEnroll sends at's request and records the answer in at.
 func postEnroll(c *http.Client, caURL string, at *enrollAttempt) {
 	at.status, at.errKey, at.netErr, at.device, at.serial, at.leaf = 0, "", nil, "", "", nil
-	body, _ := json.Marshal(map[string]string{"code": at.code, "csr": at.csr, "label": "kill test"})
-	resp, err := c.Post(caURL+"/v1/enroll", "application/json", bytes.NewReader(body))
+	body, _ := json.Marshal(api.EnrollRequest{Code: at.code, CSR: at.csr, Label: "kill test"})
+	resp, err := c.Post(caURL+api.EnrollPath, "application/json", bytes.NewReader(body))
 	if err != nil {
 		at.netErr = err
 		return
@@ -335,20 +336,18 @@ func postEnroll(c *http.Client, caURL string, at *enrollAttempt) {
 		at.netErr = err // the answer was cut: the client has nothing
 		return
 	}
-	var out struct {
-		DeviceID    string `json:"device_id"`
-		Serial      string `json:"serial"`
-		Certificate string `json:"certificate"`
-		Error       struct {
-			Code string `json:"code"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(data, &out); err != nil {
-		at.netErr = fmt.Errorf("answer %d: %w", resp.StatusCode, err)
+	if resp.StatusCode != http.StatusCreated {
+		var refusal api.ErrorBody
+		if err := json.Unmarshal(data, &refusal); err != nil {
+			at.netErr = fmt.Errorf("answer %d: %w", resp.StatusCode, err)
+			return
+		}
+		at.status, at.errKey = resp.StatusCode, refusal.Error.Code
 		return
 	}
-	if resp.StatusCode != http.StatusCreated {
-		at.status, at.errKey = resp.StatusCode, out.Error.Code
+	var out api.Certificate
+	if err := json.Unmarshal(data, &out); err != nil {
+		at.netErr = fmt.Errorf("answer %d: %w", resp.StatusCode, err)
 		return
 	}
 	block, _ := pem.Decode([]byte(out.Certificate))
