@@ -33,9 +33,10 @@ func (s *DB) CreateTicket(ctx context.Context, t store.NewTicket, actor store.Ac
 	})
 }
 
-// LookupTicket reports a ticket's state without consuming it.
+// LookupTicket reports a ticket's state without consuming it. It runs
+// before every issuance, so through the statement cache (no SQL parsing).
 func (s *DB) LookupTicket(ctx context.Context, hash []byte, now time.Time) (store.Ticket, error) {
-	return s.readTicket(ctx, s.db, hash, now)
+	return s.readTicket(ctx, s.ro(), hash, now)
 }
 
 func (s *DB) readTicket(ctx context.Context, q querier, hash []byte, now time.Time) (store.Ticket, error) {
