@@ -26,6 +26,7 @@ import (
 	"go.step.sm/crypto/x509util"
 
 	"github.com/devicegate/devicegate/api"
+	"github.com/devicegate/devicegate/bench/revokedrows"
 	"github.com/devicegate/devicegate/ca"
 	"github.com/devicegate/devicegate/store"
 	"github.com/devicegate/devicegate/store/sqlite/sqlitetest"
@@ -37,8 +38,14 @@ const clients = 8
 
 var actor = store.Actor{Kind: "cli", Name: "bench"}
 
+// crlRevoked is how many revoked, unexpired certificates the CA of the
+// issuance benchmarks has on its CRL: a year of renewals (each revokes the
+// superseded serial) and departures of a few thousand devices.
+const crlRevoked = 10_000
+
 // issueEnv is a CA over SQLite with enough protected sub-accounts and
-// tickets for n issuances.
+// tickets for n issuances, running as `devicegate serve` runs it: Run
+// keeps its CRL (crlRevoked entries, also written to a file) fresh.
 type issueEnv struct {
 	ca    *ca.Authority
 	keys  *ca.Keys
@@ -52,9 +59,17 @@ func newIssueEnv(b *testing.B, n int) *issueEnv {
 	b.Helper()
 	ctx := context.Background()
 	st := sqlitetest.Open(b)
-	a, keys := newCA(b, st)
-	e := &issueEnv{ca: a, keys: keys, st: st}
 	t := storetest.Tenant(b, st, "bench")
+	gone := storetest.Protected(b, st, t, "departed", 1)
+	if err := revokedrows.InsertOnCRL(ctx, st.SQL(), t.ID, gone.ID, crlRevoked); err != nil {
+		b.Fatal(err)
+	}
+	a, keys := newCA(b, st)
+	run, stop := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	go func() { a.Run(run); close(stopped) }()
+	b.Cleanup(func() { stop(); <-stopped })
+	e := &issueEnv{ca: a, keys: keys, st: st}
 	for i := 0; len(e.codes) < n; i++ {
 		s := storetest.Protected(b, st, t, fmt.Sprintf("staff%05d", i), store.MaxDevicesLimit)
 		e.subs = append(e.subs, s)
@@ -74,7 +89,7 @@ func newIssueEnv(b *testing.B, n int) *issueEnv {
 	return e
 }
 
-// newCA initializes a fresh CA over st.
+// newCA initializes a fresh CA over st that writes its CRL to a file.
 func newCA(b *testing.B, st store.Store) (*ca.Authority, *ca.Keys) {
 	b.Helper()
 	dir := filepath.Join(b.TempDir(), "ca")
@@ -85,7 +100,7 @@ func newCA(b *testing.B, st store.Store) (*ca.Authority, *ca.Keys) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := ca.New(context.Background(), keys, st, ca.Options{TrustDomain: "bench.local"})
+	a, err := ca.New(context.Background(), keys, st, ca.Options{TrustDomain: "bench.local", CRLFile: filepath.Join(dir, "crl.pem")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -135,7 +150,15 @@ func runParallel(b *testing.B, n int, fn func(worker, i int) error) {
 // BenchmarkBareSign is smallstep's authority.SignWithContext alone with a
 // template (the ceiling for issuance), 8 goroutines.
 func BenchmarkBareSign(b *testing.B) {
-	e := newIssueEnv(b, 1)
+	sign := newIssueEnv(b, 1).bareSigner(b)
+	b.ResetTimer()
+	runParallel(b, b.N, func(w, _ int) error { return sign(w) })
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
+}
+
+// bareSigner returns what BareSign measures: one signature by worker w
+// (0 <= w < clients) with smallstep's authority and a template.
+func (e *issueEnv) bareSigner(b *testing.B) func(w int) error {
 	auth, err := authority.NewEmbedded(
 		authority.WithX509RootCerts(e.keys.Root),
 		authority.WithX509SignerChain([]*x509.Certificate{e.keys.Device}, e.keys.DeviceKey),
@@ -151,8 +174,7 @@ func BenchmarkBareSign(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ResetTimer()
-	runParallel(b, b.N, func(w, _ int) error {
+	return func(w int) error {
 		// Template data is mutated while signing: one per call.
 		data := x509util.CreateTemplateData("bench:staff", []string{"spiffe://bench.local/store/a/sub/b/device/c"})
 		opts, err := provisioner.TemplateOptions(nil, data)
@@ -161,8 +183,7 @@ func BenchmarkBareSign(b *testing.B) {
 		}
 		_, err = auth.SignWithContext(context.Background(), csrs[w], provisioner.SignOptions{NotAfter: provisioner.NewTimeDuration(time.Now().Add(time.Hour))}, opts)
 		return err
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
+	}
 }
 
 // BenchmarkIssueInProcess is ca.Issue (CSR checks, ticket, pre-check,
@@ -198,9 +219,17 @@ func BenchmarkIssueStoreOnly(b *testing.B) {
 // BenchmarkIssueHTTPS is POST /v1/enroll end to end over TLS (keep-alive)
 // from 8 concurrent clients on loopback.
 func BenchmarkIssueHTTPS(b *testing.B) {
-	e := newIssueEnv(b, b.N)
+	enroll := newIssueEnv(b, b.N).enrollOverHTTPS(b)
+	b.ResetTimer()
+	runParallel(b, b.N, func(_, i int) error { return enroll(i) })
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
+}
+
+// enrollOverHTTPS serves the CA's API on loopback and returns what
+// IssueHTTPS measures: POST /v1/enroll with code and CSR i, checked.
+func (e *issueEnv) enrollOverHTTPS(b *testing.B) func(i int) error {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	b.Cleanup(cancel)
 	tc, err := ca.ServerTLS(ctx, e.keys, filepath.Join(b.TempDir(), "tls"), []string{"localhost", "127.0.0.1"})
 	if err != nil {
 		b.Fatal(err)
@@ -213,18 +242,17 @@ func BenchmarkIssueHTTPS(b *testing.B) {
 	}
 	srv := &http.Server{Handler: caAPI, TLSConfig: tc}
 	go srv.Serve(tls.NewListener(ln, tc))
-	defer srv.Close()
+	b.Cleanup(func() { srv.Close() })
 	url := "https://" + ln.Addr().String() + api.EnrollPath
 	client := &http.Client{Transport: &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: e.keys.RootPool()},
 		MaxIdleConnsPerHost: clients,
 	}}
-	bodies := make([][]byte, b.N)
+	bodies := make([][]byte, len(e.codes))
 	for i := range bodies {
 		bodies[i], _ = json.Marshal(api.EnrollRequest{Code: e.codes[i], CSR: string(e.csrs[i])})
 	}
-	b.ResetTimer()
-	runParallel(b, b.N, func(_, i int) error {
+	return func(i int) error {
 		resp, err := client.Post(url, "application/json", bytes.NewReader(bodies[i]))
 		if err != nil {
 			return err
@@ -236,6 +264,5 @@ func BenchmarkIssueHTTPS(b *testing.B) {
 			return fmt.Errorf("enroll %d: status %d, %v", i, resp.StatusCode, err)
 		}
 		return nil
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
+	}
 }

@@ -1,5 +1,6 @@
 // Package revokedrows fills a SQLite store with revoked devices for the
-// benchmarks that check the proxy does not slow down or grow with them.
+// benchmarks that check the proxy does not slow down or grow with them,
+// and the CA's CRL for the issuance benchmarks.
 package revokedrows
 
 import (
@@ -12,6 +13,17 @@ import (
 // Insert writes n revoked devices of one sub-account straight into
 // the devices table (through the store API a million would take minutes).
 func Insert(ctx context.Context, db *sql.DB, tenantID, subID string, n int) error {
+	return insert(ctx, db, tenantID, subID, n, false)
+}
+
+// InsertOnCRL writes n revoked devices as Insert does, and their
+// revocations, each with its own policy seq, as the store's revocation
+// does: the CA lists them on its CRL until they expire (in 30 days).
+func InsertOnCRL(ctx context.Context, db *sql.DB, tenantID, subID string, n int) error {
+	return insert(ctx, db, tenantID, subID, n, true)
+}
+
+func insert(ctx context.Context, db *sql.DB, tenantID, subID string, n int, onCRL bool) error {
 	if n == 0 {
 		return nil
 	}
@@ -20,14 +32,36 @@ func Insert(ctx context.Context, db *sql.DB, tenantID, subID string, n int) erro
 		return err
 	}
 	defer tx.Rollback()
-	st, err := tx.PrepareContext(ctx, `INSERT INTO devices (id, tenant_id, sub_id, label, serial, fingerprint, status, issued_at, expires_at,
-		enrolled_ip, enrolled_ua, last_seen_at, last_seen_ip, revoked_at, reason, change_seq) VALUES (?, ?, ?, '', ?, '00', 'revoked', ?, ?, '', '', 0, '', ?, 1, 1)`)
+	seq := int64(1)
+	if onCRL {
+		if err := tx.QueryRowContext(ctx, `UPDATE policy_seq SET v = v + ? WHERE id = 1 RETURNING v - ?`, n, n).Scan(&seq); err != nil {
+			return err
+		}
+	}
+	dev, err := tx.PrepareContext(ctx, `INSERT INTO devices (id, tenant_id, sub_id, label, serial, fingerprint, status, issued_at, expires_at,
+		enrolled_ip, enrolled_ua, last_seen_at, last_seen_ip, revoked_at, reason, change_seq) VALUES (?, ?, ?, '', ?, '00', 'revoked', ?, ?, '', '', 0, '', ?, 1, ?)`)
+	if err != nil {
+		return err
+	}
+	rev, err := tx.PrepareContext(ctx, `INSERT INTO revocations (seq, serial, tenant_id, sub_id, device_id, reason, revoked_at, expires_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?)`)
 	if err != nil {
 		return err
 	}
 	now := time.Now().UnixMicro()
+	expires := now + int64(30*24*time.Hour/time.Microsecond)
 	for i := 0; i < n; i++ {
-		if _, err := st.ExecContext(ctx, fmt.Sprintf("r%025d", i), tenantID, subID, fmt.Sprintf("%x", uint64(1)<<62+uint64(i)), now, now+int64(time.Hour/time.Microsecond), now); err != nil {
+		id, serial := fmt.Sprintf("r%025d", i), fmt.Sprintf("%x", uint64(1)<<62+uint64(i))
+		change := seq
+		if onCRL {
+			change = seq + int64(i) + 1
+		}
+		if _, err := dev.ExecContext(ctx, id, tenantID, subID, serial, now, expires, now, change); err != nil {
+			return err
+		}
+		if !onCRL {
+			continue
+		}
+		if _, err := rev.ExecContext(ctx, change, serial, tenantID, subID, id, now, expires); err != nil {
 			return err
 		}
 	}

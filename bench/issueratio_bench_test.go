@@ -1,0 +1,62 @@
+package bench
+
+import (
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ratioRounds is how many times IssueVsBare alternates the two sides.
+const ratioRounds = 5
+
+// BenchmarkIssueVsBare measures the issue's ratio: POST /v1/enroll over
+// HTTPS on SQLite (IssueHTTPS, with the CA's Run and CRL as in `serve`)
+// beside bare signing (BareSign) in the same process, in alternating
+// rounds of b.N certificates each (8 clients), so both sides see the same
+// machine: the median ratio of the rounds is x-bare. On a machine shared
+// with other work the wall-clock rates follow the CPU share the process
+// gets, so the benchmark also reports the ratio of CPU time per
+// certificate (the process's user+system time, both sides in the same
+// process; the HTTPS side includes its client), x-bare-cpu. Run it with a
+// fixed count per round:
+//
+//	go test -run '^$' -bench IssueVsBare -benchtime 1000x -count 5 ./bench/
+func BenchmarkIssueVsBare(b *testing.B) {
+	e := newIssueEnv(b, ratioRounds*b.N)
+	sign, enroll := e.bareSigner(b), e.enrollOverHTTPS(b)
+	var bare, https, ratios, cpuRatios []float64
+	b.ResetTimer()
+	for r := range ratioRounds {
+		start, cpu := time.Now(), cpuTime(b)
+		runParallel(b, b.N, func(w, _ int) error { return sign(w) })
+		bareRate, bareCPU := float64(b.N)/time.Since(start).Seconds(), cpuTime(b)-cpu
+		start, cpu = time.Now(), cpuTime(b)
+		runParallel(b, b.N, func(_, i int) error { return enroll(r*b.N + i) })
+		httpsRate, httpsCPU := float64(b.N)/time.Since(start).Seconds(), cpuTime(b)-cpu
+		bare, https = append(bare, bareRate), append(https, httpsRate)
+		ratios, cpuRatios = append(ratios, httpsRate/bareRate), append(cpuRatios, float64(bareCPU)/float64(httpsCPU))
+	}
+	b.ReportMetric(median(bare), "bare-certs/s")
+	b.ReportMetric(median(https), "https-certs/s")
+	b.ReportMetric(median(ratios), "x-bare")
+	b.ReportMetric(median(cpuRatios), "x-bare-cpu")
+}
+
+// cpuTime is the user+system CPU time this process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
