@@ -45,13 +45,19 @@ type revocationState struct {
 	nextUpdate time.Time
 	changed    chan struct{} // closed and replaced whenever seq moves
 	signed     chan struct{} // closed and replaced whenever a new CRL is in place
+
+	// kick asks run for a sync now: the store changed elsewhere (another
+	// node's revocation, announced by PostgreSQL). One pending kick stands
+	// for any number.
+	kick chan struct{}
 }
 
 // syncPage bounds one read of new revocations.
 const syncPage = 1000
 
 func newRevocationState(a *Authority) *revocationState {
-	return &revocationState{a: a, revoked: map[string]store.Revocation{}, changed: make(chan struct{}), signed: make(chan struct{})}
+	return &revocationState{a: a, revoked: map[string]store.Revocation{}, changed: make(chan struct{}), signed: make(chan struct{}),
+		kick: make(chan struct{}, 1)}
 }
 
 // refresh brings the set up to the store's seq and rebuilds the CRL when
@@ -262,6 +268,11 @@ func (r *revocationState) run(ctx context.Context, every time.Duration) {
 		case <-t.C:
 			if err := r.refresh(ctx); err != nil && ctx.Err() == nil {
 				r.a.opts.Logger.Error("CRL refresh failed", "err", err)
+			}
+		case <-r.kick:
+			// The set, OCSP and the feeds at once; the CRL at the tick.
+			if err := r.sync(ctx); err != nil && ctx.Err() == nil {
+				r.a.opts.Logger.Error("revocation sync failed", "err", err)
 			}
 		}
 	}

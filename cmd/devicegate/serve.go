@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/devicegate/devicegate/ca"
+	"github.com/devicegate/devicegate/store/postgres"
 )
 
 // runServe runs the CA node (enrollment API, CRL, OCSP, revocation feed)
@@ -96,6 +97,13 @@ func (a *app) startCA(ctx context.Context, r *role, log *slog.Logger) (*server, 
 		return nil, err
 	}
 	r.own("crl", a.ca.Run)
+	if a.cfg.Database.Driver == "postgres" {
+		// Revocations made on other nodes reach this node's feeds and OCSP
+		// by notification, not at the CRL's next tick (TestMultiNode).
+		r.own("policy notifications", func(ctx context.Context) error {
+			return postgres.ListenPolicy(ctx, a.cfg.Database.DSN, a.ca.Changed, log)
+		})
+	}
 	r.own("acme", func(ctx context.Context) error {
 		<-ctx.Done() // the CA's listener has stopped
 		return closeACME()
