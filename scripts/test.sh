@@ -11,6 +11,9 @@ need_pkgs=()
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] || need_pkgs+=(postgresql)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
+# The container test (TestContainerFlow) builds and runs the image with
+# podman; runc, as crun fails on some cgroup layouts.
+command -v podman >/dev/null && command -v runc >/dev/null || need_pkgs+=(podman runc)
 # The browser end-to-end tests (e2e/, a Go module of its own so that the
 # browser drivers and Pebble stay out of the product's module graph, and so
 # that `go test ./...` at the top never touches the machine's /etc):
@@ -50,6 +53,7 @@ fi
 
 if [ "${CI:-}" = true ]; then
   export DEVICEGATE_REQUIRE_POSTGRES=1
+  export DEVICEGATE_REQUIRE_PODMAN=1
 fi
 
 echo "== JS bundle (rebuilt from enroll/web, compared with the committed enroll/static files)"

@@ -29,6 +29,8 @@ func commands() map[string]command {
 		"enroll":       {"enroll this computer with a one-time code (key generated locally)", runEnroll},
 		"proxy":        {"run the mTLS gateway in front of back-office apps from --config", runProxy},
 		"check-config": {"validate config files and report every problem", runCheckConfig},
+		"health":       {"GET each role's URLs and fail unless all answer 2xx (the image's HEALTHCHECK)", runHealth},
+		"backoffice":   {"run only the demo back-office app (the upstream of docker-compose.yml)", runBackoffice},
 	}
 }
 
