@@ -20,7 +20,11 @@ var migrations embed.FS
 
 // Open connects and migrates. Migrations take an advisory lock, so nodes
 // starting together apply each one once. The quota gate locks the
-// sub-account row with SELECT ... FOR UPDATE.
+// sub-account row with SELECT ... FOR NO KEY UPDATE: as strong against
+// other writers of the row, but it lets foreign-key checks of rows that
+// refer to it (or to its store, joined in the same SELECT) through, so an
+// audit writer holding the store's audit head is not blocked by it while
+// it waits for that head (a deadlock with FOR UPDATE).
 func Open(ctx context.Context, dsn string, opts store.Options) (*sqlstore.DB, error) {
 	if dsn == "" {
 		return nil, errors.New("postgres: a DSN is required")
@@ -39,7 +43,7 @@ func Open(ctx context.Context, dsn string, opts store.Options) (*sqlstore.DB, er
 	st, err := sqlstore.New(ctx, db, sqlstore.Dialect{
 		Name:               "postgres",
 		DollarPlaceholders: true,
-		ForUpdate:          " FOR UPDATE",
+		ForUpdate:          " FOR NO KEY UPDATE",
 		IsUniqueViolation:  isUnique,
 		Migrations:         sub,
 		MigrationLock:      "SELECT pg_advisory_xact_lock(7418203366)",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -47,6 +48,14 @@ func StartReplicated(tb testing.TB) *Replicated {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = sb.ctl("-D", data, "-m", "immediate", "-w", "stop") })
+	tb.Cleanup(func() {
+		if tb.Failed() { // what the servers said (deadlocks, replication) helps
+			for name, log := range map[string]string{"primary": p.log, "standby": sb.log} {
+				b, _ := os.ReadFile(log)
+				tb.Logf("PostgreSQL %s log (end):\n%s", name, b[max(0, len(b)-6000):])
+			}
+		}
+	})
 
 	admin, err := sql.Open("pgx", p.dsn("postgres"))
 	if err != nil {
