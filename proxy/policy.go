@@ -101,17 +101,20 @@ func (p *Policy) Sync(ctx context.Context) error {
 // cannot put back an older snapshot over a newer one.
 func (p *Policy) syncLocked(ctx context.Context) error {
 	cur := p.cur.Load()
+	// The answer is as fresh as the question: one read before a partition
+	// and delivered after it healed must not make the revocations made
+	// meanwhile look applied.
+	asked := time.Now()
 	ch, err := p.st.PolicyChangesSince(ctx, cur.Seq)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
 	if ch.Seq != cur.Seq {
 		next := cur.apply(ch, p.catalog)
 		p.cur.Store(next)
-		p.queueSave(next, now) // written by Run, not on this goroutine (maybe a request's)
+		p.queueSave(next, asked) // written by Run, not on this goroutine (maybe a request's)
 	}
-	p.lastSync.Store(now.UnixNano())
+	p.lastSync.Store(asked.UnixNano())
 	return nil
 }
 
