@@ -95,29 +95,25 @@ func (p *podman) try(args ...string) (string, error) {
 // refuse it. Every container's HEALTHCHECK (`devicegate health`) passes.
 func TestContainerFlow(t *testing.T) {
 	pm := newPodman(t)
+	began := time.Now()
+	// The image builds while PostgreSQL starts: the final stage from a
+	// static binary built here.
+	dir := t.TempDir()
+	buildCtx := filepath.Join(dir, "context")
+	bin := filepath.Join(buildCtx, "rootfs/usr/local/bin/devicegate")
+	mkdirs(t, 0o755, filepath.Join(buildCtx, "data"))
+	tag := "localhost/devicegate-test:" + randomHex(t, 6)
+	t.Cleanup(func() { _, _ = pm.try("rmi", "-f", tag) })
+	imageBuilt := make(chan error, 1)
+	go func() { imageBuilt <- buildImage(pm, bin, buildCtx, tag) }()
 	pg := pgtest.Start(t)
 	dsn, err := url.Parse(pg.NewDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	began := time.Now()
-
-	// The image: the final stage from a static binary built here.
-	dir := t.TempDir()
-	buildCtx := filepath.Join(dir, "context")
-	bin := filepath.Join(buildCtx, "rootfs/usr/local/bin/devicegate")
-	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+	if err := <-imageBuilt; err != nil {
 		t.Fatal(err)
 	}
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	mkdirs(t, 0o755, filepath.Join(buildCtx, "data"))
-	tag := "localhost/devicegate-test:" + randomHex(t, 6)
-	pm.run("build", "--format", "docker", "--build-arg", "BINARY=host", "-t", tag, "-f", filepath.Join(repoRoot, "Dockerfile"), buildCtx)
-	t.Cleanup(func() { _, _ = pm.try("rmi", "-f", tag) })
 	built := time.Since(began)
 
 	// Secrets and volumes, owned by the image's user as in compose.
@@ -243,8 +239,26 @@ func TestContainerFlow(t *testing.T) {
 	for i := range proxyPorts {
 		waitFor(t, fmt.Sprintf("proxy-%d refuses the revoked device", i+1), 10*time.Second, func() bool { return status(i) == http.StatusForbidden })
 	}
-	t.Logf("image built in %v, 4 containers healthy after %v, revocation refused on both proxies after %v, total %v",
+	t.Logf("image built (PostgreSQL started meanwhile) in %v, 4 containers healthy after %v, revocation refused on both proxies after %v, total %v",
 		built.Round(time.Millisecond), up.Round(time.Millisecond), time.Since(revoked).Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+}
+
+// buildImage builds the static binary bin in the build context and the
+// image of ./Dockerfile's final stage from it (no registry needed).
+func buildImage(pm *podman, bin, buildCtx, tag string) error {
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return err
+	}
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	args := []string{"build", "--format", "docker", "--build-arg", "BINARY=host", "-t", tag, "-f", filepath.Join(repoRoot, "Dockerfile"), buildCtx}
+	if out, err := pm.try(args...); err != nil {
+		return fmt.Errorf("podman %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
 }
 
 // composeConfig writes configs/compose/src with each key replaced by its
