@@ -54,6 +54,8 @@ fi
 if [ "${CI:-}" = true ]; then
   export DEVICEGATE_REQUIRE_POSTGRES=1
   export DEVICEGATE_REQUIRE_PODMAN=1
+  # The partition tests put a proxy in a network namespace (ip netns, as root).
+  export DEVICEGATE_REQUIRE_NETNS=1
 fi
 
 echo "== JS bundle (rebuilt from enroll/web, compared with the committed enroll/static files)"

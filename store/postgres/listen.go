@@ -19,7 +19,8 @@ const PolicyChannel = "devicegate_policy"
 // seq-based sync). A dsn that does not parse is an error at once: it would
 // never connect.
 func ListenPolicy(ctx context.Context, dsn string, changed func(), log *slog.Logger) error {
-	if _, err := pgx.ParseConfig(dsn); err != nil {
+	cfg, err := connConfig(dsn)
+	if err != nil {
 		// pgx's message quotes the DSN, whose password it masks only at
 		// best: say what is wrong without it.
 		return errors.New("policy notifications: database.dsn does not parse")
@@ -27,7 +28,7 @@ func ListenPolicy(ctx context.Context, dsn string, changed func(), log *slog.Log
 	const firstBackoff = 100 * time.Millisecond
 	backoff := firstBackoff
 	for ctx.Err() == nil {
-		listened, err := listenOnce(ctx, dsn, changed)
+		listened, err := listenOnce(ctx, cfg, changed)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -51,8 +52,8 @@ func ListenPolicy(ctx context.Context, dsn string, changed func(), log *slog.Log
 // LISTEN took effect on it. With a multi-host DSN and
 // target_session_attrs=read-write the session is on the current primary
 // (a standby refuses LISTEN, and NOTIFY is not replicated).
-func listenOnce(ctx context.Context, dsn string, changed func()) (listened bool, err error) {
-	conn, err := pgx.Connect(ctx, dsn)
+func listenOnce(ctx context.Context, cfg *pgx.ConnConfig, changed func()) (listened bool, err error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return false, err
 	}

@@ -3,13 +3,12 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"embed"
 	"errors"
 	"io/fs"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/devicegate/devicegate/store"
 	"github.com/devicegate/devicegate/store/sqlstore"
@@ -29,10 +28,11 @@ func Open(ctx context.Context, dsn string, opts store.Options) (*sqlstore.DB, er
 	if dsn == "" {
 		return nil, errors.New("postgres: a DSN is required")
 	}
-	db, err := sql.Open("pgx", dsn)
+	cfg, err := connConfig(dsn)
 	if err != nil {
 		return nil, err
 	}
+	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
 	if err := db.PingContext(ctx); err != nil {

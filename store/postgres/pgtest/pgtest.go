@@ -5,6 +5,7 @@ package pgtest
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -59,6 +60,15 @@ func binDir() (string, error) {
 // binaries run as the "postgres" system user.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	return StartReachable(tb, "", "")
+}
+
+// StartReachable is Start with the server also listening on addr (an
+// address of this host, e.g. a test's veth end) and trusting clients from
+// the network clients (CIDR) there; "" adds nothing. Partition tests reach
+// it from another network namespace this way.
+func StartReachable(tb testing.TB, addr, clients string) *Server {
+	tb.Helper()
 	bin, err := binDir()
 	if err != nil {
 		if os.Getenv(RequireEnv) == "1" {
@@ -94,7 +104,19 @@ func Start(tb testing.TB) *Server {
 	if err := run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
 		tb.Fatal(err)
 	}
-	s := &Server{port: port, data: data, opts: serverOpts(port, dir), log: filepath.Join(dir, "log"), run: run, dir: dir,
+	opts := serverOpts(port, dir)
+	if addr != "" {
+		hba, err := os.OpenFile(filepath.Join(data, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+		if err == nil {
+			_, err = fmt.Fprintf(hba, "host all all %s trust\n", clients)
+			err = errors.Join(err, hba.Close())
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		opts += " -c listen_addresses=127.0.0.1," + addr // the last setting wins
+	}
+	s := &Server{port: port, data: data, opts: opts, log: filepath.Join(dir, "log"), run: run, dir: dir,
 		ctl: func(args ...string) error { return run("pg_ctl", args...) }}
 	if err := s.start(); err != nil {
 		tb.Fatal(err)
