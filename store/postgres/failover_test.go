@@ -97,8 +97,8 @@ func TestFailoverStoreReconnects(t *testing.T) {
 	}()
 
 	<-twenty
+	crashed := time.Now() // the primary stops serving at once; pg_ctl returns once it is gone
 	pg.Primary.Crash(t)
-	crashed := time.Now()
 	pg.Promote(t)
 	promoted := time.Now()
 	var firstWrite time.Time
