@@ -26,6 +26,7 @@ import (
 	"github.com/devicegate/devicegate/ca"
 	"github.com/devicegate/devicegate/examples/backoffice"
 	"github.com/devicegate/devicegate/internal/secrets"
+	"github.com/devicegate/devicegate/internal/testpki"
 	"github.com/devicegate/devicegate/store"
 	"github.com/devicegate/devicegate/store/postgres/pgtest"
 )
@@ -45,14 +46,26 @@ const partitionCatchUpGoal = 2 * time.Second
 //     the proxy) and DEVICEGATE_PARTITION_REVOCATIONS others (1,000 by
 //     default; issue 12's long form is 100,000);
 //   - the link comes back and the proxy catches up by itself, without a
-//     restart: its policy reaches the store's seq, kim's revoked devices
-//     are refused, the valid one passes, and none of the revoked devices is
-//     left in its snapshot. The catch-up must stay under 2 s.
-func TestPartitionProxyFromDatabase(t *testing.T) {
+//     restart: its policy reaches the store's seq, no revoked device passes
+//     at any moment, the valid one passes again, and none of the revoked
+//     devices is left in its snapshot. The catch-up must stay under 2 s.
+func TestPartitionProxyFromDatabase(t *testing.T) { testPartition(t, false) }
+
+// TestPartitionEdgeProxyFromCAFeed is the same partition for an edge proxy
+// (no database, policy from the CA's feed over mTLS): the link cut is the
+// one to the CA (`devicegate serve`, on PostgreSQL in the host's namespace).
+func TestPartitionEdgeProxyFromCAFeed(t *testing.T) { testPartition(t, true) }
+
+func testPartition(t *testing.T, viaFeed bool) {
 	ns := newNetns(t)
 	front := ns.link(0) // clients and the back-office app: stays up
-	dbLink := ns.link(1)
-	pg := pgtest.StartReachable(t, dbLink.HostIP, dbLink.CIDR)
+	cutLink := ns.link(1)
+	var pg *pgtest.Server
+	if viaFeed {
+		pg = pgtest.Start(t) // the CA reaches it on loopback
+	} else {
+		pg = pgtest.StartReachable(t, cutLink.HostIP, cutLink.CIDR)
+	}
 	dsn := pg.NewDatabase(t)
 	bin := buildBinary(t)
 	bulk := partitionRevocations(t, 1000)
@@ -63,7 +76,7 @@ func TestPartitionProxyFromDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The back-office app listens on the host's end of the front link:
-	// the proxy reaches it while its database link is cut.
+	// the proxy reaches it while its other link is cut.
 	boLn, err := net.Listen("tcp", front.HostIP+":0")
 	if err != nil {
 		t.Fatal(err)
@@ -74,13 +87,15 @@ func TestPartitionProxyFromDatabase(t *testing.T) {
 	bo.Start()
 	defer bo.Close()
 
-	// The test's own config reaches PostgreSQL on loopback; the proxy's,
-	// in the namespace, over the database link. Both share the data
-	// directory (the CA's keys, the proxy's server certificate).
+	// The test's own config reaches PostgreSQL on loopback; a database
+	// proxy's, in the namespace, over the cut link (both share the data
+	// directory: the CA's keys, the proxy's server certificate). The CA
+	// of the feed case listens on the host's end of the cut link.
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "devicegate.yaml")
 	proxyCfg := filepath.Join(dir, "proxy.yaml")
-	proxyDSN := strings.Replace(dsn, "@127.0.0.1:", "@"+dbLink.HostIP+":", 1)
+	snapshotFile := filepath.Join(dir, "data", "proxy-snapshot.json")
+	proxyDSN := strings.Replace(dsn, "@127.0.0.1:", "@"+cutLink.HostIP+":", 1)
 	for file, d := range map[string]string{cfg: dsn, proxyCfg: proxyDSN} {
 		// The proxy listens on the namespace's end of the front link, an
 		// address that exists only between this test's veth ends.
@@ -88,7 +103,9 @@ func TestPartitionProxyFromDatabase(t *testing.T) {
 allow_public_listen: true
 log: {level: warn}
 database: {driver: postgres, dsn: %q}
-ca: {listen: 127.0.0.1:0}
+tls: {hosts: [localhost, %s]}
+ca: {listen: %s:0}
+portal: {listen: 127.0.0.1:0}
 proxy:
   listen: %s:0
   admin_listen: %s:0
@@ -101,7 +118,7 @@ proxy:
       permissions:
         - {path: /orders/sold, point: orders.sold}
         - {path: /products, point: products}
-`, d, front.NSIP, front.NSIP, bo.URL, bo.URL+"/whoami")
+`, d, cutLink.HostIP, cutLink.HostIP, front.NSIP, front.NSIP, bo.URL, bo.URL+"/whoami")
 		if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -114,6 +131,9 @@ proxy:
 	began := time.Now()
 	bulkDevices := issueBulkDevices(t, a, tenant.ID, hash, bulk)
 	t.Logf("%d devices to revoke during the partition issued in %v", len(bulkDevices), time.Since(began).Round(time.Millisecond))
+	if viaFeed {
+		proxyCfg, snapshotFile = startFeedForEdge(t, bin, cfg, cutLink, roots)
+	}
 
 	name, args := ns.command(bin, "proxy", "--config", proxyCfg)
 	proc := startProc(t, name, filepath.Join(dir, "proxy.log"), []string{"proxy_url", "metrics_url"}, args...)
@@ -171,7 +191,7 @@ proxy:
 
 	// Cut. A revocation right away: the proxy cannot learn it, and the
 	// device must fail closed with every other one once the policy is stale.
-	dbLink.cut()
+	cutLink.cut()
 	cut := time.Now()
 	// Beside the probes below: the proxy may have been cut off inside an
 	// audit transaction, whose row lock PostgreSQL holds for up to 5 s
@@ -226,7 +246,7 @@ proxy:
 	}
 
 	// Back: the proxy catches up by itself.
-	dbLink.restore()
+	cutLink.restore()
 	restored := time.Now()
 	var seqAt, servedAt time.Time
 	for seqAt.IsZero() || servedAt.IsZero() {
@@ -261,7 +281,7 @@ proxy:
 	if caughtUp > partitionCatchUpGoal {
 		t.Errorf("catch-up after the link came back took %v, goal %v", caughtUp, partitionCatchUpGoal)
 	}
-	snap := waitSnapshotFile(t, filepath.Join(dir, "data", "proxy-snapshot.json"), latest.Seq)
+	snap := waitSnapshotFile(t, snapshotFile, latest.Seq)
 	left := 0
 	for _, id := range append(bulkDevices, deviceIDs["revoked-early"], deviceIDs["revoked-late"]) {
 		if _, ok := snap.Devices[id]; ok {
@@ -286,6 +306,65 @@ proxy:
 		passed, staleAt.Sub(cut).Round(time.Millisecond), len(bulkDevices)+2, revokeTook.Round(time.Millisecond),
 		float64(len(bulkDevices))/revokeTook.Seconds(), latest.Seq, seqAt.Sub(restored).Round(time.Millisecond),
 		servedAt.Sub(restored).Round(time.Millisecond), normalOK, normalOK+len(normalFailed))
+}
+
+// startFeedForEdge starts the CA (`devicegate serve` of cfg, on the host's
+// end of link), makes an edge proxy's credentials and its own server
+// certificate (localhost, from a throwaway PKI whose root it adds to
+// roots), and writes the edge's config from the database proxy's
+// (proxy.yaml beside cfg) with the CA's feed instead of the database. It
+// returns the edge's config and snapshot file.
+func startFeedForEdge(t *testing.T, bin, cfg string, link *vethLink, roots *x509.CertPool) (string, string) {
+	t.Helper()
+	dir := filepath.Dir(cfg)
+	caProc := startProc(t, bin, filepath.Join(dir, "ca.log"), []string{"ca_url"}, "serve", "--config", cfg)
+	u, err := url.Parse(caProc.urls["ca_url"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	caURL := "https://" + net.JoinHostPort(link.HostIP, u.Port())
+	edgeDir := t.TempDir()
+	creds := filepath.Join(edgeDir, "creds")
+	mustCLI(t, "ca", "--config", cfg, "proxy-cert", "--name", "edge-1", "--stores", "shop", "--out", creds)
+	pki := testpki.New(t)
+	roots.AddCert(pki.Root)
+	server := pki.ServerCert(t, "localhost")
+	var chain []byte
+	for _, der := range server.Certificate {
+		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(server.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(edgeDir, "server.crt"), chain, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(edgeDir, "server.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf, err := os.ReadFile(filepath.Join(dir, "proxy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var edge []string
+	for line := range strings.Lines(string(conf)) {
+		switch {
+		case strings.HasPrefix(line, "database:"), strings.HasPrefix(line, "ca:"), strings.HasPrefix(line, "portal:"):
+		case strings.HasPrefix(line, "tls:"):
+			edge = append(edge, "tls: {cert_file: server.crt, key_file: server.key}\n")
+		case line == "proxy:\n":
+			edge = append(edge, line, fmt.Sprintf("  feed: {ca_url: %q, credentials_dir: %q}\n", caURL, creds))
+		default:
+			edge = append(edge, line)
+		}
+	}
+	edgeCfg := filepath.Join(edgeDir, "edge.yaml")
+	if err := os.WriteFile(edgeCfg, []byte(strings.Join(edge, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, "check-config", edgeCfg)
+	return edgeCfg, filepath.Join(edgeDir, "data", "proxy-snapshot.json")
 }
 
 // partitionRevocations is the number of revocations made while a proxy is
