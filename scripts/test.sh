@@ -28,6 +28,9 @@ full_pkgs=()
 [ -x /usr/bin/WebKitWebDriver ] || full_pkgs+=(webkit2gtk-driver)
 [ -x /usr/bin/xvfb-run ] && command -v xauth >/dev/null || full_pkgs+=(xvfb xauth)
 command -v pk12util >/dev/null && command -v certutil >/dev/null || need_pkgs+=(libnss3-tools)
+# `devicegate trust install` is tested with the real certutil and
+# update-ca-certificates (on temporary directories).
+command -v update-ca-certificates >/dev/null || need_pkgs+=(ca-certificates)
 # The committed browser bundle (enroll/static) is rebuilt from enroll/web
 # with Node.js and npm (the packages from the npm registry, pinned in
 # package-lock.json) and must come out byte for byte the same.
@@ -56,6 +59,7 @@ if [ "${CI:-}" = true ]; then
   export DEVICEGATE_REQUIRE_PODMAN=1
   # The partition tests put a proxy in a network namespace (ip netns, as root).
   export DEVICEGATE_REQUIRE_NETNS=1
+  export DEVICEGATE_REQUIRE_TRUSTTOOLS=1
 fi
 
 echo "== JS bundle (rebuilt from enroll/web, compared with the committed enroll/static files)"

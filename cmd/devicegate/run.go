@@ -30,6 +30,7 @@ func commands() map[string]command {
 		"proxy":        {"run the mTLS gateway in front of back-office apps from --config", runProxy},
 		"check-config": {"validate config files and report every problem", runCheckConfig},
 		"health":       {"GET each role's URLs and fail unless all answer 2xx (the image's HEALTHCHECK)", runHealth},
+		"trust":        {"install or remove the CA's root in this computer's system store and browsers (like mkcert -install)", runTrust},
 		"backoffice":   {"run only the demo back-office app (the upstream of docker-compose.yml)", runBackoffice},
 	}
 }

@@ -70,9 +70,9 @@ func rootPool(ctx context.Context, base *url.URL, t Trust) (*x509.CertPool, []*x
 		}
 		return poolOf(roots), roots, nil
 	case t.Fingerprint != "":
-		want, err := hex.DecodeString(strings.ToLower(strings.ReplaceAll(strings.TrimSpace(t.Fingerprint), ":", "")))
-		if err != nil || len(want) != sha256.Size {
-			return nil, nil, errors.New("fingerprint must be a hex SHA-256 (64 hex digits)")
+		want, err := ParseFingerprint(t.Fingerprint)
+		if err != nil {
+			return nil, nil, err
 		}
 		// This one request is not verified: its answer is only accepted if
 		// it contains the root the user named by fingerprint.
@@ -96,6 +96,37 @@ func rootPool(ctx context.Context, base *url.URL, t Trust) (*x509.CertPool, []*x
 		return nil, nil, errors.New("the CA's root does not match the fingerprint: refusing to trust it")
 	}
 	return nil, nil, errors.New("a root file (--root) or fingerprint (--fingerprint) is required to trust the CA")
+}
+
+// ParseFingerprint reads a hex SHA-256 fingerprint; ':' separators, spaces
+// around it and case are ignored.
+func ParseFingerprint(s string) ([]byte, error) {
+	want, err := hex.DecodeString(strings.ToLower(strings.ReplaceAll(strings.TrimSpace(s), ":", "")))
+	if err != nil || len(want) != sha256.Size {
+		return nil, errors.New("fingerprint must be a hex SHA-256 (64 hex digits)")
+	}
+	return want, nil
+}
+
+// FetchRoot returns the CA's root certificate as Trust names it: the one
+// certificate of a root file, or the root the CA at rawURL serves whose
+// fingerprint matches.
+func FetchRoot(ctx context.Context, rawURL string, t Trust) (*x509.Certificate, error) {
+	var base *url.URL
+	if t.RootFile == "" {
+		var err error
+		if base, err = checkURL(rawURL, t); err != nil {
+			return nil, err
+		}
+	}
+	_, roots, err := rootPool(ctx, base, t)
+	if err != nil {
+		return nil, err
+	}
+	if len(roots) != 1 {
+		return nil, fmt.Errorf("%s holds %d certificates: give a file with the root alone", t.RootFile, len(roots))
+	}
+	return roots[0], nil
 }
 
 func poolOf(certs []*x509.Certificate) *x509.CertPool {

@@ -197,6 +197,33 @@ func FuzzParseCerts(f *testing.F) {
 	})
 }
 
+func TestParseFingerprint(t *testing.T) {
+	hexSum := strings.Repeat("0a", 32)
+	colons := strings.ToUpper(strings.Join(strings.Split(strings.Repeat("0a ", 32), " ")[:32], ":"))
+	for _, c := range []struct {
+		in string
+		ok bool
+	}{
+		{hexSum, true}, {colons, true}, {"  " + hexSum + "\n", true},
+		{"", false}, {hexSum[:62], false}, {hexSum + "00", false}, {strings.Repeat("zz", 32), false},
+	} {
+		got, err := ParseFingerprint(c.in)
+		if (err == nil) != c.ok || c.ok && len(got) != 32 {
+			t.Errorf("ParseFingerprint(%q) = %x, %v; want ok=%v", c.in, got, err, c.ok)
+		}
+	}
+}
+
+func FuzzParseFingerprint(f *testing.F) {
+	f.Add(strings.Repeat("ab", 32))
+	f.Add(strings.Repeat("AB:", 31) + "AB")
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, err := ParseFingerprint(s); err == nil && len(got) != 32 {
+			t.Fatalf("%q gave %d bytes", s, len(got))
+		}
+	})
+}
+
 // TestEnrollRetriesLostAnswer: an answer lost after the request was sent
 // (connection cut, 5xx) is asked for again with the identical request
 // (same code, same CSR, so the CA can hand out the certificate it
