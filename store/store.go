@@ -32,6 +32,8 @@ type Store interface {
 	CreateSubAccount(ctx context.Context, s NewSubAccount, actor Actor) (SubAccount, error)
 	GetSubAccount(ctx context.Context, tenantID, subID string) (SubAccount, error)
 	GetSubAccountByName(ctx context.Context, tenantID, name string) (SubAccount, error)
+	// Positions per store (positions.go).
+	Positions
 	ListSubAccounts(ctx context.Context, tenantID string, f SubAccountFilter) ([]SubAccount, error)
 	SetPassword(ctx context.Context, tenantID, subID, passwordHash string, actor Actor) error
 	SetRole(ctx context.Context, tenantID, subID, role string, grants []string, actor Actor) (SubAccount, error)

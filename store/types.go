@@ -94,6 +94,12 @@ type SubAccount struct {
 	ChangeSeq    int64 // policy seq of the last change to this row
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+
+	// RolePoints are the store's own points of Role when the owner edited
+	// the position (RoleEdited; else the catalog's defaults apply). Filled
+	// by PolicyChangesSince, for proxies; see EffectivePermissions.
+	RolePoints []string
+	RoleEdited bool
 }
 
 // FullName is the display identity "store:name".

@@ -81,6 +81,9 @@ func (s *DB) PolicyChangesSince(ctx context.Context, afterSeq int64) (store.Poli
 	if err := rows.Err(); err != nil {
 		return out, err
 	}
+	if err := s.withPositions(ctx, out.SubAccounts); err != nil {
+		return out, err
+	}
 	if afterSeq == 0 {
 		// A first load needs only the active devices: revoked ones (there
 		// may be millions) decide nothing and would only cost memory.

@@ -267,8 +267,10 @@ func (s *DB) SetValidity(ctx context.Context, tenantID, subID string, w store.Wi
 		return store.SubAccount{}, err
 	}
 	return s.updateSub(ctx, tenantID, subID, actor, "sub.validity", func(_ context.Context, _ *txn, a *store.SubAccount, _ int64) (map[string]string, error) {
+		before := a.Window
 		a.Window = w
-		return map[string]string{"not_before": timeText(w.NotBefore), "not_after": timeText(w.NotAfter)}, nil
+		return map[string]string{"not_before": timeText(w.NotBefore), "not_after": timeText(w.NotAfter),
+			"before_not_before": timeText(before.NotBefore), "before_not_after": timeText(before.NotAfter)}, nil
 	})
 }
 
