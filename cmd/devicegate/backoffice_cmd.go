@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -13,23 +14,25 @@ import (
 // runBackoffice runs only the demo back-office app (plain HTTP), the
 // upstream the proxies front in docker-compose.yml. Its users and their
 // passwords come from a file (a secret), one "store:name password" a line.
-func runBackoffice(ctx context.Context, args []string, env *cliEnv) error {
-	fs := newFlagSet("backoffice", env.stderr)
-	addr := fs.String("listen", "127.0.0.1:8081", "address (plain HTTP: keep it on a private network)")
-	usersFile := fs.String("users-file", "", `file with one "store:name password" a line (required)`)
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return err
+func backofficeFlags(fs *flag.FlagSet) commandRun {
+	addr := fs.String("listen", "127.0.0.1:8081", "`ADDRESS` (plain HTTP: keep it on a private network)")
+	usersFile := fs.String("users-file", "", "`FILE` with one \"store:name password\" a line (required)")
+	logLevel := fs.String("log-level", "info", "log level `L`: debug, info, warn or error")
+	return func(ctx context.Context, _ []string, env *cliEnv) error {
+		return runBackoffice(ctx, *addr, *usersFile, *logLevel, env)
 	}
-	if *usersFile == "" {
+}
+
+func runBackoffice(ctx context.Context, addr, usersFile, logLevel string, env *cliEnv) error {
+	if usersFile == "" {
 		return errors.New("--users-file is required")
 	}
-	users, err := readBackofficeUsers(*usersFile)
+	users, err := readBackofficeUsers(usersFile)
 	if err != nil {
 		return err
 	}
-	log := newLogger(env, *logLevel, "text")
-	srv, err := startBackoffice(*addr, users, log)
+	log := newLogger(env, logLevel, "text")
+	srv, err := startBackoffice(addr, users, log)
 	if err != nil {
 		return err
 	}

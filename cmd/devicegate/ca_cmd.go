@@ -8,7 +8,9 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,78 +20,89 @@ import (
 	"github.com/devicegate/devicegate/store"
 )
 
-const caUsage = `devicegate ca [--config F | --data DIR] <command>
-  init                          create the root and intermediate CAs (keys 0600)
-  proxy-cert --name N --stores S,...|all --out DIR
-                                issue a "proxy" client certificate for the revocation and policy feeds of
-                                the named stores (or, explicitly, all stores), valid 7 days and renewed by
-                                the edge proxy itself at 2/3 of that
-                                (DIR gets key.pem, cert.pem, root.pem, devices.pem:
-                                proxy.feed.credentials_dir); list and revoke with devicegate admin proxy
-  crl                           print the current device CRL and the root's CRL (PEM, in that order:
-                                nginx and HAProxy want a CRL for every CA of the chain)`
+// caTable is the `devicegate ca` commands; configPath and dataDir are the
+// group's --config and --data, parsed before the command.
+func caTable(configPath, dataDir *string) []command {
+	return []command{
+		{name: "init", about: "create the root and intermediate CAs (keys 0600) in the data directory", flags: noCommandFlags(
+			func(_ context.Context, _ []string, env *cliEnv) error {
+				return runCAInit(*configPath, *dataDir, env)
+			})},
+		{name: "proxy-cert", about: `issue a "proxy" client certificate (7 days, renewed by the edge proxy) for the feeds of the named stores into DIR (proxy.feed.credentials_dir)`,
+			flags: func(fs *flag.FlagSet) commandRun {
+				name := fs.String("name", "", "proxy node `NAME` (required)")
+				stores := fs.String("stores", "", "the stores the proxy serves, comma-separated store names `S,...`, or \"all\" (required)")
+				out := fs.String("out", "", "output directory `DIR` (required)")
+				return func(ctx context.Context, _ []string, env *cliEnv) error {
+					return runProxyCert(ctx, *configPath, *dataDir, *name, *stores, *out, env)
+				}
+			}},
+		{name: "crl", about: "print the current device CRL and the root's CRL (PEM, in that order: nginx and HAProxy want a CRL for every CA of the chain)",
+			flags: noCommandFlags(func(ctx context.Context, _ []string, env *cliEnv) error {
+				return runCACRL(ctx, *configPath, *dataDir, env)
+			})},
+	}
+}
 
+// caPrefix is what every ca command line starts with.
+const caPrefix = "devicegate ca [--config F | --data DIR]"
+
+// runCA parses the group's flags, then the command's: --help anywhere
+// prints usage and creates nothing (ca init --help used to create a CA).
 func runCA(ctx context.Context, args []string, env *cliEnv) error {
-	fs := newFlagSet("ca", env.stderr)
+	fs := newFlagSet("ca", io.Discard)
 	configPath := fs.String("config", "", "config file")
 	dataDir := fs.String("data", "", "data directory (instead of --config)")
-	fs.Usage = func() { fmt.Fprintln(env.stderr, caUsage) }
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	rest := fs.Args()
-	if len(rest) == 0 {
-		return fmt.Errorf("usage: %s", caUsage)
-	}
-	switch rest[0] {
-	case "init":
-		cfg, err := loadConfig(*configPath, *dataDir)
-		if err != nil {
-			return err
-		}
-		if err := ca.Init(cfg.CA.Dir, ca.InitOptions{Name: "devicegate"}); err != nil {
-			return err
-		}
-		keys, err := ca.LoadKeys(cfg.CA.Dir)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(env.stdout, "CA created in %s\nroot fingerprint (SHA-256): %s\n", cfg.CA.Dir, ca.Fingerprint(keys.Root))
-		fmt.Fprintf(env.stdout, "The root key %s is not needed online: move it to offline storage.\n", filepath.Join(cfg.CA.Dir, ca.RootKeyFile))
+	cmds := caTable(configPath, dataDir)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		listCommands(env.stdout, caPrefix, cmds)
 		return nil
-	case "proxy-cert":
-		return runProxyCert(ctx, *configPath, *dataDir, rest[1:], env)
-	case "crl":
-		a, err := openApp(ctx, *configPath, *dataDir, openOptions{})
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		if a.ca == nil {
-			return errNoCA
-		}
-		_, p := a.ca.CRL()
-		_, err = env.stdout.Write(p)
+	}
+	if err != nil {
+		var listing strings.Builder
+		listCommands(&listing, caPrefix, cmds)
+		return fmt.Errorf("%w\n%s", err, strings.TrimSuffix(listing.String(), "\n"))
+	}
+	return runGroup(ctx, caPrefix, cmds, fs.Args(), env)
+}
+
+func runCAInit(configPath, dataDir string, env *cliEnv) error {
+	cfg, err := loadConfig(configPath, dataDir)
+	if err != nil {
 		return err
 	}
-	return fmt.Errorf("unknown ca command %q\nusage: %s", rest[0], caUsage)
+	if err := ca.Init(cfg.CA.Dir, ca.InitOptions{Name: "devicegate"}); err != nil {
+		return err
+	}
+	keys, err := ca.LoadKeys(cfg.CA.Dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "CA created in %s\nroot fingerprint (SHA-256): %s\n", cfg.CA.Dir, ca.Fingerprint(keys.Root))
+	fmt.Fprintf(env.stdout, "The root key %s is not needed online: move it to offline storage.\n", filepath.Join(cfg.CA.Dir, ca.RootKeyFile))
+	return nil
+}
+
+func runCACRL(ctx context.Context, configPath, dataDir string, env *cliEnv) error {
+	a, err := openApp(ctx, configPath, dataDir, openOptions{})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if a.ca == nil {
+		return errNoCA
+	}
+	_, p := a.ca.CRL()
+	_, err = env.stdout.Write(p)
+	return err
 }
 
 // runProxyCert writes key.pem (0600), cert.pem (leaf + intermediate) and
 // root.pem for a proxy node.
-func runProxyCert(ctx context.Context, configPath, dataDir string, args []string, env *cliEnv) error {
-	fs := newFlagSet("ca proxy-cert", env.stderr)
-	name := fs.String("name", "", "proxy node name")
-	stores := fs.String("stores", "", `the stores the proxy serves, comma-separated store names, or "all"`)
-	out := fs.String("out", "", "output directory")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos, 0, "ca proxy-cert --name N --stores S,...|all --out DIR"); err != nil {
-		return err
-	}
-	if *name == "" || *out == "" || *stores == "" {
+func runProxyCert(ctx context.Context, configPath, dataDir, name, stores, out string, env *cliEnv) error {
+	if name == "" || out == "" || stores == "" {
 		return errors.New(`--name, --stores (store names, or "all") and --out are required`)
 	}
 	a, err := openApp(ctx, configPath, dataDir, openOptions{})
@@ -100,7 +113,7 @@ func runProxyCert(ctx context.Context, configPath, dataDir string, args []string
 	if a.ca == nil {
 		return errNoCA
 	}
-	scope, err := a.proxyScope(ctx, *stores)
+	scope, err := a.proxyScope(ctx, stores)
 	if err != nil {
 		return err
 	}
@@ -112,7 +125,7 @@ func runProxyCert(ctx context.Context, configPath, dataDir string, args []string
 	if err != nil {
 		return err
 	}
-	chain, err := a.ca.IssueProxyCert(ctx, *name, scope, csr)
+	chain, err := a.ca.IssueProxyCert(ctx, name, scope, csr)
 	if err != nil {
 		return err
 	}
@@ -120,7 +133,7 @@ func runProxyCert(ctx context.Context, configPath, dataDir string, args []string
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*out, 0o700); err != nil {
+	if err := os.MkdirAll(out, 0o700); err != nil {
 		return err
 	}
 	var certPEM []byte
@@ -138,12 +151,12 @@ func runProxyCert(ctx context.Context, configPath, dataDir string, args []string
 		{"devices.pem", a.ca.Keys().DevicePEM, 0o644}, // verifies device certificates at the proxy
 	}
 	for _, f := range files {
-		if err := os.WriteFile(filepath.Join(*out, f.name), f.data, f.mode); err != nil {
+		if err := os.WriteFile(filepath.Join(out, f.name), f.data, f.mode); err != nil {
 			return err
 		}
 	}
 	fmt.Fprintf(env.stdout, "proxy certificate for %q (stores: %s) written to %s (valid until %s)\n",
-		*name, *stores, *out, chain[0].NotAfter.Format(time.RFC3339))
+		name, stores, out, chain[0].NotAfter.Format(time.RFC3339))
 	return nil
 }
 

@@ -2,17 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
 	"fmt"
 
 	"github.com/devicegate/devicegate/internal/config"
 )
 
+func checkConfigFlags(*flag.FlagSet) commandRun { return runCheckConfig }
+
 // runCheckConfig validates config files and prints every problem found.
 func runCheckConfig(_ context.Context, args []string, env *cliEnv) error {
-	if len(args) == 0 {
-		return errors.New("usage: check-config FILE [FILE]")
-	}
 	failed := 0
 	for _, path := range args {
 		err := config.CheckFile(path)

@@ -109,7 +109,7 @@ func TestContainerComposeFile(t *testing.T) {
 			t.Errorf("%s: no command", name)
 			continue
 		}
-		if _, ok := commands()[svc.Command[0]]; !ok {
+		if _, ok := findCommand(commands(), svc.Command[0]); !ok {
 			t.Errorf("%s: %q is not a devicegate command", name, svc.Command[0])
 		}
 		listens := checkComposeRole(t, name, svc, mounts)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,16 +64,18 @@ var demoSubAccounts = []struct {
 // name) to walk through the whole flow, as in the browser end-to-end test.
 var demoAppOnlyUsers = []string{"dave"}
 
-func runDemo(ctx context.Context, args []string, env *cliEnv) error {
-	fs := newFlagSet("demo", env.stderr)
-	dataDir := fs.String("data", "", "data directory (default ./devicegate-data)")
-	configPath := fs.String("config", "", "config file (instead of --data)")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return err
+func demoFlags(fs *flag.FlagSet) commandRun {
+	dataDir := fs.String("data", "", "data directory `DIR` (default ./devicegate-data)")
+	configPath := fs.String("config", "", "config file `F` (instead of --data)")
+	logLevel := fs.String("log-level", "info", "log level `L`: debug, info, warn or error")
+	return func(ctx context.Context, _ []string, env *cliEnv) error {
+		return runDemo(ctx, *configPath, *dataDir, *logLevel, env)
 	}
-	log := newLogger(env, *logLevel, "text")
-	a, err := openApp(ctx, *configPath, *dataDir, openOptions{initCA: true, log: log})
+}
+
+func runDemo(ctx context.Context, configPath, dataDir, logLevel string, env *cliEnv) error {
+	log := newLogger(env, logLevel, "text")
+	a, err := openApp(ctx, configPath, dataDir, openOptions{initCA: true, log: log})
 	if err != nil {
 		return err
 	}

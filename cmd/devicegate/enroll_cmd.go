@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 
@@ -12,36 +13,32 @@ import (
 	"github.com/devicegate/devicegate/enroll/client"
 )
 
-const enrollUsage = "enroll --url URL --code CODE --out DIR [--label L] [--root FILE | --fingerprint SHA256] [--p12-password-file F]"
+func enrollFlags(fs *flag.FlagSet) commandRun {
+	var o client.Options
+	fs.StringVar(&o.URL, "url", "", "CA `URL`, e.g. https://localhost:8443 (required)")
+	fs.StringVar(&o.Code, "code", "", "one-time enrollment `CODE` from the main account (required)")
+	fs.StringVar(&o.OutDir, "out", "", "`DIR` for key.pem, cert.pem, chain.pem, root.pem, device.p12 (required)")
+	fs.StringVar(&o.Label, "label", "", "name `L` of this computer, shown to the main account")
+	fs.StringVar(&o.Trust.RootFile, "root", "", "trust this root CA `FILE`")
+	fs.StringVar(&o.Trust.Fingerprint, "fingerprint", "", "trust the CA root with this SHA-256 fingerprint `FP`")
+	pwFile := fs.String("p12-password-file", "", "`F`: file with the .p12 password (default: prompt)")
+	fs.BoolVar(&o.Overwrite, "overwrite", false, "replace an existing key in --out")
+	return func(ctx context.Context, _ []string, env *cliEnv) error { return runEnroll(ctx, o, *pwFile, env) }
+}
 
 // runEnroll enrolls this computer: the key is generated here and never sent.
-func runEnroll(ctx context.Context, args []string, env *cliEnv) error {
-	fs := newFlagSet("enroll", env.stderr)
-	url := fs.String("url", "", "CA URL, e.g. https://localhost:8443")
-	code := fs.String("code", "", "one-time enrollment code from the main account")
-	out := fs.String("out", "", "directory for key.pem, cert.pem, chain.pem, root.pem, device.p12")
-	label := fs.String("label", "", "name of this computer, shown to the main account")
-	root := fs.String("root", "", "trust this root CA file")
-	fingerprint := fs.String("fingerprint", "", "trust the CA root with this SHA-256 fingerprint")
-	pwFile := fs.String("p12-password-file", "", "file with the .p12 password (default: prompt)")
-	overwrite := fs.Bool("overwrite", false, "replace an existing key in --out")
-	pos, err := parseInterleaved(fs, args)
+func runEnroll(ctx context.Context, o client.Options, pwFile string, env *cliEnv) error {
+	if o.URL == "" || o.Code == "" || o.OutDir == "" {
+		return errors.New("--url, --code and --out are required (devicegate enroll --help)")
+	}
+	password, err := p12Password(pwFile, env)
 	if err != nil {
 		return err
 	}
-	if err := wantArgs(pos, 0, enrollUsage); err != nil {
-		return err
-	}
-	if *url == "" || *code == "" || *out == "" {
-		return fmt.Errorf("--url, --code and --out are required\nusage: devicegate %s", enrollUsage)
-	}
-	password, err := p12Password(*pwFile, env)
-	if err != nil {
-		return err
-	}
+	o.P12Password = password
 	res, err := client.Enroll(ctx, client.Options{
-		URL: *url, Code: *code, Label: *label, OutDir: *out, P12Password: password, Overwrite: *overwrite,
-		Trust:     client.Trust{RootFile: *root, Fingerprint: *fingerprint},
+		URL: o.URL, Code: o.Code, Label: o.Label, OutDir: o.OutDir, P12Password: o.P12Password, Overwrite: o.Overwrite,
+		Trust:     o.Trust,
 		UserAgent: "devicegate-enroll/" + version,
 	})
 	var apiErr *api.Error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,14 +25,18 @@ const (
 // https is verified against --root (the CA's root.pem: every listener's
 // certificate chains to it) or, without it, the system's roots; a
 // certificate that does not verify is unhealthy, never skipped.
-func runHealth(ctx context.Context, args []string, env *cliEnv) error {
-	fs := newFlagSet("health", env.stderr)
-	root := fs.String("root", os.Getenv(healthRootEnv), "PEM root(s) verifying https URLs (default $"+healthRootEnv+")")
-	timeout := fs.Duration("timeout", 4*time.Second, "for all URLs together")
-	if err := fs.Parse(args); err != nil {
-		return err
+func healthFlags(fs *flag.FlagSet) commandRun {
+	root := fs.String("root", "", "`FILE` with PEM root(s) verifying https URLs (default $"+healthRootEnv+")")
+	timeout := fs.Duration("timeout", 4*time.Second, "`D` for all URLs together")
+	return func(ctx context.Context, urls []string, env *cliEnv) error {
+		if *root == "" {
+			*root = os.Getenv(healthRootEnv)
+		}
+		return runHealth(ctx, urls, *root, *timeout, env)
 	}
-	urls := fs.Args()
+}
+
+func runHealth(ctx context.Context, urls []string, root string, timeout time.Duration, env *cliEnv) error {
 	if len(urls) == 0 {
 		urls = strings.Fields(os.Getenv(healthURLsEnv))
 	}
@@ -39,14 +44,14 @@ func runHealth(ctx context.Context, args []string, env *cliEnv) error {
 		return errors.New("usage: health [--root FILE] URL... (or $" + healthURLsEnv + ")")
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if *root != "" {
-		pool, err := poolFromFile(*root)
+	if root != "" {
+		pool, err := poolFromFile(root)
 		if err != nil {
 			return fmt.Errorf("--root: %w", err)
 		}
 		tc.RootCAs = pool
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
 	defer client.CloseIdleConnections()

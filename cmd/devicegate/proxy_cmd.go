@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,16 +22,16 @@ import (
 // and its TLS certificate from the internal server CA of the same data
 // directory; with proxy.feed it needs neither: policy and audit go through
 // the CA over mTLS.
-func runProxy(ctx context.Context, args []string, env *cliEnv) error {
-	fs := newFlagSet("proxy", env.stderr)
-	configPath := fs.String("config", "", "config file (required)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *configPath == "" {
+func proxyFlags(fs *flag.FlagSet) commandRun {
+	configPath := configFlag(fs)
+	return func(ctx context.Context, _ []string, env *cliEnv) error { return runProxy(ctx, *configPath, env) }
+}
+
+func runProxy(ctx context.Context, configPath string, env *cliEnv) error {
+	if configPath == "" {
 		return errors.New("--config is required")
 	}
-	cfg, err := loadConfig(*configPath, "")
+	cfg, err := loadConfig(configPath, "")
 	if err != nil {
 		return err
 	}
@@ -45,7 +46,7 @@ func runProxy(ctx context.Context, args []string, env *cliEnv) error {
 		gw, err = startFeedGateway(ctx, &r, cfg, log)
 	} else {
 		var a *app
-		if a, err = openApp(ctx, *configPath, "", openOptions{log: log}); err != nil {
+		if a, err = openApp(ctx, configPath, "", openOptions{log: log}); err != nil {
 			return err
 		}
 		defer a.Close() // after r.run: the auditor has written its queue

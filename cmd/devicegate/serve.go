@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -15,8 +16,18 @@ import (
 
 // runServe runs the CA node (enrollment API, CRL, OCSP, revocation feed)
 // and the browser portal from a config file.
-func runServe(ctx context.Context, args []string, env *cliEnv) error {
-	a, log, err := openFromConfigFlag(ctx, "serve", args, env)
+func serveFlags(fs *flag.FlagSet) commandRun {
+	configPath := configFlag(fs)
+	return func(ctx context.Context, _ []string, env *cliEnv) error { return runServe(ctx, *configPath, env) }
+}
+
+// configFlag is the --config of serve and proxy.
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", "", "config file `F` (required)")
+}
+
+func runServe(ctx context.Context, configPath string, env *cliEnv) error {
+	a, log, err := openFromConfig(ctx, configPath, env)
 	if err != nil {
 		return err
 	}
@@ -45,23 +56,18 @@ func runServe(ctx context.Context, args []string, env *cliEnv) error {
 	return r.run(ctx)
 }
 
-// openFromConfigFlag parses `--config F` (required), logs as the file says
-// and opens the app; the data directory must hold a CA.
-func openFromConfigFlag(ctx context.Context, name string, args []string, env *cliEnv) (*app, *slog.Logger, error) {
-	fs := newFlagSet(name, env.stderr)
-	configPath := fs.String("config", "", "config file (required)")
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, err
-	}
-	if *configPath == "" {
+// openFromConfig logs as the config file says and opens the app; the
+// data directory must hold a CA.
+func openFromConfig(ctx context.Context, configPath string, env *cliEnv) (*app, *slog.Logger, error) {
+	if configPath == "" {
 		return nil, nil, errors.New("--config is required")
 	}
-	cfg, err := loadConfig(*configPath, "")
+	cfg, err := loadConfig(configPath, "")
 	if err != nil {
 		return nil, nil, err
 	}
 	log := newLogger(env, cfg.Log.Level, cfg.Log.Format)
-	a, err := openApp(ctx, *configPath, "", openOptions{log: log})
+	a, err := openApp(ctx, configPath, "", openOptions{log: log})
 	if err != nil {
 		return nil, nil, err
 	}

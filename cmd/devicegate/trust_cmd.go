@@ -24,20 +24,32 @@ const (
 // runTrust installs or removes the CA's root as a trust anchor of this
 // computer, so browsers open the portal without a certificate warning.
 func runTrust(ctx context.Context, args []string, env *cliEnv) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(env.stdout, "usage:\n  devicegate %s\n  devicegate %s\n", trustInstallUsage, trustUninstallUsage)
-		if len(args) == 0 {
-			return errors.New("install or uninstall?")
-		}
-		return nil
+	return runGroup(ctx, "devicegate trust", trustTable(), args, env)
+}
+
+func trustTable() []command {
+	return []command{
+		{name: "install", about: "trust the CA's root: from --root FILE, or fetched from --url URL and checked against --fingerprint",
+			flags: func(fs *flag.FlagSet) commandRun {
+				root := fs.String("root", "", "the CA's root certificate `FILE` (PEM file with the root alone)")
+				url := fs.String("url", "", "the CA's `URL`, to fetch the root from (needs --fingerprint)")
+				fingerprint := fs.String("fingerprint", "", "SHA-256 fingerprint `FP` of the root, as `devicegate demo` and `ca init` print it")
+				targets := addTrustTargets(fs)
+				return func(ctx context.Context, _ []string, env *cliEnv) error {
+					return runTrustInstall(ctx, *root, *url, *fingerprint, targets, env)
+				}
+			}},
+		{name: "uninstall", about: "remove a root devicegate installed (--fingerprint or --root), or all of them (--all)",
+			flags: func(fs *flag.FlagSet) commandRun {
+				root := fs.String("root", "", "the root certificate `FILE` to remove (PEM file)")
+				fingerprint := fs.String("fingerprint", "", "SHA-256 fingerprint `FP` of the root to remove")
+				all := fs.Bool("all", false, "remove every root devicegate installed")
+				targets := addTrustTargets(fs)
+				return func(_ context.Context, _ []string, env *cliEnv) error {
+					return runTrustUninstall(*root, *fingerprint, *all, targets, env)
+				}
+			}},
 	}
-	switch args[0] {
-	case "install":
-		return runTrustInstall(ctx, args[1:], env)
-	case "uninstall":
-		return runTrustUninstall(args[1:], env)
-	}
-	return fmt.Errorf("unknown trust command %q (install, uninstall)", args[0])
 }
 
 // trustTargets are the flags that choose the stores, shared by both commands.
@@ -50,7 +62,7 @@ func addTrustTargets(fs *flag.FlagSet) trustTargets {
 	return trustTargets{
 		noSystem: fs.Bool("no-system", false, "leave the operating system's store alone"),
 		noNSS:    fs.Bool("no-nss", false, "leave the browsers' NSS databases alone"),
-		home:     fs.String("home", "", "whose browsers' NSS databases (default: $HOME)"),
+		home:     fs.String("home", "", "whose browsers' NSS databases, `DIR` (default: $HOME)"),
 	}
 }
 
@@ -86,43 +98,28 @@ func (t trustTargets) installer(env *cliEnv, creating bool) (*truststore.Install
 	return in, nil
 }
 
-func runTrustInstall(ctx context.Context, args []string, env *cliEnv) error {
-	fs := newFlagSet("trust install", env.stderr)
-	root := fs.String("root", "", "the CA's root certificate (PEM file with the root alone)")
-	url := fs.String("url", "", "the CA's URL, to fetch the root from (needs --fingerprint)")
-	fingerprint := fs.String("fingerprint", "", "SHA-256 fingerprint of the root, as `devicegate demo` and `ca init` print it")
-	targets := addTrustTargets(fs)
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos, 0, trustInstallUsage); err != nil {
-		return err
-	}
+func runTrustInstall(ctx context.Context, root, url, fingerprint string, targets trustTargets, env *cliEnv) error {
 	var trust client.Trust
 	switch {
-	case *root != "" && *url == "":
-		trust.RootFile = *root
-	case *root == "" && *url != "" && *fingerprint != "":
-		trust.Fingerprint = *fingerprint
+	case root != "" && url == "":
+		trust.RootFile = root
+	case root == "" && url != "" && fingerprint != "":
+		trust.Fingerprint = fingerprint
 	default:
 		return fmt.Errorf("give --root FILE, or --url URL with --fingerprint SHA256\nusage: devicegate %s", trustInstallUsage)
 	}
-	cert, err := client.FetchRoot(ctx, *url, trust)
+	cert, err := client.FetchRoot(ctx, url, trust)
 	if err != nil {
 		return err
 	}
 	sum := sha256.Sum256(cert.Raw)
-	if *root != "" && *fingerprint != "" {
-		want, err := client.ParseFingerprint(*fingerprint)
+	if root != "" && fingerprint != "" {
+		want, err := client.ParseFingerprint(fingerprint)
 		if err != nil {
 			return err
 		}
 		if hex.EncodeToString(want) != hex.EncodeToString(sum[:]) {
-			return fmt.Errorf("%s does not match the fingerprint: refusing to trust it", *root)
+			return fmt.Errorf("%s does not match the fingerprint: refusing to trust it", root)
 		}
 	}
 	if runtime.GOOS != "linux" {
@@ -147,33 +144,18 @@ func runTrustInstall(ctx context.Context, args []string, env *cliEnv) error {
 	return nil
 }
 
-func runTrustUninstall(args []string, env *cliEnv) error {
-	fs := newFlagSet("trust uninstall", env.stderr)
-	root := fs.String("root", "", "the root certificate to remove (PEM file)")
-	fingerprint := fs.String("fingerprint", "", "SHA-256 fingerprint of the root to remove")
-	all := fs.Bool("all", false, "remove every root devicegate installed")
-	targets := addTrustTargets(fs)
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := wantArgs(pos, 0, trustUninstallUsage); err != nil {
-		return err
-	}
+func runTrustUninstall(root, fingerprint string, all bool, targets trustTargets, env *cliEnv) error {
 	var name string
 	switch {
-	case *all && *root == "" && *fingerprint == "":
-	case !*all && *root != "" && *fingerprint == "":
-		cert, err := client.FetchRoot(context.Background(), "", client.Trust{RootFile: *root})
+	case all && root == "" && fingerprint == "":
+	case !all && root != "" && fingerprint == "":
+		cert, err := client.FetchRoot(context.Background(), "", client.Trust{RootFile: root})
 		if err != nil {
 			return err
 		}
 		name = truststore.Name(cert)
-	case !*all && *root == "" && *fingerprint != "":
-		sum, err := client.ParseFingerprint(*fingerprint)
+	case !all && root == "" && fingerprint != "":
+		sum, err := client.ParseFingerprint(fingerprint)
 		if err != nil {
 			return err
 		}

@@ -39,8 +39,8 @@ func TestTrustCommandRefusesBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"trust"}, "install or uninstall"},
-		{[]string{"trust", "add"}, `unknown trust command "add"`},
+		{[]string{"trust"}, "usage: devicegate trust <command>"},
+		{[]string{"trust", "add"}, `unknown command "add"`},
 		{[]string{"trust", "install"}, "give --root FILE, or --url URL with --fingerprint"},
 		{[]string{"trust", "install", "--url", "https://ca.example"}, "give --root FILE, or --url URL with --fingerprint"},
 		{[]string{"trust", "install", "--root", root, "--url", "https://ca.example"}, "give --root FILE, or --url URL"},
@@ -51,7 +51,7 @@ func TestTrustCommandRefusesBadInput(t *testing.T) {
 		{[]string{"trust", "install", "--root", interFile}, "not self-signed"},
 		{[]string{"trust", "install", "--root", bundle}, "give a file with the root alone"},
 		{[]string{"trust", "install", "--root", filepath.Join(dir, "missing.pem")}, "no such file"},
-		{[]string{"trust", "install", "--root", root, "extra"}, "usage: trust install"},
+		{[]string{"trust", "install", "--root", root, "extra"}, "usage: devicegate trust install"},
 		{[]string{"trust", "uninstall"}, "give one of --fingerprint, --root or --all"},
 		{[]string{"trust", "uninstall", "--all", "--fingerprint", strings.Repeat("ab", 32)}, "give one of"},
 		{[]string{"trust", "uninstall", "--fingerprint", "00"}, "64 hex digits"},
