@@ -251,6 +251,33 @@ func (a *Authority) Renew(ctx context.Context, oldLeaf *x509.Certificate, csrDat
 	return &Issued{Device: dev, SubAccount: sub, Chain: chain, Installed: installed, Limit: sub.Protection.MaxDevices}, nil
 }
 
+// renewalRedeliveryWindow is how long after a renewal its certificate is
+// handed out again to a caller whose answer was lost.
+const renewalRedeliveryWindow = 10 * time.Minute
+
+// RedeliverRenewal answers the retry of a renewal whose answer was lost:
+// the renewal already superseded oldLeaf, so the caller authenticates with
+// a revoked certificate. It gets the recorded certificate again only if it
+// also proves, by the CSR's signature, that it holds the key that
+// certificate certifies, and only within renewalRedeliveryWindow. Nothing is
+// signed or revoked; the store audits device.redelivered.
+func (a *Authority) RedeliverRenewal(ctx context.Context, oldLeaf *x509.Certificate, csrData []byte) (*Issued, error) {
+	p, err := identity.FromCertificate(oldLeaf, a.opts.TrustDomain)
+	if err != nil {
+		return nil, err
+	}
+	csr, err := parseCSRUnverified(csrData, a.opts.AllowRSA)
+	if err != nil {
+		return nil, err
+	}
+	now := a.now()
+	issued, err := a.redeliver(ctx, IssueRequest{}, csr, p.TenantID, p.SubID, now.Add(-renewalRedeliveryWindow), now, now, store.ErrDeviceInactive)
+	if err != nil || issued.Device.ID != p.DeviceID {
+		return nil, store.ErrDeviceInactive
+	}
+	return issued, nil
+}
+
 // deviceLeaf is what a device certificate of sub issued now says: its
 // identity, its validity and where its revocation is published.
 func (a *Authority) deviceLeaf(sub store.SubAccount, p identity.Principal, now, notAfter time.Time) leafSpec {

@@ -177,7 +177,8 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	leaf := r.TLS.PeerCertificates[0]
-	if _, revoked := s.ca.revs.lookup(SerialHex(leaf)); revoked {
+	rv, revoked := s.ca.revs.lookup(SerialHex(leaf))
+	if revoked && rv.Reason != store.ReasonSuperseded {
 		s.writeError(w, r, store.ErrDeviceInactive)
 		return
 	}
@@ -186,7 +187,11 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	issued, err := s.ca.Renew(r.Context(), leaf, []byte(req.CSR))
+	renew := s.ca.Renew
+	if revoked { // superseded by a renewal: only its lost answer is handed out again
+		renew = s.ca.RedeliverRenewal
+	}
+	issued, err := renew(r.Context(), leaf, []byte(req.CSR))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

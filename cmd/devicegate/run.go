@@ -44,6 +44,7 @@ func commands() []command {
 		{name: "serve", about: "run the CA node from --config: enrollment API, CRL, OCSP, revocation feed and the web portal", flags: serveFlags},
 		{name: "proxy", about: "run the mTLS gateway in front of back-office apps from --config", flags: proxyFlags},
 		{name: "enroll", about: "enroll this computer with a one-time code (key generated locally)", flags: enrollFlags},
+		{name: "renew", about: "renew this computer's device certificate in its last 30 days (new key, same device and slot)", flags: renewFlags},
 		{name: "ca", groupSynopsis: "[--config F | --data DIR] <command>", about: "CA operations: " + strings.Join(commandNames(caTable(new(string), new(string))), ", "), group: runCA},
 		{name: "admin", groupSynopsis: "[--config F | --data DIR] <command>", about: "owner/operator CLI: stores, sub-accounts, devices, proxies, audit", group: runAdmin},
 		{name: "check-config", args: "FILE...", about: "validate config files and report every problem", flags: checkConfigFlags},

@@ -108,13 +108,19 @@ func postEnroll(ctx context.Context, u string, pool *x509.CertPool, o Options, c
 	if ua == "" {
 		ua = "devicegate-enroll"
 	}
-	// The identical request is sent again after a transport error or a 5xx:
-	// if the CA recorded the device but the answer was lost, it hands out
-	// the same certificate again (same code, same key); if it recorded
-	// nothing, the code is still unused.
+	return postWithRetry(ctx, c, u, ua, body)
+}
+
+// postWithRetry sends an enrollment or renewal and reads the certificate.
+// The identical request is sent again after a transport error or a 5xx:
+// if the CA recorded the certificate but the answer was lost, it hands out
+// the same certificate again (same code or same old certificate, same
+// key); if it recorded nothing, nothing was used up.
+func postWithRetry(ctx context.Context, c *http.Client, u, ua string, body []byte) (*api.Certificate, error) {
 	var status int
 	var header http.Header
 	var data []byte
+	var err error
 	for attempt := 0; ; attempt++ {
 		status, header, data, err = postOnce(ctx, c, u, ua, body)
 		if err == nil && status < 500 || attempt >= len(retryDelays) {
