@@ -23,7 +23,7 @@ import (
 type adminCommand struct {
 	name string // "sub add"
 	// synopsis is the positional arguments, then the flags, as usage shows
-	// them ("STORE:NAME --role ROLE [--grant P,...]"); the words before the
+	// them ("STORE:NAME --position P [--grant P,...]"); the words before the
 	// first flag are the positional arguments the command takes.
 	synopsis string
 	about    string // one line
@@ -46,6 +46,18 @@ func jsonFlag(fs *flag.FlagSet) *bool { return fs.Bool("json", false, "JSON outp
 func reasonFlag(fs *flag.FlagSet, def string) *string {
 	return fs.String("reason", def, "RFC 5280 reason `R`: "+strings.Join(reasonList(), ", ")+" (or its number)")
 }
+
+// positionFlag is a sub-account's position (岗位), the word of the portal
+// and the docs; --role, its old name, still works.
+func positionFlag(fs *flag.FlagSet) *string {
+	p := fs.String("position", "", "the sub-account's position `P`: a position (roles:) of the permissions catalog (every catalog has "+strings.Join(config.RequiredRoles, ", ")+")")
+	fs.StringVar(p, "role", "", deprecatedFlag+"the old name of --position")
+	return p
+}
+
+// deprecatedFlag starts the usage of a flag kept only under an old name;
+// synopses leave such flags out.
+const deprecatedFlag = "deprecated: "
 
 func passwordFileFlag(fs *flag.FlagSet) *string {
 	return fs.String("password-file", "", "`F`: the file whose first line is the password (default: generate and print one)")
@@ -77,8 +89,8 @@ func adminTable() []adminCommand {
 				return a.adminOwnerSet(ctx, pos[0], *pwFile, *resetPhone, env)
 			}
 		}},
-		{"sub add", "STORE:NAME --role ROLE [--grant P,...] [--password-file F]", "create a sub-account with a position and extra permission points", func(fs *flag.FlagSet) adminRun {
-			role := fs.String("role", "", "the sub-account's position, `ROLE`: a role of the permissions catalog (every catalog has "+strings.Join(config.RequiredRoles, ", ")+")")
+		{"sub add", "STORE:NAME --position P [--grant P,...] [--password-file F]", "create a sub-account with a position and extra permission points", func(fs *flag.FlagSet) adminRun {
+			role := positionFlag(fs)
 			grants := fs.String("grant", "", "supplementary permission points `P,...`, comma-separated")
 			pwFile := passwordFileFlag(fs)
 			return func(ctx context.Context, a *app, pos []string, env *cliEnv) error {

@@ -56,8 +56,12 @@ func (a *app) adminDeviceRevoke(ctx context.Context, target, reason string, env 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "device %s revoked (serial %s, reason %s, seq %d)\n", d.ID, rv.Serial, reasonName(rv.Reason), rv.Seq)
-	return nil
+	s, err := a.store.GetSubAccount(ctx, d.TenantID, d.SubID)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprint(env.stdout, deviceRevokedText(s.FullName(), d, rv))
+	return err
 }
 
 // adminDeviceAllowRenew lets one device of STORE renew once before its
@@ -140,7 +144,7 @@ func parseReason(s string) (store.RevocationReason, error) {
 			}
 		}
 	}
-	return 0, fmt.Errorf("%w: unknown revocation reason %q", store.ErrInvalid, s)
+	return 0, fmt.Errorf("%w: unknown revocation reason %q (--reason one of: %s, or its number)", store.ErrInvalid, s, strings.Join(reasonList(), ", "))
 }
 
 func reasonName(r store.RevocationReason) string {

@@ -104,7 +104,11 @@ func TestAdminTable(t *testing.T) {
 		fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 		c.flags(fs)
 		var defined, shown []string
-		fs.VisitAll(func(f *flag.Flag) { defined = append(defined, f.Name) })
+		fs.VisitAll(func(f *flag.Flag) {
+			if !strings.HasPrefix(f.Usage, deprecatedFlag) {
+				defined = append(defined, f.Name)
+			}
+		})
 		for _, w := range strings.Fields(c.synopsis) {
 			if name, ok := strings.CutPrefix(strings.Trim(w, "[]"), "--"); ok {
 				shown = append(shown, name)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +15,9 @@ import (
 )
 
 func (a *app) adminSubAdd(ctx context.Context, full, role, grants, pwFile string, env *cliEnv) error {
+	if role == "" {
+		return fmt.Errorf("%w: --position is required (one of: %s)", store.ErrInvalid, strings.Join(a.catalog.RoleKeys(), ", "))
+	}
 	var grantList []string
 	if grants != "" {
 		grantList = strings.Split(grants, ",")
@@ -36,10 +40,13 @@ func (a *app) adminSubAdd(ctx context.Context, full, role, grants, pwFile string
 	s, err := a.store.CreateSubAccount(ctx, store.NewSubAccount{
 		TenantID: t.ID, Name: subName, Role: role, Grants: grantList, PasswordHash: hash,
 	}, cliActor())
+	if errors.Is(err, store.ErrDuplicate) {
+		return fmt.Errorf("store %q already has a sub-account %q (names are never reused, even after departure): %w", tenantName, subName, err)
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "sub-account %s created (id %s, role %s)\n", s.FullName(), s.ID, s.Role)
+	fmt.Fprintf(env.stdout, "sub-account %s created (id %s, position %s)\n", s.FullName(), s.ID, s.Role)
 	if generated {
 		fmt.Fprintf(env.stdout, "password: %s\n", pw)
 	}
@@ -97,7 +104,7 @@ func (a *app) adminSubList(ctx context.Context, storeName, search string, asJSON
 		return printJSON(env, views)
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tROLE\tSTATUS\tPHONE\tCERTIFICATE")
+	fmt.Fprintln(tw, "NAME\tPOSITION\tSTATUS\tPHONE\tCERTIFICATE")
 	for _, v := range views {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.Name, v.Role, v.Status, onOff(v.Phone), protectionText(v))
 	}
@@ -116,7 +123,7 @@ func (a *app) adminSubShow(ctx context.Context, full string, asJSON bool, env *c
 	if asJSON {
 		return printJSON(env, v)
 	}
-	fmt.Fprintf(env.stdout, "%s  role %s  status %s  phone %s  certificate %s\n", v.Name, v.Role, v.Status, onOff(v.Phone), protectionText(v))
+	fmt.Fprintf(env.stdout, "%s  position %s  status %s  phone %s  certificate %s\n", v.Name, v.Role, v.Status, onOff(v.Phone), protectionText(v))
 	return nil
 }
 
@@ -165,6 +172,12 @@ func (a *app) enablePhone(ctx context.Context, t store.Tenant, s store.SubAccoun
 
 func (a *app) adminSubProtect(ctx context.Context, full string, n int, off bool, env *cliEnv) error {
 	p := store.Protection{Enabled: !off, MaxDevices: n}
+	switch {
+	case off && n != 0:
+		return fmt.Errorf("%w: give --devices N or --off, not both", store.ErrInvalid)
+	case !off && n == 0:
+		return fmt.Errorf("%w: --devices N (1..%d) is required, or --off to turn certificate protection off", store.ErrInvalid, store.MaxDevicesLimit)
+	}
 	if !off && (n < 1 || n > store.MaxDevicesLimit) {
 		return fmt.Errorf("%w: --devices must be between 1 and %d", store.ErrInvalid, store.MaxDevicesLimit)
 	}
@@ -248,12 +261,12 @@ func (a *app) adminSubStatus(ctx context.Context, full string, status store.SubS
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "%s is %s", s.FullName(), s.Status)
-	if len(revs) > 0 {
-		fmt.Fprintf(env.stdout, "; %d device certificate(s) revoked", len(revs))
+	stillRevoked, err := a.revokedDevices(ctx, s)
+	if err != nil {
+		return err
 	}
-	fmt.Fprintln(env.stdout)
-	return nil
+	_, err = fmt.Fprint(env.stdout, subStatusText(s, revs, stillRevoked))
+	return err
 }
 
 func (a *app) adminSubRevokeAll(ctx context.Context, full, reason string, env *cliEnv) error {

@@ -104,7 +104,7 @@ func TestWalkthrough(t *testing.T) {
 	pw := filepath.Join(dir, "pw")
 	os.WriteFile(pw, []byte("correct-horse-battery\n"), 0o600)
 
-	mustCLI(t, "admin", "--config", cfg, "sub", "add", "demo-store:dave", "--role", "cs-supervisor", "--password-file", pw)
+	mustCLI(t, "admin", "--config", cfg, "sub", "add", "demo-store:dave", "--position", "cs-supervisor", "--password-file", pw)
 	if out := mustCLI(t, "admin", "--config", cfg, "sub", "phone", "demo-store:dave"); !strings.HasPrefix(out, "otpauth://totp/") {
 		t.Fatalf("sub phone printed %q", out)
 	}
@@ -158,7 +158,13 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatalf("devices text: %q", text)
 	}
 
-	mustCLI(t, "admin", "--config", cfg, "device", "revoke", listing.Devices[0].Serial, "--reason", "keyCompromise")
+	revoked := mustCLI(t, "admin", "--config", cfg, "device", "revoke", listing.Devices[0].Serial, "--reason", "keyCompromise")
+	for _, w := range []string{"device " + listing.Devices[0].ID + " of demo-store:dave revoked", "reason keyCompromise",
+		"proxies refuse it", "devicegate admin sub ticket demo-store:dave"} {
+		if !strings.Contains(revoked, w) {
+			t.Errorf("device revoke said %q, want %q", revoked, w)
+		}
+	}
 	crlPEM, err := os.ReadFile(filepath.Join(dir, "data", "ca", "crl.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -182,6 +188,24 @@ func TestWalkthrough(t *testing.T) {
 	checkMetrics(t, info)
 	oversizedHeadersRefused(t, info)
 	mustCLI(t, "admin", "--config", cfg, "audit", "verify", "demo-store")
+	// Departure revokes the remaining device; restoring says that both
+	// certificates stay revoked and how to enroll again.
+	sayings := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"depart"}, []string{"demo-store:dave is departed", "1 device certificate(s) revoked (serials ", "sub restore demo-store:dave"}},
+		{[]string{"restore"}, []string{"demo-store:dave is active", "its 2 earlier device certificate(s) stay revoked", "devicegate admin sub ticket demo-store:dave"}},
+		{[]string{"freeze"}, []string{"demo-store:dave is frozen", "no device certificate was active"}},
+	}
+	for _, s := range sayings {
+		said := mustCLI(t, append(append([]string{"admin", "--config", cfg, "sub"}, s.args...), "demo-store:dave")...)
+		for _, w := range s.want {
+			if !strings.Contains(said, w) {
+				t.Errorf("sub %s said %q, want %q", s.args[0], said, w)
+			}
+		}
+	}
 	stop()
 
 	// A second start reuses the data and the first-login credentials.

@@ -15,7 +15,7 @@ func newFlagSet(name string, out io.Writer) *flag.FlagSet {
 }
 
 // parseInterleaved parses flags that may come before, between or after
-// positional arguments ("sub add STORE:NAME --role ROLE") and returns the
+// positional arguments ("sub add STORE:NAME --position P") and returns the
 // positionals.
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string

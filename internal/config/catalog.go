@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/devicegate/devicegate/configs"
 )
@@ -167,7 +168,7 @@ func (c *Catalog) Permissions(role string, grants []string) []string {
 func (c *Catalog) ValidateGrants(role string, grants []string) error {
 	var errs []error
 	if _, ok := c.Role(role); !ok {
-		errs = append(errs, fmt.Errorf("unknown position %q (known: %v)", role, c.RoleKeys()))
+		errs = append(errs, fmt.Errorf("unknown position %q (one of: %s)", role, strings.Join(c.RoleKeys(), ", ")))
 	}
 	for _, g := range grants {
 		if _, ok := c.Point(g); !ok {

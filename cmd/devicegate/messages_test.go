@@ -1,0 +1,60 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// Every refusal says what to do: the flag that is missing and the values
+// it takes, the store a duplicate name is in. The old name of --position
+// (--role) still works.
+func TestMessagesSayWhatToDo(t *testing.T) {
+	cfg := writeConfig(t)
+	mustCLI(t, "ca", "--config", cfg, "init")
+	mustCLI(t, "admin", "--config", cfg, "store", "add", "shop")
+	if out := mustCLI(t, "admin", "--config", cfg, "sub", "add", "shop:alice", "--position", "finance"); !strings.Contains(out, "position finance") {
+		t.Fatalf("sub add said %q", out)
+	}
+	if out := mustCLI(t, "admin", "--config", cfg, "sub", "add", "shop:bob", "--role", "operations"); !strings.Contains(out, "position operations") {
+		t.Fatalf("sub add --role said %q", out)
+	}
+	if out := mustCLI(t, "admin", "--config", cfg, "sub", "list", "shop"); !strings.Contains(out, "POSITION") {
+		t.Fatalf("sub list: %q", out)
+	}
+	admin := func(args ...string) []string { return append([]string{"admin", "--config", cfg}, args...) }
+	positions := "(one of: customer-service, cs-supervisor, operations, finance"
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"position missing", admin("sub", "add", "shop:carol"), []string{"--position is required " + positions}},
+		{"unknown position", admin("sub", "add", "shop:carol", "--position", "boss"), []string{`unknown position "boss" ` + positions}},
+		{"duplicate name", admin("sub", "add", "shop:alice", "--position", "finance"), []string{`store "shop" already has a sub-account "alice"`}},
+		{"unknown reason", admin("device", "revoke", "deadbeef", "--reason", "stolen"),
+			[]string{`unknown revocation reason "stolen" (--reason one of: unspecified, keyCompromise`, "or its number"}},
+		{"unknown reason of revoke-all", admin("sub", "revoke-all", "shop:alice", "--reason", "stolen"), []string{"--reason one of: "}},
+		{"devices missing", admin("sub", "protect", "shop:alice"), []string{"--devices N (1..5) is required, or --off"}},
+		{"devices and off", admin("sub", "protect", "shop:alice", "--devices", "2", "--off"), []string{"--devices N or --off, not both"}},
+		{"devices out of range", admin("sub", "protect", "shop:alice", "--devices", "6"), []string{"--devices must be between 1 and 5"}},
+		{"enroll flags missing", []string{"enroll"}, []string{"--url, --code and --out are required", "devicegate enroll --help"}},
+		{"serve without config", []string{"serve"}, []string{"--config is required"}},
+		{"unknown command", []string{"ca", "--config", cfg, "fly"}, []string{`unknown command "fly"`, "init", "proxy-cert", "crl"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, errOut := cli(t, c.args...)
+			if code == 0 {
+				t.Fatalf("exit 0")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr %q\nlacks %q", errOut, w)
+				}
+			}
+			if strings.Contains(errOut, "config.") || strings.Contains(errOut, "store.") {
+				t.Errorf("a Go name in %q", errOut)
+			}
+		})
+	}
+}
