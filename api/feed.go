@@ -39,6 +39,9 @@ type PolicySubAccount struct {
 	Grants     []string   `json:"grants"`    // supplementary permission points
 	Protection Protection `json:"protection"`
 	Window     Window     `json:"window,omitzero"` // temporary accounts only
+	// NotVerified: frozen for not finishing real-person verification in
+	// time; high-risk pages refuse it (reason not_verified).
+	NotVerified bool `json:"not_verified,omitempty"`
 }
 
 // Protection is a sub-account's certificate protection.

@@ -75,7 +75,7 @@ func (s *Server) handlePolicy(w http.ResponseWriter, r *http.Request) {
 func policySubAccount(a store.SubAccount) api.PolicySubAccount {
 	return api.PolicySubAccount{TenantID: a.TenantID, ID: a.ID, FullName: a.FullName(), Status: string(a.Status),
 		Role: a.Role, Grants: a.Grants, Protection: api.Protection{Enabled: a.Protection.Enabled, MaxDevices: a.Protection.MaxDevices},
-		Window: api.Window{NotBefore: a.Window.NotBefore, NotAfter: a.Window.NotAfter}}
+		Window: api.Window{NotBefore: a.Window.NotBefore, NotAfter: a.Window.NotAfter}, NotVerified: a.VerifyFrozen}
 }
 
 // policyDevice is what the feed tells of a device: no label, enrollment

@@ -81,6 +81,8 @@ func (s *Snapshot) identifyPeer(pe *peer, now time.Time) (Grant, Reason) {
 	switch {
 	case !known || sub.tenantID != p.TenantID || sub.status != store.StatusActive:
 		return g, ReasonSubInactive
+	case sub.notVerified:
+		return g, ReasonNotVerified
 	case !sub.protected:
 		return g, ReasonNotProtected
 	case !sub.window.Contains(now):

@@ -127,7 +127,7 @@ func policyChanges(page api.PolicyPage) store.PolicyChanges {
 		ch.SubAccounts = append(ch.SubAccounts, store.SubAccount{ID: a.ID, TenantID: a.TenantID, TenantName: tenantName, Name: name,
 			Role: a.Role, Grants: a.Grants, Status: store.SubStatus(a.Status),
 			Protection: store.Protection{Enabled: a.Protection.Enabled, MaxDevices: a.Protection.MaxDevices},
-			Window:     store.Window{NotBefore: a.Window.NotBefore, NotAfter: a.Window.NotAfter}})
+			Window:     store.Window{NotBefore: a.Window.NotBefore, NotAfter: a.Window.NotAfter}, VerifyFrozen: a.NotVerified})
 	}
 	for _, d := range page.Devices {
 		ch.Devices = append(ch.Devices, store.Device{ID: d.ID, TenantID: d.TenantID, SubID: d.SubID, Serial: d.Serial,

@@ -214,6 +214,9 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			if reason == ReasonPolicyStale {
 				status, texts = http.StatusServiceUnavailable, unavailable
 			}
+			if reason == ReasonNotVerified {
+				texts = notVerified
+			}
 			writePage(w, r, status, texts, reason.String(), g.opts.EnrollURL)
 			return
 		}

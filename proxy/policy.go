@@ -29,6 +29,8 @@ type subState struct {
 	limit     int // N
 	window    store.Window
 	perms     map[string]bool // role defaults and grants
+	// notVerified: frozen for not finishing real-person verification.
+	notVerified bool
 }
 
 // Snapshot is an immutable view of the policy at Seq.
@@ -127,7 +129,8 @@ func (s *Snapshot) apply(ch store.PolicyChanges, catalog *config.Catalog) *Snaps
 			perms[k] = true
 		}
 		next.subs[a.ID] = subState{tenantID: a.TenantID, fullName: a.FullName(), status: a.Status,
-			protected: a.Protection.Enabled, limit: a.Protection.MaxDevices, window: a.Window, perms: perms}
+			protected: a.Protection.Enabled, limit: a.Protection.MaxDevices, window: a.Window, perms: perms,
+			notVerified: a.VerifyFrozen}
 	}
 	for _, d := range ch.Devices {
 		if old, ok := next.devices[d.ID]; ok {

@@ -21,6 +21,7 @@ const (
 	ReasonAmbiguousSession               // two session cookies, or a cookie and Authorization
 	ReasonBindingFailed                  // the app's session could not be checked
 	ReasonPolicyStale                    // no policy fresh enough to decide on
+	ReasonNotVerified                    // frozen: real-person verification not finished in time
 )
 
 // reasonCodes are the stable codes shown on refusal pages, in metrics, the
@@ -41,6 +42,7 @@ var reasonCodes = [...]string{
 	ReasonAmbiguousSession: "ambiguous_session",
 	ReasonBindingFailed:    "session_check_failed",
 	ReasonPolicyStale:      "policy_stale",
+	ReasonNotVerified:      "not_verified",
 }
 
 // String is the reason's stable code.

@@ -13,6 +13,8 @@ func Eligible(s SubAccount, now, certNotAfter time.Time) error {
 		return &NotEligibleError{Reason: "departed"}
 	case s.Status != StatusActive:
 		return &NotEligibleError{Reason: "status_" + string(s.Status)}
+	case s.VerifyFrozen:
+		return &NotEligibleError{Reason: "not_verified"}
 	case !s.PhoneEnabled:
 		return &NotEligibleError{Reason: "phone_not_verified"}
 	case !s.Protection.Enabled:

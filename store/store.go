@@ -14,6 +14,8 @@ import (
 // Store is implemented by store/sqlite and store/postgres and checked by the
 // shared conformance suite in store/storetest.
 type Store interface {
+	Verifications // real-person verification (verification.go)
+
 	// Tenants.
 	CreateTenant(ctx context.Context, t NewTenant, actor Actor) (Tenant, error)
 	GetTenant(ctx context.Context, tenantID string) (Tenant, error)

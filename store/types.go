@@ -75,6 +75,9 @@ type NewSubAccount struct {
 	Grants       []string // supplementary permission points
 	PasswordHash string
 	Window       Window
+	// VerifyBy, when set, requires real-person verification by then (a
+	// Verification is created with the sub-account).
+	VerifyBy time.Time
 }
 
 // SubAccount is a staff login of a store.
@@ -91,6 +94,9 @@ type SubAccount struct {
 	TOTPSecret   []byte `json:"-"` // plaintext in memory, sealed at rest; never serialized
 	Protection   Protection
 	Window       Window
+	// VerifyFrozen: frozen for not finishing real-person verification in
+	// time (see Verification); set only by UpdateVerification.
+	VerifyFrozen bool
 	ChangeSeq    int64 // policy seq of the last change to this row
 	CreatedAt    time.Time
 	UpdatedAt    time.Time

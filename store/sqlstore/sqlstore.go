@@ -45,6 +45,7 @@ type DB struct {
 	db      *sql.DB
 	d       Dialect
 	sealer  *sealer
+	person  []byte        // HMAC key of person hashes (verification.go)
 	queries sync.Map      // raw query -> rebound query
 	stmts   sync.Map      // rebound query -> *sql.Stmt prepared on db
 	leader  chan struct{} // capacity 1: the group-commit leader slot
@@ -60,7 +61,7 @@ func New(ctx context.Context, db *sql.DB, d Dialect, opts store.Options) (*DB, e
 	if err != nil {
 		return nil, err
 	}
-	st := &DB{db: db, d: d, sealer: s, leader: make(chan struct{}, 1)}
+	st := &DB{db: db, d: d, sealer: s, person: personKey(opts.SealKey), leader: make(chan struct{}, 1)}
 	if err := st.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("migrate %s: %w", d.Name, err)
 	}

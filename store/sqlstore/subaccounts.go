@@ -14,7 +14,7 @@ import (
 )
 
 const subColumns = `s.id, s.tenant_id, t.name, s.name, s.role, s.grants, s.status, s.password_hash, s.phone_enabled, s.totp,
-	s.protect_enabled, s.max_devices, s.not_before, s.not_after, s.change_seq, s.created_at, s.updated_at`
+	s.protect_enabled, s.max_devices, s.not_before, s.not_after, s.change_seq, s.created_at, s.updated_at, s.verify_frozen`
 
 const subFrom = ` FROM sub_accounts s JOIN tenants t ON t.id = s.tenant_id `
 
@@ -22,14 +22,14 @@ func (s *DB) scanSub(row scanner) (store.SubAccount, error) {
 	var a store.SubAccount
 	var grants string
 	var sealed []byte
-	var phone, protect int
+	var phone, protect, verifyFrozen int
 	var nb, na, created, updated int64
 	err := row.Scan(&a.ID, &a.TenantID, &a.TenantName, &a.Name, &a.Role, &grants, &a.Status, &a.PasswordHash, &phone, &sealed,
-		&protect, &a.Protection.MaxDevices, &nb, &na, &a.ChangeSeq, &created, &updated)
+		&protect, &a.Protection.MaxDevices, &nb, &na, &a.ChangeSeq, &created, &updated, &verifyFrozen)
 	if err != nil {
 		return a, notFound(err, "sub-account")
 	}
-	a.PhoneEnabled, a.Protection.Enabled = phone == 1, protect == 1
+	a.PhoneEnabled, a.Protection.Enabled, a.VerifyFrozen = phone == 1, protect == 1, verifyFrozen == 1
 	a.Window = store.Window{NotBefore: fromTS(nb), NotAfter: fromTS(na)}
 	a.CreatedAt, a.UpdatedAt = fromTS(created), fromTS(updated)
 	if grants != "" {
@@ -104,7 +104,10 @@ func (s *DB) CreateSubAccount(ctx context.Context, n store.NewSubAccount, actor 
 		case err != nil:
 			return err
 		}
-		return s.audit(ctx, tx, n.TenantID, actor, "sub.create", tenantName+":"+n.Name, map[string]string{"role": n.Role, "grants": grants})
+		if err := s.audit(ctx, tx, n.TenantID, actor, "sub.create", tenantName+":"+n.Name, map[string]string{"role": n.Role, "grants": grants}); err != nil {
+			return err
+		}
+		return s.requireVerification(ctx, tx, n.TenantID, id, tenantName+":"+n.Name, n.VerifyBy, actor)
 	})
 	if err != nil {
 		return store.SubAccount{}, err
