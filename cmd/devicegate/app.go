@@ -31,8 +31,11 @@ type app struct {
 }
 
 type openOptions struct {
-	initCA bool // create the CA when missing (demo, serve)
-	log    *slog.Logger
+	initCA bool // create the CA when missing (demo)
+	// requireCA refuses a data directory without a CA before anything is
+	// created in it (serve, proxy, ca crl, ca proxy-cert).
+	requireCA bool
+	log       *slog.Logger
 }
 
 // loadConfig reads --config, or builds the defaults for --data DIR.
@@ -69,6 +72,11 @@ func openApp(ctx context.Context, configPath, dataDir string, o openOptions) (*a
 	catalog, err := loadCatalog(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if o.requireCA {
+		if _, err := ca.LoadKeys(cfg.CA.Dir); errors.Is(err, ca.ErrNotInitialized) {
+			return nil, fmt.Errorf("data directory %s: %w", cfg.DataDir, errNoCA)
+		}
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)

@@ -86,7 +86,7 @@ func runCAInit(configPath, dataDir string, env *cliEnv) error {
 }
 
 func runCACRL(ctx context.Context, configPath, dataDir string, env *cliEnv) error {
-	a, err := openApp(ctx, configPath, dataDir, openOptions{})
+	a, err := openApp(ctx, configPath, dataDir, openOptions{requireCA: true})
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func runProxyCert(ctx context.Context, configPath, dataDir, name, stores, out st
 	if name == "" || out == "" || stores == "" {
 		return errors.New(`--name, --stores (store names, or "all") and --out are required`)
 	}
-	a, err := openApp(ctx, configPath, dataDir, openOptions{})
+	a, err := openApp(ctx, configPath, dataDir, openOptions{requireCA: true})
 	if err != nil {
 		return err
 	}

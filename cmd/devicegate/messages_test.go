@@ -1,6 +1,10 @@
 package main
 
 import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -57,4 +61,49 @@ func TestMessagesSayWhatToDo(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serve, proxy and the CA commands that need a CA refuse a data directory
+// without one before they create anything: the directory stays as it was
+// (no database, no seal key, no half-made data dir). ca init then serves.
+func TestUninitialisedDataDirUnchanged(t *testing.T) {
+	cfg := writeConfig(t)
+	dir := filepath.Dir(cfg)
+	before := listTree(t, dir)
+	proxyCfg := filepath.Join(dir, "proxy.yaml")
+	if err := os.WriteFile(proxyCfg, []byte("data_dir: data\nproxy:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n  upstreams:\n"+
+		"    - {name: app, url: \"http://127.0.0.1:1\", hosts: [localhost], binding: {mode: whoami, whoami_url: \"http://127.0.0.1:1/whoami\", session_cookie: s}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before = append(before, "proxy.yaml")
+	for _, args := range [][]string{{"serve", "--config", cfg}, {"proxy", "--config", proxyCfg}, {"ca", "--config", cfg, "crl"},
+		{"ca", "--config", cfg, "proxy-cert", "--name", "p", "--stores", "all", "--out", filepath.Join(dir, "out")}} {
+		code, _, errOut := cli(t, args...)
+		if code == 0 || !strings.Contains(errOut, "the CA is not initialized") || !strings.Contains(errOut, "devicegate ca init") {
+			t.Errorf("%s: exit %d, stderr %q", args[0], code, errOut)
+		}
+		if after := listTree(t, dir); !slices.Equal(after, before) {
+			t.Fatalf("%s changed the directory: %v -> %v", args[0], before, after)
+		}
+	}
+	mustCLI(t, "ca", "--config", cfg, "init")
+	if out := mustCLI(t, "ca", "--config", cfg, "crl"); !strings.Contains(out, "BEGIN X509 CRL") {
+		t.Fatalf("ca crl after init: %q", out)
+	}
+}
+
+func listTree(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if rel, _ := filepath.Rel(dir, p); rel != "." {
+			out = append(out, rel)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
 }

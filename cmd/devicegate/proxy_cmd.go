@@ -46,7 +46,7 @@ func runProxy(ctx context.Context, configPath string, env *cliEnv) error {
 		gw, err = startFeedGateway(ctx, &r, cfg, log)
 	} else {
 		var a *app
-		if a, err = openApp(ctx, configPath, "", openOptions{log: log}); err != nil {
+		if a, err = openApp(ctx, configPath, "", openOptions{requireCA: true, log: log}); err != nil {
 			return err
 		}
 		defer a.Close() // after r.run: the auditor has written its queue

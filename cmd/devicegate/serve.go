@@ -67,7 +67,7 @@ func openFromConfig(ctx context.Context, configPath string, env *cliEnv) (*app, 
 		return nil, nil, err
 	}
 	log := newLogger(env, cfg.Log.Level, cfg.Log.Format)
-	a, err := openApp(ctx, configPath, "", openOptions{log: log})
+	a, err := openApp(ctx, configPath, "", openOptions{requireCA: true, log: log})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -18,12 +18,14 @@ func (d Duration) Duration() time.Duration { return time.Duration(d) }
 
 // UnmarshalYAML parses a duration scalar.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	// A *yaml.TypeError lets the decoder go on and report the rest of the
+	// file too (any other error stops it).
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!int" || n.Tag == "!!float" {
-		return fmt.Errorf("line %d: want a duration like 30m, 24h or 365d", n.Line)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a duration like 30m, 24h or 365d", n.Line)}}
 	}
 	v, err := ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v: want a duration like 30m, 24h or 365d", n.Line, err)}}
 	}
 	*d = Duration(v)
 	return nil

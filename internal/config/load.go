@@ -38,7 +38,9 @@ func Parse(data []byte, baseDir string) (*Config, error) {
 		if !errors.As(err, &te) {
 			return nil, err
 		}
-		p.addDecodeErrors(te)
+		var doc yaml.Node
+		_ = yaml.Unmarshal(data, &doc) // it decoded above: only the keys as written are wanted
+		p.addDecodeErrors(te, &doc)
 		c = Config{}
 		_ = yaml.Unmarshal(data, &c)
 	}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,17 +26,11 @@ func (p *problems) add(path, format string, args ...any) {
 	*p = append(*p, problem{path: path, err: fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))})
 }
 
-var decodeLine = regexp.MustCompile(`^line (\d+): `)
-
 // addDecodeErrors adds the decoder's unknown keys and wrong types, one
-// problem each ("line 7: field bogus not found in type ...").
-func (p *problems) addDecodeErrors(te *yaml.TypeError) {
+// problem each, named by their key path in doc (decodeerrors.go).
+func (p *problems) addDecodeErrors(te *yaml.TypeError, doc *yaml.Node) {
 	for _, msg := range te.Errors {
-		pr := problem{err: errors.New(msg)}
-		if m := decodeLine.FindStringSubmatch(msg); m != nil {
-			pr.line, _ = strconv.Atoi(m[1])
-		}
-		*p = append(*p, pr)
+		*p = append(*p, decodeProblem(msg, doc))
 	}
 }
 

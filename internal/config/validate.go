@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -179,6 +180,10 @@ func checkListen(p *problems, path, addr string, public bool) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || port == "" {
 		p.add(path, "%q is not host:port", addr)
+		return
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || strconv.FormatUint(n, 10) != port {
+		p.add(path, "%q: the port must be a number from 0 to 65535", addr)
 		return
 	}
 	if public || host == "localhost" {
