@@ -30,6 +30,7 @@ import (
 	"github.com/devicegate/devicegate/ca"
 	"github.com/devicegate/devicegate/store"
 	"github.com/devicegate/devicegate/store/sqlite/sqlitetest"
+	"github.com/devicegate/devicegate/store/sqlstore"
 	"github.com/devicegate/devicegate/store/storetest"
 )
 
@@ -53,15 +54,23 @@ type issueEnv struct {
 	codes []string
 	subs  []store.SubAccount
 	csrs  [][]byte
+	// dbCPU, if set, is the CPU time used so far by a database server
+	// running in processes of its own (PostgreSQL).
+	dbCPU func() (time.Duration, error)
 }
 
 func newIssueEnv(b *testing.B, n int) *issueEnv {
 	b.Helper()
+	return newIssueEnvOn(b, sqlitetest.Open(b), n)
+}
+
+// newIssueEnvOn is newIssueEnv over the store st (SQLite or PostgreSQL).
+func newIssueEnvOn(b *testing.B, st *sqlstore.DB, n int) *issueEnv {
+	b.Helper()
 	ctx := context.Background()
-	st := sqlitetest.Open(b)
 	t := storetest.Tenant(b, st, "bench")
 	gone := storetest.Protected(b, st, t, "departed", 1)
-	if err := revokedrows.InsertOnCRL(ctx, st.SQL(), t.ID, gone.ID, crlRevoked); err != nil {
+	if err := revokedrows.InsertOnCRL(ctx, st.SQL(), st.Rebind, t.ID, gone.ID, crlRevoked); err != nil {
 		b.Fatal(err)
 	}
 	a, keys := newCA(b, st)

@@ -63,11 +63,29 @@ func Start(tb testing.TB) *Server {
 	return StartReachable(tb, "", "")
 }
 
+// durableOpts put back what serverOpts turns off (the last setting wins):
+// fsync, synchronous commit and full-page writes, as on a production server.
+const durableOpts = " -c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+
+// StartDurable is Start with a crash-safe server (every commit flushed to
+// disk before it is acknowledged, as in production): for benchmarks whose
+// figures must include the durable commit.
+func StartDurable(tb testing.TB) *Server {
+	tb.Helper()
+	return start(tb, "", "", durableOpts)
+}
+
 // StartReachable is Start with the server also listening on addr (an
 // address of this host, e.g. a test's veth end) and trusting clients from
 // the network clients (CIDR) there; "" adds nothing. Partition tests reach
 // it from another network namespace this way.
 func StartReachable(tb testing.TB, addr, clients string) *Server {
+	tb.Helper()
+	return start(tb, addr, clients, "")
+}
+
+// start is StartReachable with extra postgres options appended.
+func start(tb testing.TB, addr, clients, extraOpts string) *Server {
 	tb.Helper()
 	bin, err := binDir()
 	if err != nil {
@@ -104,7 +122,7 @@ func StartReachable(tb testing.TB, addr, clients string) *Server {
 	if err := run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
 		tb.Fatal(err)
 	}
-	opts := serverOpts(port, dir)
+	opts := serverOpts(port, dir) + extraOpts
 	if addr != "" {
 		hba, err := os.OpenFile(filepath.Join(data, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
 		if err == nil {
