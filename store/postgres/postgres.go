@@ -47,7 +47,11 @@ func Open(ctx context.Context, dsn string, opts store.Options) (*sqlstore.DB, er
 		IsUniqueViolation:  isUnique,
 		Migrations:         sub,
 		MigrationLock:      "SELECT pg_advisory_xact_lock(7418203366)",
-		NotifySQL:          "SELECT pg_notify('" + PolicyChannel + "', ?)",
+		// The seq bump and its notification in one statement: the seq row
+		// is locked until commit, so every round trip after it is time
+		// that every other writer waits.
+		NextSeqSQL: `WITH s AS (UPDATE policy_seq SET v = v + 1 WHERE id = 1 RETURNING v)
+			SELECT s.v FROM s, pg_notify('` + PolicyChannel + `', s.v::text)`,
 	}, opts)
 	if err != nil {
 		db.Close()

@@ -108,14 +108,18 @@ func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.
 		}
 		// A statement of its own, after the lock: in PostgreSQL a count in
 		// the locking statement would see the snapshot from before the wait.
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM devices WHERE sub_id = ? AND status = ? AND expires_at > ?`),
-			r.SubID, store.DeviceActive, ts(r.Now)).Scan(&active); err != nil {
+		// The quota count and the key's holders in one round trip.
+		var holders int
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT
+			(SELECT COUNT(*) FROM devices WHERE sub_id = ? AND status = ? AND expires_at > ?),
+			(SELECT COUNT(*) FROM devices WHERE key_id = ? AND status = ? AND expires_at > ?)`),
+			r.SubID, store.DeviceActive, ts(r.Now), keyOrNone(r.KeyID), store.DeviceActive, ts(r.Now)).Scan(&active, &holders); err != nil {
 			return err
 		}
 		// A key that is already certified first: a replayed request is
 		// told so, not that the quota is full.
-		if err := s.keyFree(ctx, tx, r.KeyID, "", r.Now); err != nil {
-			return err
+		if holders > 0 {
+			return store.ErrKeyInUse
 		}
 		if active >= sub.Protection.MaxDevices {
 			return store.ErrQuotaExceeded
@@ -302,6 +306,15 @@ func (s *DB) keyFree(ctx context.Context, tx *txn, keyID, exceptID string, now t
 		return store.ErrKeyInUse
 	}
 	return nil
+}
+
+// keyOrNone is keyID, or for a device without one a value that no key id
+// matches (key ids are hex): such a device holds no key to collide with.
+func keyOrNone(keyID string) string {
+	if keyID == "" {
+		return "none"
+	}
+	return keyID
 }
 
 // insertRevocation records the revocation of d's current serial.

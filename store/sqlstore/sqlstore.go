@@ -32,9 +32,10 @@ type Dialect struct {
 	// MigrationLock, if set, runs inside the migration transaction first
 	// (PostgreSQL: an advisory lock, so nodes starting together agree).
 	MigrationLock string
-	// NotifySQL, if set, runs after every policy seq bump with the new seq
-	// as its argument (PostgreSQL: pg_notify, delivered on commit).
-	NotifySQL string
+	// NextSeqSQL, if set, replaces nextSeqSQL, the statement that bumps the
+	// policy seq and returns the new value (PostgreSQL: the same UPDATE and
+	// a pg_notify of the new seq, delivered on commit, in one round trip).
+	NextSeqSQL string
 	// GroupCommit queues this process's write transactions and commits them
 	// in batches (see groupcommit.go): for SQLite, which has one writer.
 	GroupCommit bool
@@ -226,17 +227,17 @@ func invalid(format string, args ...any) error {
 // nextSeq bumps the global policy sequence inside tx. The single row is
 // locked until commit, so seq order equals commit order.
 func (s *DB) nextSeq(ctx context.Context, tx *txn) (int64, error) {
+	query := nextSeqSQL
+	if s.d.NextSeqSQL != "" {
+		query = s.d.NextSeqSQL
+	}
 	var v int64
-	if err := tx.QueryRowContext(ctx, s.q(`UPDATE policy_seq SET v = v + 1 WHERE id = 1 RETURNING v`)).Scan(&v); err != nil {
-		return 0, err
-	}
-	if s.d.NotifySQL != "" {
-		if _, err := tx.ExecContext(ctx, s.q(s.d.NotifySQL), strconv.FormatInt(v, 10)); err != nil {
-			return 0, err
-		}
-	}
-	return v, nil
+	err := tx.QueryRowContext(ctx, query).Scan(&v)
+	return v, err
 }
+
+// nextSeqSQL bumps the policy seq and returns the new value.
+const nextSeqSQL = `UPDATE policy_seq SET v = v + 1 WHERE id = 1 RETURNING v`
 
 // CurrentSeq returns the newest committed policy seq.
 func (s *DB) CurrentSeq(ctx context.Context) (int64, error) {
