@@ -46,6 +46,7 @@ func Open(ctx context.Context, dsn string, opts store.Options) (*sqlstore.DB, er
 		ForUpdate:          " FOR NO KEY UPDATE",
 		IsUniqueViolation:  isUnique,
 		Migrations:         sub,
+		WritesInWith:       true,
 		MigrationLock:      "SELECT pg_advisory_xact_lock(7418203366)",
 		// The seq bump and its notification in one statement: the seq row
 		// is locked until commit, so every round trip after it is time

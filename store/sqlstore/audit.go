@@ -106,15 +106,23 @@ func (s *DB) appendAuditChain(ctx context.Context, tx *txn, tenantID string, ent
 		out = append(out, store.AuditEvent{AuditEntry: e, TenantID: tenantID, Seq: seq, PrevHash: prev, Hash: hash})
 		prev = hash
 	}
+	const moveHead = `UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant_id = ?`
 	// Many rows per INSERT: per-statement overhead dominated batched writes.
 	for start := 0; start < len(out); start += auditRowsPerInsert {
 		n := min(auditRowsPerInsert, len(out)-start)
 		chunk := args[start*auditInsertColumns : (start+n)*auditInsertColumns]
+		if start+n == len(out) && s.d.WritesInWith {
+			// The last rows and the head in one round trip: the head is
+			// locked until commit, so the writers of this store wait for
+			// every round trip after it.
+			_, err := tx.ExecContext(ctx, s.q(`WITH rows AS (`+auditInsert(n)+`) `+moveHead), append(chunk, seq, prev, tenantID)...)
+			return out, err
+		}
 		if _, err := tx.ExecContext(ctx, s.q(auditInsert(n)), chunk...); err != nil {
 			return nil, err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant_id = ?`), seq, prev, tenantID); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(moveHead), seq, prev, tenantID); err != nil {
 		return nil, err
 	}
 	return out, nil

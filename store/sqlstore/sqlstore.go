@@ -36,6 +36,9 @@ type Dialect struct {
 	// policy seq and returns the new value (PostgreSQL: the same UPDATE and
 	// a pg_notify of the new seq, delivered on commit, in one round trip).
 	NextSeqSQL string
+	// WritesInWith: INSERT/UPDATE may run inside WITH of another write
+	// (PostgreSQL), so two writes take one round trip.
+	WritesInWith bool
 	// GroupCommit queues this process's write transactions and commits them
 	// in batches (see groupcommit.go): for SQLite, which has one writer.
 	GroupCommit bool
