@@ -7,8 +7,9 @@ test:
 run:
 	go run ./cmd/devicegate demo
 
+# Every benchmark of the project into one table, bench/results.md (see bench/run.sh for the knobs).
 bench:
-	go test -run '^$$' -bench . -benchtime 2s ./bench/
+	bash bench/run.sh
 
 # Every fuzz target for a minute each (make test runs each briefly).
 fuzz:
