@@ -116,6 +116,7 @@ func caIsolationCases() map[string]struct {
 		"GET /v1/roots.pem": {exempt: public},
 		"GET /crl":          {exempt: public},
 		"GET /crl.pem":      {exempt: public},
+		"GET /crl/{name}":   {exempt: public},
 		"POST /ocsp":        {exempt: public},
 		"GET /ocsp/":        {exempt: public},
 		"GET /healthz":      {exempt: public},

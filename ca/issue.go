@@ -176,7 +176,11 @@ func (a *Authority) redeliver(ctx context.Context, r IssueRequest, csr *x509.Cer
 		return nil, refusal
 	}
 	leaf, err := x509.ParseCertificate(der)
-	if err != nil || SerialHex(leaf) != dev.Serial || leaf.CheckSignatureFrom(a.keys.Device) != nil {
+	var issuer *DeviceCA
+	if err == nil {
+		issuer = a.keys.issuerOf(leaf)
+	}
+	if issuer == nil || SerialHex(leaf) != dev.Serial {
 		a.opts.Logger.Error("a recorded device certificate does not check; not re-delivered", "device", dev.ID)
 		return nil, refusal
 	}
@@ -184,7 +188,7 @@ func (a *Authority) redeliver(ctx context.Context, r IssueRequest, csr *x509.Cer
 	if err != nil {
 		return nil, refusal
 	}
-	return &Issued{Device: dev, SubAccount: sub, Chain: []*x509.Certificate{leaf, a.keys.Device}, Installed: installed,
+	return &Issued{Device: dev, SubAccount: sub, Chain: []*x509.Certificate{leaf, issuer.Cert}, Installed: installed,
 		Limit: sub.Protection.MaxDevices, Redelivered: true}, nil
 }
 
@@ -288,7 +292,7 @@ func (a *Authority) deviceLeaf(sub store.SubAccount, p identity.Principal, now, 
 		NotAfter:   notAfter,
 	}
 	if base := strings.TrimSuffix(a.opts.PublicURL, "/"); base != "" {
-		spec.CRLURL, spec.OCSPURL = base+"/crl", base+"/ocsp"
+		spec.CRLURL, spec.OCSPURL = base+a.keys.crlPath(), base+"/ocsp"
 	}
 	return spec
 }

@@ -3,6 +3,7 @@ package ca
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
@@ -21,9 +22,11 @@ import (
 const maxOCSPRequest = 4 << 10
 
 // ocspStatus answers one OCSP request (RFC 6960) for a certificate issued by
-// the device intermediate. The intermediate signs the response itself.
+// a trusted device intermediate, which signs the response itself (the
+// previous one during the overlap answers for its own certificates).
 func (a *Authority) ocspStatus(ctx context.Context, req *ocsp.Request) ([]byte, error) {
-	if !a.issuedByDeviceCA(req) {
+	issuer := a.ocspIssuer(req)
+	if issuer == nil {
 		return ocsp.UnauthorizedErrorResponse, nil
 	}
 	serial := req.SerialNumber.Text(16)
@@ -50,11 +53,21 @@ func (a *Authority) ocspStatus(ctx context.Context, req *ocsp.Request) ([]byte, 
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	return ocsp.CreateResponse(a.keys.Device, a.keys.Device, tmpl, a.keys.DeviceKey)
+	return ocsp.CreateResponse(issuer.Cert, issuer.Cert, tmpl, issuer.Key)
 }
 
-// issuedByDeviceCA compares the request's issuer hashes with ours.
-func (a *Authority) issuedByDeviceCA(req *ocsp.Request) bool {
+// ocspIssuer is the trusted device intermediate the request names, or nil.
+func (a *Authority) ocspIssuer(req *ocsp.Request) *DeviceCA {
+	for i := range a.keys.DeviceCAs {
+		if issuedBy(req, a.keys.DeviceCAs[i].Cert) {
+			return &a.keys.DeviceCAs[i]
+		}
+	}
+	return nil
+}
+
+// issuedBy compares the request's issuer hashes with issuer's.
+func issuedBy(req *ocsp.Request, issuer *x509.Certificate) bool {
 	if !req.HashAlgorithm.Available() {
 		return false
 	}
@@ -62,11 +75,11 @@ func (a *Authority) issuedByDeviceCA(req *ocsp.Request) bool {
 		Algorithm pkix.AlgorithmIdentifier
 		PublicKey asn1.BitString
 	}
-	if _, err := asn1.Unmarshal(a.keys.Device.RawSubjectPublicKeyInfo, &spki); err != nil {
+	if _, err := asn1.Unmarshal(issuer.RawSubjectPublicKeyInfo, &spki); err != nil {
 		return false
 	}
 	h := req.HashAlgorithm.New()
-	h.Write(a.keys.Device.RawSubject)
+	h.Write(issuer.RawSubject)
 	nameHash := h.Sum(nil)
 	h = req.HashAlgorithm.New()
 	h.Write(spki.PublicKey.RightAlign())

@@ -39,7 +39,8 @@ type revocationState struct {
 	revoked    map[string]store.Revocation // serial hex -> revocation (devices' and proxies')
 	version    int64                       // moves whenever revoked gains a serial
 	crlVersion int64                       // the version the CRL was built from
-	crlDER     []byte
+	crlDER     []byte                      // the active device intermediate's CRL
+	crlByName  map[string][]byte           // every trusted device intermediate's CRL, by its name
 	crlPEM     []byte
 	crlNumber  int64
 	nextUpdate time.Time
@@ -167,14 +168,30 @@ func (r *revocationState) rebuild(ctx context.Context) error {
 	number := max(r.crlNumber+1, now.UnixMilli())
 	r.mu.RUnlock()
 	next := now.Add(r.a.opts.CRLValidity)
-	der, err := r.a.signCRL(revs, number, now, next)
-	if err != nil {
-		return err
+	// One CRL per trusted device intermediate, each signed by its issuer
+	// (RFC 5280: a CRL speaks for its issuer's certificates only), so a
+	// certificate of the previous intermediate is checked against that
+	// intermediate's CRL during the overlap. The store does not record
+	// which intermediate issued a serial, so every CRL lists every revoked
+	// serial: serials are 128-bit random, so another issuer's serial
+	// matches none of this one's certificates.
+	byName := make(map[string][]byte, len(r.a.keys.DeviceCAs))
+	var der, pemBytes []byte
+	for _, dc := range r.a.keys.DeviceCAs {
+		d, err := r.a.signCRL(revs, number, now, next, dc)
+		if err != nil {
+			return err
+		}
+		if der == nil {
+			der = d // the active intermediate's
+		}
+		byName[dc.Name] = d
+		pemBytes = append(pemBytes, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: d})...)
 	}
 	r.builds.Add(1)
 	// The PEM form (file, /crl.pem, `ca crl`) carries the root's CRL too:
 	// nginx and HAProxy want a CRL for every CA of the chain.
-	pemBytes := append(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), r.a.keys.RootCRLPEM...)
+	pemBytes = append(pemBytes, r.a.keys.RootCRLPEM...)
 	if r.a.opts.CRLFile != "" {
 		if err := atomicfile.Write(r.a.opts.CRLFile, pemBytes, 0o644); err != nil {
 			return fmt.Errorf("write CRL file: %w", err)
@@ -196,13 +213,14 @@ func (r *revocationState) rebuild(ctx context.Context) error {
 	}
 	r.advanceLocked(cur)
 	r.crlVersion, r.crlDER, r.crlPEM, r.crlNumber, r.nextUpdate = version, der, pemBytes, number, next
+	r.crlByName = byName
 	close(r.signed)
 	r.signed = make(chan struct{})
 	return nil
 }
 
-// signCRL builds an RFC 5280 CRL signed by the device intermediate.
-func (a *Authority) signCRL(revs []store.Revocation, number int64, now, next time.Time) ([]byte, error) {
+// signCRL builds an RFC 5280 CRL signed by the device intermediate issuer.
+func (a *Authority) signCRL(revs []store.Revocation, number int64, now, next time.Time, issuer DeviceCA) ([]byte, error) {
 	entries := make([]x509.RevocationListEntry, 0, len(revs))
 	for _, rv := range revs {
 		sn, ok := new(big.Int).SetString(rv.Serial, 16)
@@ -221,7 +239,7 @@ func (a *Authority) signCRL(revs []store.Revocation, number int64, now, next tim
 		ThisUpdate:                now,
 		NextUpdate:                next,
 	}
-	return x509.CreateRevocationList(rand.Reader, tmpl, a.keys.Device, a.keys.DeviceKey)
+	return x509.CreateRevocationList(rand.Reader, tmpl, issuer.Cert, issuer.Key)
 }
 
 // lookup answers OCSP: the revocation of serial, if any.
@@ -278,5 +296,14 @@ func (r *revocationState) run(ctx context.Context, every time.Duration) {
 	}
 }
 
-// CRL returns the current CRL in DER and PEM.
+// CRL returns the current CRL in DER (the active device intermediate's)
+// and PEM (every trusted device intermediate's CRL, then the root's).
 func (a *Authority) CRL() (der, pemBytes []byte) { return a.revs.crl() }
+
+// CRLOf returns the DER CRL of the trusted device intermediate name.
+func (a *Authority) CRLOf(name string) ([]byte, bool) {
+	a.revs.mu.RLock()
+	defer a.revs.mu.RUnlock()
+	der, ok := a.revs.crlByName[name]
+	return der, ok
+}

@@ -77,6 +77,7 @@ func (s *Server) routes(m routetable.Router) {
 	m.HandleFunc("POST "+api.ProxyRenewPath, s.handleProxyRenew)
 	m.HandleFunc("GET /crl", s.handleCRL)
 	m.HandleFunc("GET /crl.pem", s.handleCRL)
+	m.HandleFunc("GET /crl/{name}", s.handleCRLOf)
 	m.HandleFunc("POST /ocsp", s.handleOCSP)
 	m.HandleFunc("GET /ocsp/", s.handleOCSP)
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
@@ -322,6 +323,22 @@ func (s *Server) handleCRL(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/crl.pem" {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		_, _ = w.Write(pemBytes)
+		return
+	}
+	if orig, ok := s.ca.CRLOf(originalDeviceName); ok {
+		der = orig // the CRL its certificates name
+	}
+	w.Header().Set("Content-Type", "application/pkix-crl")
+	_, _ = w.Write(der)
+}
+
+// handleCRLOf serves GET /crl/<name>: the DER CRL of one trusted device
+// intermediate (the CRL Distribution Point of the certificates it issued).
+// GET /crl stays the original intermediate's while it is trusted.
+func (s *Server) handleCRLOf(w http.ResponseWriter, r *http.Request) {
+	der, ok := s.ca.CRLOf(r.PathValue("name"))
+	if !ok {
+		http.NotFound(w, r)
 		return
 	}
 	w.Header().Set("Content-Type", "application/pkix-crl")

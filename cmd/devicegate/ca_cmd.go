@@ -37,10 +37,12 @@ func caTable(configPath, dataDir *string) []command {
 					return runProxyCert(ctx, *configPath, *dataDir, *name, *stores, *out, env)
 				}
 			}},
-		{name: "crl", about: "print the current device CRL and the root's CRL (PEM, in that order: nginx and HAProxy want a CRL for every CA of the chain)",
+		{name: "crl", about: "print the current device CRLs (one per trusted device intermediate, the active one first) and the root's CRL (PEM: nginx and HAProxy want a CRL for every CA of the chain)",
 			flags: noCommandFlags(func(ctx context.Context, _ []string, env *cliEnv) error {
 				return runCACRL(ctx, *configPath, *dataDir, env)
 			})},
+		caRootCommand(configPath, dataDir),
+		caIntermediateCommand(configPath, dataDir),
 	}
 }
 
@@ -148,7 +150,7 @@ func runProxyCert(ctx context.Context, configPath, dataDir, name, stores, out st
 		{"key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600},
 		{"cert.pem", certPEM, 0o644},
 		{"root.pem", a.ca.Keys().RootPEM, 0o644},
-		{"devices.pem", a.ca.Keys().DevicePEM, 0o644}, // verifies device certificates at the proxy
+		{"devices.pem", a.ca.Keys().TrustedPEM, 0o644}, // verifies device certificates at the proxy (every trusted device intermediate)
 	}
 	for _, f := range files {
 		if err := os.WriteFile(filepath.Join(out, f.name), f.data, f.mode); err != nil {
