@@ -42,6 +42,11 @@ type PolicySubAccount struct {
 	// NotVerified: frozen for not finishing real-person verification in
 	// time; high-risk pages refuse it (reason not_verified).
 	NotVerified bool `json:"not_verified,omitempty"`
+
+	// RoleEdited: the store's own points of Role (RolePoints) replace the
+	// catalog's defaults (positions per store).
+	RoleEdited bool     `json:"role_edited,omitempty"`
+	RolePoints []string `json:"role_points,omitempty"`
 }
 
 // Protection is a sub-account's certificate protection.

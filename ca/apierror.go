@@ -39,6 +39,8 @@ func Explain(err error) api.Error {
 		return apiErr(http.StatusForbidden, "ticket_used", "The enrollment code was already used. Ask the main account for a new one.", "安装码已被使用，请联系主账号重新获取")
 	case errors.Is(err, store.ErrTicketUnknown), errors.Is(err, ErrCodeMalformed):
 		return apiErr(http.StatusForbidden, "ticket_invalid", "The enrollment code is not valid.", "安装码无效")
+	case errors.As(err, &ne) && (ne.Reason == "outside_validity_window" || ne.Reason == "expires_after_window"):
+		return apiErr(http.StatusForbidden, "outside_window", "This temporary sub-account is outside its validity period. Contact the main account.", "该临时子账号不在有效期内，请联系主账号。")
 	case errors.As(err, &ne):
 		return apiErr(http.StatusForbidden, "not_eligible", "This sub-account cannot install a certificate now ("+ne.Reason+"). Contact the main account.", "该子账号当前无法安装数字证书（"+ne.Reason+"），请联系主账号")
 	case errors.Is(err, errBodyTooLarge):

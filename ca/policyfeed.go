@@ -74,7 +74,7 @@ func (s *Server) handlePolicy(w http.ResponseWriter, r *http.Request) {
 // proxy's decision reads, nothing else (no secrets, phone or times).
 func policySubAccount(a store.SubAccount) api.PolicySubAccount {
 	return api.PolicySubAccount{TenantID: a.TenantID, ID: a.ID, FullName: a.FullName(), Status: string(a.Status),
-		Role: a.Role, Grants: a.Grants, Protection: api.Protection{Enabled: a.Protection.Enabled, MaxDevices: a.Protection.MaxDevices},
+		Role: a.Role, RoleEdited: a.RoleEdited, RolePoints: a.RolePoints, Grants: a.Grants, Protection: api.Protection{Enabled: a.Protection.Enabled, MaxDevices: a.Protection.MaxDevices},
 		Window: api.Window{NotBefore: a.Window.NotBefore, NotAfter: a.Window.NotAfter}, NotVerified: a.VerifyFrozen}
 }
 

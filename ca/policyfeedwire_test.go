@@ -60,7 +60,7 @@ func TestPolicyFeedCarriesOnlyDecisionFields(t *testing.T) {
 		t.Fatalf("page without entries: %s", body)
 	}
 	for _, s := range subs {
-		onlyKeys(t, "sub-account", s.(map[string]any), "tenant_id", "id", "full_name", "status", "role", "grants", "protection", "window")
+		onlyKeys(t, "sub-account", s.(map[string]any), "tenant_id", "id", "full_name", "status", "role", "role_edited", "role_points", "grants", "protection", "window", "not_verified")
 		onlyKeys(t, "protection", s.(map[string]any)["protection"].(map[string]any), "enabled", "max_devices")
 	}
 	for _, d := range devices {

@@ -125,7 +125,7 @@ func policyChanges(page api.PolicyPage) store.PolicyChanges {
 	for _, a := range page.SubAccounts {
 		tenantName, name, _ := strings.Cut(a.FullName, ":")
 		ch.SubAccounts = append(ch.SubAccounts, store.SubAccount{ID: a.ID, TenantID: a.TenantID, TenantName: tenantName, Name: name,
-			Role: a.Role, Grants: a.Grants, Status: store.SubStatus(a.Status),
+			Role: a.Role, RoleEdited: a.RoleEdited, RolePoints: a.RolePoints, Grants: a.Grants, Status: store.SubStatus(a.Status),
 			Protection: store.Protection{Enabled: a.Protection.Enabled, MaxDevices: a.Protection.MaxDevices},
 			Window:     store.Window{NotBefore: a.Window.NotBefore, NotAfter: a.Window.NotAfter}, VerifyFrozen: a.NotVerified})
 	}

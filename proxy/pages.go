@@ -32,6 +32,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 <body><main>
 <h1>{{.T.Title}}</h1>
 <p>{{.T.Body}}</p>
+{{with .Hint}}<p>{{.}}</p>{{end}}
 {{if and .T.Enroll .EnrollURL}}<p><a href="{{.EnrollURL}}">{{.T.Enroll}}</a></p>{{end}}
 <p>{{.T.Reason}}: <code>{{.Reason}}</code></p>
 </main></body></html>
@@ -51,5 +52,5 @@ func writePage(w http.ResponseWriter, r *http.Request, status int, texts map[str
 	h.Set("X-Devicegate-Reason", reason)
 	h.Set("Vary", "Accept-Language")
 	w.WriteHeader(status)
-	_ = pageTmpl.Execute(w, map[string]any{"T": texts[lang(r)], "Reason": reason, "EnrollURL": enrollURL})
+	_ = pageTmpl.Execute(w, map[string]any{"T": texts[lang(r)], "Reason": reason, "EnrollURL": enrollURL, "Hint": reasonHint(lang(r), reason)})
 }

@@ -125,7 +125,7 @@ func (s *Snapshot) apply(ch store.PolicyChanges, catalog *config.Catalog) *Snaps
 	next := &Snapshot{Seq: ch.Seq, devices: maps.Clone(s.devices), subs: maps.Clone(s.subs), active: maps.Clone(s.active)}
 	for _, a := range ch.SubAccounts {
 		perms := map[string]bool{}
-		for _, k := range catalog.Permissions(a.Role, a.Grants) {
+		for _, k := range permissionsOf(a, catalog) {
 			perms[k] = true
 		}
 		next.subs[a.ID] = subState{tenantID: a.TenantID, fullName: a.FullName(), status: a.Status,
