@@ -69,7 +69,7 @@ func adminTable() []adminCommand {
 			return a.adminSubStatus(ctx, pos[0], s, env)
 		})
 	}
-	return []adminCommand{
+	cmds := []adminCommand{
 		{"store add", "NAME [--display NAME]", "create a store", func(fs *flag.FlagSet) adminRun {
 			display := fs.String("display", "", "display `NAME`")
 			return func(ctx context.Context, a *app, pos []string, env *cliEnv) error {
@@ -89,12 +89,13 @@ func adminTable() []adminCommand {
 				return a.adminOwnerSet(ctx, pos[0], *pwFile, *resetPhone, env)
 			}
 		}},
-		{"sub add", "STORE:NAME --position P [--grant P,...] [--password-file F]", "create a sub-account with a position and extra permission points", func(fs *flag.FlagSet) adminRun {
+		{"sub add", "STORE:NAME --position P [--grant P,...] [--password-file F] [--from DATE --until DATE]", "create a sub-account with a position and extra permission points (with --until: a temporary one)", func(fs *flag.FlagSet) adminRun {
 			role := positionFlag(fs)
 			grants := fs.String("grant", "", "supplementary permission points `P,...`, comma-separated")
 			pwFile := passwordFileFlag(fs)
+			from, until := windowFlags(fs)
 			return func(ctx context.Context, a *app, pos []string, env *cliEnv) error {
-				return a.adminSubAdd(ctx, pos[0], *role, *grants, *pwFile, env)
+				return a.adminSubAdd(ctx, pos[0], *role, *grants, *pwFile, *from, *until, env)
 			}
 		}},
 		{"sub list", "STORE [--search S] [--json]", "list a store's sub-accounts", func(fs *flag.FlagSet) adminRun {
@@ -176,6 +177,7 @@ func adminTable() []adminCommand {
 				return a.adminAuditVerify(ctx, pos[0], env)
 			})},
 	}
+	return append(cmds, lifecycleCommands()...)
 }
 
 // adminPrefix is what every admin command line starts with.

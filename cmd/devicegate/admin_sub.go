@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -14,9 +13,13 @@ import (
 	"github.com/devicegate/devicegate/store"
 )
 
-func (a *app) adminSubAdd(ctx context.Context, full, role, grants, pwFile string, env *cliEnv) error {
+func (a *app) adminSubAdd(ctx context.Context, full, role, grants, pwFile, from, until string, env *cliEnv) error {
 	if role == "" {
 		return fmt.Errorf("%w: --position is required (one of: %s)", store.ErrInvalid, strings.Join(a.catalog.RoleKeys(), ", "))
+	}
+	window, err := parseWindow(from, until, time.Local)
+	if err != nil {
+		return err
 	}
 	var grantList []string
 	if grants != "" {
@@ -38,15 +41,15 @@ func (a *app) adminSubAdd(ctx context.Context, full, role, grants, pwFile string
 		return err
 	}
 	s, err := a.store.CreateSubAccount(ctx, store.NewSubAccount{
-		TenantID: t.ID, Name: subName, Role: role, Grants: grantList, PasswordHash: hash,
+		TenantID: t.ID, Name: subName, Role: role, Grants: grantList, PasswordHash: hash, Window: window,
 	}, cliActor())
-	if errors.Is(err, store.ErrDuplicate) {
-		return fmt.Errorf("store %q already has a sub-account %q (names are never reused, even after departure): %w", tenantName, subName, err)
-	}
 	if err != nil {
-		return err
+		return nameTaken(tenantName, subName, err)
 	}
 	fmt.Fprintf(env.stdout, "sub-account %s created (id %s, position %s)\n", s.FullName(), s.ID, s.Role)
+	if s.Temporary() {
+		fmt.Fprintf(env.stdout, "%s: access ends by itself at the window's end; extend with `sub window`\n", windowText(s.Window))
+	}
 	if generated {
 		fmt.Fprintf(env.stdout, "password: %s\n", pw)
 	}
@@ -65,6 +68,7 @@ type subJSON struct {
 	Installed  int       `json:"installed"`
 	NotBefore  time.Time `json:"not_before,omitzero"`
 	NotAfter   time.Time `json:"not_after,omitzero"`
+	Temporary  bool      `json:"temporary"`
 }
 
 func (a *app) subView(ctx context.Context, s store.SubAccount) (subJSON, error) {
@@ -79,7 +83,7 @@ func (a *app) subView(ctx context.Context, s store.SubAccount) (subJSON, error) 
 	return subJSON{
 		ID: s.ID, Name: s.FullName(), Role: s.Role, Grants: grants, Status: string(s.Status),
 		Phone: s.PhoneEnabled, Protection: s.Protection.Enabled, MaxDevices: s.Protection.MaxDevices,
-		Installed: store.CountActive(devs, time.Now()), NotBefore: s.Window.NotBefore, NotAfter: s.Window.NotAfter,
+		Installed: store.CountActive(devs, time.Now()), NotBefore: s.Window.NotBefore, NotAfter: s.Window.NotAfter, Temporary: s.Temporary(),
 	}, nil
 }
 
@@ -104,9 +108,10 @@ func (a *app) adminSubList(ctx context.Context, storeName, search string, asJSON
 		return printJSON(env, views)
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPOSITION\tSTATUS\tPHONE\tCERTIFICATE")
+	fmt.Fprintln(tw, "NAME\tPOSITION\tSTATUS\tPHONE\tCERTIFICATE\tWINDOW")
 	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.Name, v.Role, v.Status, onOff(v.Phone), protectionText(v))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, v.Role, v.Status, onOff(v.Phone), protectionText(v),
+			windowText(store.Window{NotBefore: v.NotBefore, NotAfter: v.NotAfter}))
 	}
 	return tw.Flush()
 }
@@ -123,7 +128,8 @@ func (a *app) adminSubShow(ctx context.Context, full string, asJSON bool, env *c
 	if asJSON {
 		return printJSON(env, v)
 	}
-	fmt.Fprintf(env.stdout, "%s  position %s  status %s  phone %s  certificate %s\n", v.Name, v.Role, v.Status, onOff(v.Phone), protectionText(v))
+	fmt.Fprintf(env.stdout, "%s  position %s  status %s  phone %s  certificate %s  window %s\n", v.Name, v.Role, v.Status, onOff(v.Phone), protectionText(v),
+		windowText(store.Window{NotBefore: v.NotBefore, NotAfter: v.NotAfter}))
 	return nil
 }
 
