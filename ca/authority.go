@@ -82,6 +82,7 @@ type Authority struct {
 	renewals *ratelimit.Shared
 
 	onRevoke atomic.Pointer[func()]
+	metrics  *issueMetrics // RegisterMetrics; nil: not exported
 }
 
 // OnRevoke registers fn to be called after every revocation this authority

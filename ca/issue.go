@@ -47,7 +47,8 @@ const MaxLabelRunes = 64
 // (so the write lock is held for microseconds, not for an ECDSA signature);
 // a certificate refused by the gate is dropped and never leaves this
 // function.
-func (a *Authority) Issue(ctx context.Context, r IssueRequest) (*Issued, error) {
+func (a *Authority) Issue(ctx context.Context, r IssueRequest) (issued *Issued, err error) {
+	defer func() { a.countIssue(err) }()
 	csr, err := parseCSRUnverified(r.CSR, a.opts.AllowRSA)
 	if err != nil {
 		return nil, err

@@ -59,6 +59,10 @@ func LoadFeedCertificate(dir string) (tls.Certificate, error) {
 
 var errNoFeedCertificate = errors.New("feed client has no certificate to renew")
 
+// Certificate is the proxy certificate the feed client presents now (it
+// changes when KeepRenewed renews it); nil before one is loaded.
+func (f *FeedClient) Certificate() *x509.Certificate { return f.leaf.Load() }
+
 // renewDue is when a certificate should be renewed: at 2/3 of its life.
 func renewDue(leaf *x509.Certificate) time.Time {
 	return leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) * 2 / 3)

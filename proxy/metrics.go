@@ -48,6 +48,11 @@ func NewMetrics(reg prometheus.Registerer, p *Policy, a *Auditor) *Metrics {
 			Help: "Client connections currently open.",
 		}),
 	}
+	// Every reason is exported from the start (at 0), so rates and alerts
+	// see a series before the first failure.
+	for _, r := range handshakeReasons {
+		m.handshakes.WithLabelValues(r)
+	}
 	reg.MustRegister(m.requests, m.handshakes, m.upstream, m.openConns,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "devicegate_proxy_policy_seq", Help: "Policy change sequence of the current snapshot."},
 			func() float64 { return float64(p.Snapshot().Seq) }),

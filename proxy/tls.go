@@ -80,6 +80,9 @@ func (v *verifiedCache) add(k [32]byte) {
 	v.ok[k] = struct{}{}
 }
 
+// handshakeReasons are every value handshakeReason returns.
+var handshakeReasons = []string{"expired_or_not_yet_valid", "wrong_key_usage", "unknown_authority", "invalid"}
+
 // handshakeReason classifies a chain verification error for metrics.
 func handshakeReason(err error) string {
 	var inv x509.CertificateInvalidError

@@ -11,6 +11,9 @@ need_pkgs=()
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] || need_pkgs+=(postgresql)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
+# TestMonitoringConfigs checks the alert rules with promtool (Debian's
+# prometheus package, ~19 MB; its service is not used).
+command -v promtool >/dev/null || need_pkgs+=(prometheus)
 # The container test (TestContainerFlow) builds and runs the image with
 # podman; runc, as crun fails on some cgroup layouts.
 command -v podman >/dev/null && command -v runc >/dev/null || need_pkgs+=(podman runc)
@@ -47,6 +50,8 @@ if [ $((${#need_pkgs[@]} + ${#full_pkgs[@]})) -gt 0 ]; then
     if [ ${#full_pkgs[@]} -gt 0 ]; then
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${full_pkgs[@]}" >/dev/null
     fi
+    # Debian's prometheus service would hold port 9090 where systemd runs.
+    command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null && systemctl disable --now prometheus || true
     # Debian starts a cluster on install; the tests start their own.
     command -v pg_ctlcluster >/dev/null && pg_lsclusters -h 2>/dev/null | awk '{print $1, $2}' | while read -r v c; do pg_ctlcluster "$v" "$c" stop || true; done
   else
@@ -60,6 +65,7 @@ if [ "${CI:-}" = true ]; then
   # The partition tests put a proxy in a network namespace (ip netns, as root).
   export DEVICEGATE_REQUIRE_NETNS=1
   export DEVICEGATE_REQUIRE_TRUSTTOOLS=1
+  export DEVICEGATE_REQUIRE_PROMTOOL=1
 fi
 
 echo "== JS bundle (rebuilt from enroll/web, compared with the committed enroll/static files)"

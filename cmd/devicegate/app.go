@@ -28,6 +28,7 @@ type app struct {
 
 	externalTLS *tls.Config                     // tls.cert_file or tls.acme, once loaded
 	startCerts  func(ctx context.Context) error // ACME: started after the listeners bind
+	roleMetrics *roleMetrics                    // metrics(): made on first use
 }
 
 type openOptions struct {

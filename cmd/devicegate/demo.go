@@ -89,6 +89,7 @@ func runDemo(ctx context.Context, configPath, dataDir, logLevel string, env *cli
 	if err != nil {
 		return err
 	}
+	a.exportCAMetrics(caSrv) // beside the proxy's, on its admin listener
 	bo, err := startBackoffice(a.cfg.Demo.BackofficeListen, creds.Users, log)
 	if err != nil {
 		return err

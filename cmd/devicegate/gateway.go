@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/devicegate/devicegate/examples/backoffice"
 	"github.com/devicegate/devicegate/internal/config"
@@ -50,6 +49,11 @@ type gatewayParts struct {
 	// watch adds to the role whatever pushes changes (kicks) to the
 	// policy: the in-process CA, PostgreSQL notifications, the CA's feed.
 	watch func(*role, *proxy.Policy)
+
+	// deviceCAs are the certificates in devicePool (for their expiry),
+	// metrics the process's registry (nil: one of its own).
+	deviceCAs func() []*x509.Certificate
+	metrics   *roleMetrics
 }
 
 // startGateway returns the proxy's listeners, fronting upstreams, with r
@@ -61,6 +65,7 @@ func (a *app) startGateway(ctx context.Context, r *role, upstreams []config.Upst
 	}
 	gw, err := startGateway(ctx, r, gatewayParts{
 		cfg: a.cfg, catalog: a.catalog, source: a.store, sink: a.store, devicePool: a.ca.Keys().DevicePool(), tls: tc,
+		deviceCAs: func() []*x509.Certificate { return []*x509.Certificate{a.ca.Keys().Device} }, metrics: a.metrics(),
 		pollEvery: a.cfg.Proxy.SyncInterval.Duration(),
 		watch: func(r *role, policy *proxy.Policy) {
 			a.ca.OnRevoke(policy.Kick) // revocations by this process's CA apply at once
@@ -93,14 +98,23 @@ func startGateway(ctx context.Context, r *role, p gatewayParts, upstreams []conf
 	p.watch(r, policy)
 	auditor := proxy.NewAuditor(p.sink, 4096, log)
 	r.own("audit", auditor.Run)
-	reg := prometheus.NewRegistry()
-	metrics := proxy.NewMetrics(reg, policy, auditor)
+	rm := p.metrics
+	if rm == nil {
+		rm = newRoleMetrics()
+	}
+	metrics := proxy.NewMetrics(rm.reg, policy, auditor)
+	maxStaleness := p.cfg.Proxy.MaxStaleness.Duration()
+	rm.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "devicegate_proxy_policy_max_staleness_seconds",
+		Help: "proxy.max_staleness: past this policy staleness, high-risk paths fail closed."},
+		func() float64 { return maxStaleness.Seconds() }))
+	rm.certs.add(certKindIntermediate, p.deviceCAs)
+	rm.certs.add(certKindServer, servedCertificate(p.tls, tlsServerName(p.cfg.TLS.Hosts)))
 	gw, err := proxy.NewGateway(proxy.Options{
 		TrustDomain:  p.cfg.CA.TrustDomain,
 		Upstreams:    upstreams,
 		Catalog:      p.catalog,
 		Policy:       policy,
-		MaxStaleness: p.cfg.Proxy.MaxStaleness.Duration(),
+		MaxStaleness: maxStaleness,
 		EnrollURL:    p.cfg.Proxy.EnrollURL,
 		Audit:        auditor,
 		Metrics:      metrics,
@@ -116,7 +130,7 @@ func startGateway(ctx context.Context, r *role, p gatewayParts, upstreams []conf
 	}
 	srv.srv.ConnState = metrics.ConnState
 	srv.fast = proxy.NewServer(gw, srv.srv)
-	admin, err := listenAdmin(p.cfg.Proxy.AdminListen, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), p.cfg.Proxy.Pprof, log)
+	admin, err := rm.listenAdmin(p.cfg.Proxy.AdminListen, p.cfg.Proxy.Pprof, log)
 	if err != nil {
 		srv.ln.Close()
 		return nil, err

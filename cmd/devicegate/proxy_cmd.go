@@ -102,8 +102,14 @@ func startFeedGateway(ctx context.Context, r *role, cfg *config.Config, log *slo
 		return nil, err
 	}
 	feed := proxy.NewFeedClient(cfg.Proxy.Feed.CAURL, &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, MinVersion: tls.VersionTLS12}, log)
+	// The credentials directory is renewed (and its CA files replaced) in
+	// place: expiry is read from it at every scrape.
+	rm := newRoleMetrics()
+	rm.certs.add(certKindRoot, certsFromFile(filepath.Join(dir, "root.pem")))
+	rm.certs.add(certKindProxy, func() []*x509.Certificate { return []*x509.Certificate{feed.Certificate()} })
 	gw, err := startGateway(ctx, r, gatewayParts{
 		cfg: cfg, catalog: catalog, source: feed, sink: feed, devicePool: devices, tls: serverTLS,
+		deviceCAs: certsFromFile(filepath.Join(dir, "devices.pem")), metrics: rm,
 		pollEvery: max(cfg.Proxy.SyncInterval.Duration(), feedPollEvery),
 		watch: func(r *role, p *proxy.Policy) {
 			r.own("policy feed", func(ctx context.Context) error { return feed.Watch(ctx, p) })

@@ -51,8 +51,17 @@ func runServe(ctx context.Context, configPath string, env *cliEnv) error {
 	if err := a.startCertificates(ctx); err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
-	fmt.Fprintf(env.stdout, "ca_url: %s\nportal_url: %s/\n", srv.URL(), portal.URL())
 	r.serve(srv.serve, portal.serve)
+	if addr := a.cfg.CA.AdminListen; addr != "" {
+		a.exportCAMetrics(srv)
+		admin, err := a.metrics().listenAdmin(addr, false, log)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "metrics_url: %s/metrics\n", admin.URL())
+		r.serve(admin.serve)
+	}
+	fmt.Fprintf(env.stdout, "ca_url: %s\nportal_url: %s/\n", srv.URL(), portal.URL())
 	return r.run(ctx)
 }
 

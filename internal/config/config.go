@@ -53,6 +53,7 @@ type CA struct {
 	TrustDomain string   `yaml:"trust_domain"`
 	Validity    Duration `yaml:"validity"`
 	Listen      string   `yaml:"listen"`
+	AdminListen string   `yaml:"admin_listen"` // metrics at /metrics (plain HTTP); empty: off
 	PublicURL   string   `yaml:"public_url"`
 	CRLFile     string   `yaml:"crl_file"`
 	CRLValidity Duration `yaml:"crl_validity"`

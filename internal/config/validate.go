@@ -43,6 +43,9 @@ func (c CA) validate(p *problems, public bool) {
 	}
 	checkRange(p, "ca.validity", c.Validity, time.Hour, 825*24*time.Hour)
 	checkListen(p, "ca.listen", c.Listen, public)
+	if c.AdminListen != "" {
+		checkListen(p, "ca.admin_listen", c.AdminListen, public)
+	}
 	checkHTTPSURL(p, "ca.public_url", c.PublicURL)
 	checkRange(p, "ca.crl_validity", c.CRLValidity, time.Hour, 90*24*time.Hour)
 	checkRange(p, "ca.ticket_ttl", c.TicketTTL, time.Minute, 24*time.Hour)
