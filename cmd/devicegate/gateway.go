@@ -65,7 +65,7 @@ func (a *app) startGateway(ctx context.Context, r *role, upstreams []config.Upst
 	}
 	gw, err := startGateway(ctx, r, gatewayParts{
 		cfg: a.cfg, catalog: a.catalog, source: a.store, sink: a.store, devicePool: a.ca.Keys().DevicePool(), tls: tc,
-		deviceCAs: func() []*x509.Certificate { return []*x509.Certificate{a.ca.Keys().Device} }, metrics: a.metrics(),
+		deviceCAs: func() []*x509.Certificate { return trustedDeviceCAs(a.ca.Keys()) }, metrics: a.metrics(),
 		pollEvery: a.cfg.Proxy.SyncInterval.Duration(),
 		watch: func(r *role, policy *proxy.Policy) {
 			a.ca.OnRevoke(policy.Kick) // revocations by this process's CA apply at once

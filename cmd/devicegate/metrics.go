@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/devicegate/devicegate/ca"
 )
 
 // roleMetrics is one process's metrics registry (no global registry) and
@@ -176,7 +178,17 @@ func (a *app) exportCAMetrics(caSrv *server) {
 	m.certs.add(certKindRoot, func() []*x509.Certificate { return []*x509.Certificate{a.ca.Keys().Root} })
 	m.certs.add(certKindIntermediate, func() []*x509.Certificate {
 		k := a.ca.Keys()
-		return []*x509.Certificate{k.Device, k.Server}
+		return append(trustedDeviceCAs(k), k.Server)
 	})
 	m.certs.add(certKindServer, servedCertificate(caSrv.srv.TLSConfig, tlsServerName(a.cfg.TLS.Hosts)))
+}
+
+// trustedDeviceCAs are the device intermediates devices are verified with
+// (the active one and those still trusted during a rotation).
+func trustedDeviceCAs(k *ca.Keys) []*x509.Certificate {
+	out := []*x509.Certificate{k.Device}
+	for _, d := range k.DeviceCAs {
+		out = append(out, d.Cert)
+	}
+	return out
 }
