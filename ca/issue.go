@@ -202,6 +202,47 @@ func (a *Authority) Renew(ctx context.Context, oldLeaf *x509.Certificate, csrDat
 	if err != nil {
 		return nil, err
 	}
+	return a.renew(ctx, p, SerialHex(oldLeaf), csrData, IssueRequest{})
+}
+
+// SessionRenewal is a renewal asked for in the portal by the logged-in
+// sub-account itself, for one of its devices, with a key made in the
+// browser (the browser cannot use the old key: it stays in its store).
+type SessionRenewal struct {
+	TenantID, SubID, DeviceID string
+	CSR                       []byte
+	ClientIP, UA              string
+}
+
+// RenewForSession renews a device of the session's own sub-account under
+// the same rules as Renew (near its end or allowed by the owner, at most
+// maxRenewals a day, same slot, old serial superseded). The retry of a
+// renewal whose answer was lost (same CSR key, within
+// renewalRedeliveryWindow) gets the recorded certificate again.
+func (a *Authority) RenewForSession(ctx context.Context, r SessionRenewal) (*Issued, error) {
+	csr, err := parseCSRUnverified(r.CSR, a.opts.AllowRSA)
+	if err != nil {
+		return nil, err
+	}
+	now := a.now()
+	if again, err := a.redeliver(ctx, IssueRequest{ClientIP: r.ClientIP, UA: r.UA}, csr, r.TenantID, r.SubID,
+		now.Add(-renewalRedeliveryWindow), now, now, store.ErrNotFound); err == nil && again.Device.ID == r.DeviceID {
+		return again, nil
+	}
+	dev, err := a.store.GetDevice(ctx, r.TenantID, r.DeviceID)
+	if err != nil {
+		return nil, err
+	}
+	if dev.SubID != r.SubID {
+		return nil, store.ErrNotFound // another sub-account's device: as if it did not exist
+	}
+	p := identity.Principal{TrustDomain: a.opts.TrustDomain, TenantID: r.TenantID, SubID: r.SubID, DeviceID: dev.ID}
+	return a.renew(ctx, p, dev.Serial, r.CSR, IssueRequest{ClientIP: r.ClientIP, UA: r.UA})
+}
+
+// renew is the one renewal path: p's device, whose current serial the
+// caller named, gets a certificate for the CSR's key.
+func (a *Authority) renew(ctx context.Context, p identity.Principal, oldSerial string, csrData []byte, from IssueRequest) (*Issued, error) {
 	// The signer verifies the CSR's signature (ErrCSRSignature) before it
 	// signs; nothing before it writes.
 	csr, err := parseCSRUnverified(csrData, a.opts.AllowRSA)
@@ -213,7 +254,7 @@ func (a *Authority) Renew(ctx context.Context, oldLeaf *x509.Certificate, csrDat
 	if err != nil {
 		return nil, err
 	}
-	if dev.SubID != p.SubID || dev.Serial != SerialHex(oldLeaf) {
+	if dev.SubID != p.SubID || dev.Serial != oldSerial {
 		return nil, store.ErrStale
 	}
 	if !dev.ActiveAt(now) {
@@ -246,7 +287,7 @@ func (a *Authority) Renew(ctx context.Context, oldLeaf *x509.Certificate, csrDat
 		IssuedAt:    now,
 		ExpiresAt:   leaf.NotAfter,
 		Now:         now,
-	}, store.Actor{Kind: "sub", Name: sub.FullName()})
+	}, store.Actor{Kind: "sub", Name: sub.FullName(), IP: from.ClientIP, UA: truncate(from.UA, 256)})
 	if err != nil {
 		return nil, err
 	}

@@ -85,12 +85,24 @@ func staffLogin(t *testing.T, p page, portal string, user struct{ Name, Password
 func enrollInPage(t *testing.T, p page, portal, label, password string, compat bool) []byte {
 	t.Helper()
 	p.open(t, portal+"/staff/enroll")
+	return submitKeyForm(t, p, label, password, compat)
+}
+
+// submitKeyForm fills the open enrollment (or renewal) page's form, sets
+// the label unless it is "" (a renewal's label is the device's), and
+// returns the PKCS#12 file the page made.
+func submitKeyForm(t *testing.T, p page, label, password string, compat bool) []byte {
+	t.Helper()
 	waitFor(t, p, "the environment check", `!document.getElementById("enroll-form").hidden`)
-	runScript(t, p, "enroll "+label, `window.__p12 = null;
+	setLabel := ""
+	if label != "" {
+		setLabel = `document.getElementById("label").value = ` + strconv.Quote(label) + `;`
+	}
+	runScript(t, p, "submit "+label, `window.__p12 = null;
 		const made = URL.createObjectURL;
 		URL.createObjectURL = (b) => { window.__p12 = b; return made.call(URL, b); };
 		HTMLAnchorElement.prototype.click = function () {};
-		document.getElementById("label").value = `+strconv.Quote(label)+`;
+		`+setLabel+`
 		document.getElementById("p12-password").value = `+strconv.Quote(password)+`;
 		document.getElementById("p12-password2").value = `+strconv.Quote(password)+`;
 		document.getElementById("compat").checked = `+strconv.FormatBool(compat)+`;

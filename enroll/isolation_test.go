@@ -292,6 +292,24 @@ func portalIsolationCases() map[string]isoCase {
 				}
 			}
 		}},
+		"GET /staff/devices/{dev}/renew": {run: func(t *testing.T, x *isoFixture, pattern string) {
+			x.refusedAndAudited(t, pattern, x.bDev.ID, func() int {
+				st, body, _ := x.staff.get("/staff/devices/" + x.bDev.ID + "/renew")
+				noLeak(t, x, "the answer", strings.ReplaceAll(body, x.bDev.ID, ""))
+				return st
+			})
+		}},
+		"POST /staff/api/devices/{dev}/renew": {run: func(t *testing.T, x *isoFixture, pattern string) {
+			tok := x.staffToken(t)
+			x.refusedAndAudited(t, pattern, x.bDev.ID, func() int {
+				body, _ := json.Marshal(map[string]string{"csr": string(csrPEM(t))})
+				req, _ := http.NewRequest("POST", x.staff.url("/staff/api/devices/"+x.bDev.ID+"/renew"), strings.NewReader(string(body)))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-CSRF-Token", tok)
+				st, _, _ := x.staff.do(req)
+				return st
+			})
+		}},
 		"POST /staff/devices/{dev}/revoke": {run: func(t *testing.T, x *isoFixture, pattern string) {
 			tok := x.staffToken(t)
 			x.refusedAndAudited(t, pattern, x.bDev.ID, func() int {

@@ -15,6 +15,17 @@ type Issuer interface {
 	RevokeDevice(ctx context.Context, tenantID, deviceID string, actor store.Actor) error
 	RevokeSubAccount(ctx context.Context, tenantID, subID string, actor store.Actor) error
 	SetStatus(ctx context.Context, tenantID, subID string, status store.SubStatus, actor store.Actor) error
+	// Renew gives a device of the session's own sub-account a certificate
+	// for a key made in the browser: same device, same slot, under the CA's
+	// renewal rules.
+	Renew(ctx context.Context, r RenewRequest) (Issued, error)
+}
+
+// RenewRequest is a browser renewal of one of the session's own devices.
+type RenewRequest struct {
+	TenantID, SubID, DeviceID string
+	CSR                       []byte // PEM PKCS#10 built in the browser
+	ClientIP, UA              string
 }
 
 // IssueRequest is a browser enrollment of the session's own sub-account.

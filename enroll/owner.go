@@ -25,6 +25,9 @@ type subsData struct {
 	Search   string
 	Active   []subRow
 	Departed []subRow
+	// Expiring are the active devices whose certificates end within
+	// renewOffered, soonest first.
+	Expiring []expiringRow
 	Roles    []roleOption
 	Points   []pointOption
 }
@@ -99,10 +102,19 @@ func (p *Portal) renderSubs(w http.ResponseWriter, r *http.Request, s *session, 
 		row := subRow{Sub: sub, RoleName: p.roleName(lang, sub.Role), Installed: n}
 		if sub.Status == store.StatusDeparted {
 			d.Departed = append(d.Departed, row)
-		} else {
-			d.Active = append(d.Active, row)
+			continue
+		}
+		d.Active = append(d.Active, row)
+		if n > 0 {
+			soon, err := p.expiringDevices(r, sub, now)
+			if err != nil {
+				p.fail(w, r, http.StatusInternalServerError, "err_internal")
+				return
+			}
+			d.Expiring = append(d.Expiring, soon...)
 		}
 	}
+	slices.SortFunc(d.Expiring, func(a, b expiringRow) int { return a.ExpiresAt.Compare(b.ExpiresAt) })
 	v := view{Data: d}
 	if notice != "" {
 		v.Notice = p.text(r, notice)
@@ -141,6 +153,28 @@ func (p *Portal) createSub(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 }
 
+// expiringRow is a device whose certificate ends soon.
+type expiringRow struct {
+	Sub       store.SubAccount
+	Label     string
+	ExpiresAt time.Time
+}
+
+// expiringDevices lists sub's active devices that end within renewOffered.
+func (p *Portal) expiringDevices(r *http.Request, sub store.SubAccount, now time.Time) ([]expiringRow, error) {
+	devices, err := p.opts.Store.ListDevices(r.Context(), sub.TenantID, sub.ID)
+	if err != nil {
+		return nil, err
+	}
+	var out []expiringRow
+	for _, dev := range devices {
+		if dev.ActiveAt(now) && dev.ExpiresAt.Before(now.Add(renewOffered)) {
+			out = append(out, expiringRow{Sub: sub, Label: dev.Label, ExpiresAt: dev.ExpiresAt})
+		}
+	}
+	return out, nil
+}
+
 // subData is the security-settings page of one sub-account.
 type subData struct {
 	Sub       store.SubAccount
@@ -158,6 +192,8 @@ type deviceRow struct {
 	Agent  string // OS / browser, from the enrollment User-Agent
 	// RenewAllowed: the owner's permission for an early renewal has not ended.
 	RenewAllowed bool
+	// Renewable: the portal offers its renewal (see renewable).
+	Renewable bool
 }
 
 func (p *Portal) subFor(w http.ResponseWriter, r *http.Request, s *session) (store.SubAccount, bool) {

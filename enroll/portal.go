@@ -122,6 +122,8 @@ func (p *Portal) routes(m routetable.Router) {
 	m.HandleFunc("GET /staff/enroll", p.staff(p.enrollPage))
 	m.HandleFunc("POST /staff/api/enroll", p.post(p.staff(p.enrollAPI)))
 	m.HandleFunc("POST /staff/devices/{dev}/revoke", p.post(p.staff(p.staffRevokeDevice)))
+	m.HandleFunc("GET /staff/devices/{dev}/renew", p.staff(p.renewPage))
+	m.HandleFunc("POST /staff/api/devices/{dev}/renew", p.post(p.staff(p.renewAPI)))
 }
 
 // ServeHTTP adds the security headers every response carries.

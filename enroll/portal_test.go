@@ -51,6 +51,18 @@ func (t testIssuer) Issue(ctx context.Context, r enroll.IssueRequest) (enroll.Is
 		CertPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.Chain[0].Raw}))}, nil
 }
 
+func (t testIssuer) Renew(ctx context.Context, r enroll.RenewRequest) (enroll.Issued, error) {
+	is, err := t.a.RenewForSession(ctx, ca.SessionRenewal{TenantID: r.TenantID, SubID: r.SubID, DeviceID: r.DeviceID, CSR: r.CSR, ClientIP: r.ClientIP, UA: r.UA})
+	if err != nil {
+		if e := ca.Explain(err); e.Status < 500 {
+			return enroll.Issued{}, &e
+		}
+		return enroll.Issued{}, err
+	}
+	return enroll.Issued{Device: is.Device, Installed: is.Installed, Limit: is.Limit,
+		CertPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.Chain[0].Raw}))}, nil
+}
+
 func (t testIssuer) RevokeDevice(ctx context.Context, tenantID, deviceID string, a store.Actor) error {
 	_, err := t.a.RevokeDevice(ctx, tenantID, deviceID, store.ReasonPrivilegeWithdrawn, a)
 	return err

@@ -14,6 +14,8 @@ type staffData struct {
 	Sub       store.SubAccount
 	Devices   []deviceRow
 	Installed int
+	// Renew is the device the enrollment page renews (nil: a new device).
+	Renew *deviceRow
 }
 
 func (p *Portal) staffData(r *http.Request, s *session) (staffData, error) {
@@ -29,6 +31,7 @@ func (p *Portal) staffData(r *http.Request, s *session) (staffData, error) {
 	now := p.opts.Now()
 	for _, dev := range devices {
 		row := deviceRow{Device: dev, Active: dev.ActiveAt(now), Agent: describeAgent(dev.EnrolledUA)}
+		row.Renewable = renewable(dev, row.Active, now)
 		if row.Active {
 			d.Installed++
 		}

@@ -24,11 +24,25 @@ func (c caIssuer) Issue(ctx context.Context, r enroll.IssueRequest) (enroll.Issu
 	if err != nil {
 		return enroll.Issued{}, refusal(err)
 	}
+	return portalIssued(is), nil
+}
+
+func (c caIssuer) Renew(ctx context.Context, r enroll.RenewRequest) (enroll.Issued, error) {
+	is, err := c.a.RenewForSession(ctx, ca.SessionRenewal{TenantID: r.TenantID, SubID: r.SubID, DeviceID: r.DeviceID,
+		CSR: r.CSR, ClientIP: r.ClientIP, UA: r.UA})
+	if err != nil {
+		return enroll.Issued{}, refusal(err)
+	}
+	return portalIssued(is), nil
+}
+
+// portalIssued is what the browser needs of an issued certificate.
+func portalIssued(is *ca.Issued) enroll.Issued {
 	out := enroll.Issued{Device: is.Device, Installed: is.Installed, Limit: is.Limit, CertPEM: pemOf(is.Chain[0])}
 	for _, c := range is.Chain[1:] {
 		out.ChainPEM = append(out.ChainPEM, pemOf(c))
 	}
-	return out, nil
+	return out
 }
 
 func (c caIssuer) RevokeDevice(ctx context.Context, tenantID, deviceID string, actor store.Actor) error {

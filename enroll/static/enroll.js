@@ -56,7 +56,7 @@
     var delays = [1000, 3000];
     for (var i = 0; ; i++) {
       try {
-        var resp = await fetch("/staff/api/enroll", {
+        var resp = await fetch(meta("dg-enroll-api") || "/staff/api/enroll", {
           method: "POST",
           credentials: "same-origin",
           headers: { "Content-Type": "application/json", "X-CSRF-Token": meta("dg-csrf") },
@@ -82,7 +82,9 @@
       var pki = window.DevicegatePKI;
       var keys = await pki.generateKeyPair();
       var csr = await pki.buildCSR(keys, meta("dg-sub"));
-      var answer = await postEnroll(JSON.stringify({ csr: csr, label: $("label").value }));
+      // A renewal names its device in the URL; its body is the CSR alone.
+      var payload = meta("dg-enroll-api") ? { csr: csr } : { csr: csr, label: $("label").value };
+      var answer = await postEnroll(JSON.stringify(payload));
       var resp = answer.resp, body = answer.body;
       if (!resp.ok) {
         var e = body.error || {};
@@ -130,7 +132,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     if (checkEnvironment()) {
-      $("label").value = defaultLabel();
+      $("label").value = meta("dg-label") || defaultLabel();
       $("enroll-form").hidden = false;
       $("enroll-form").addEventListener("submit", enroll);
     }
