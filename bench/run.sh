@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 OUT=${OUT:-$(mktemp -d /tmp/dg-bench.XXXXXX)}
+mkdir -p "$OUT"
 raw="$OUT/raw.txt"
 : >"$raw"
 steps=${STEPS:-issuance quota proxybench peerbench nodes}
