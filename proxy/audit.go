@@ -85,6 +85,13 @@ func (a *Auditor) Record(ip string, g Grant, point, path string, reason Reason) 
 		a.log.Info("high-risk request refused", "reason", reason.String(), "permission", point, "path", path, "client_ip", ip)
 		return
 	}
+	if !reason.Allowed() {
+		// Operators tailing the process log see refusals of known devices
+		// too, not only in the audit table. Codes and names only: no
+		// certificate, cookie or header value.
+		a.log.Info("high-risk request refused", "reason", reason.String(), "sub_account", g.SubName,
+			"device", g.Principal.DeviceID, "permission", point, "path", path, "client_ip", ip)
+	}
 	ev := auditEvent{at: time.Now(), key: auditKey{tenant: g.Principal.TenantID, sub: g.SubName, ip: ip,
 		reason: reason, device: g.Principal.DeviceID, point: point, path: path}}
 	if !a.enqueue(ev) {

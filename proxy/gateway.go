@@ -123,7 +123,7 @@ func (g *Gateway) upstreamFailed(w http.ResponseWriter, name string, err error) 
 func (g *Gateway) forwardFailed(w http.ResponseWriter, r *http.Request, name string, err error) {
 	if clientBodyFailed(r) {
 		g.opts.Log.Debug("bad request body", "upstream", name, "err", err)
-		writePage(w, r, http.StatusBadRequest, badRequest, "bad_body", "")
+		writeBadRequest(w, r, http.StatusBadRequest, "bad_body")
 		return
 	}
 	g.upstreamFailed(w, name, err)
@@ -167,17 +167,17 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	name, canonical, ok := canonicalHost(r.Host)
 	if !ok {
-		writePage(w, r, http.StatusBadRequest, badRequest, "bad_host", "")
+		writeBadRequest(w, r, http.StatusBadRequest, "bad_host")
 		return
 	}
 	u := g.byHost[name]
 	if u == nil {
-		writePage(w, r, http.StatusMisdirectedRequest, badRequest, "unknown_host", "")
+		writeBadRequest(w, r, http.StatusMisdirectedRequest, "unknown_host")
 		return
 	}
 	r.Host = canonical // what the app sees as X-Forwarded-Host
 	if reason := upgradeRefused(r, u); reason != "" {
-		writePage(w, r, http.StatusBadRequest, badRequest, reason, "")
+		writeBadRequest(w, r, http.StatusBadRequest, reason)
 		return
 	}
 	raw := r.RequestURI
@@ -186,7 +186,7 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	path, err := NormalizePath(raw, u.cfg.CaseInsensitive)
 	if err != nil {
-		writePage(w, r, http.StatusBadRequest, badRequest, "bad_path", "")
+		writeBadRequest(w, r, http.StatusBadRequest, "bad_path")
 		return
 	}
 	if path == WhoamiPath {
@@ -198,7 +198,7 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if u.cfg.RequireCertForLogin && samePath(path, u.cfg.LoginPath, u.cfg.CaseInsensitive) {
 		if _, reason, _ := g.identifyFresh(r.Context(), p); !reason.Allowed() {
 			g.opts.Metrics.request(u.cfg.Name, "login", "deny", reason.String())
-			writePage(w, r, http.StatusForbidden, refusal, reason.String(), g.opts.EnrollURL)
+			writeRefusal(w, r, http.StatusForbidden, reason, g.opts.EnrollURL)
 			return
 		}
 	}
@@ -210,14 +210,11 @@ func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		g.opts.Audit.Record(clientIP(r.RemoteAddr), grant, point, path, reason)
 		g.opts.Metrics.request(u.cfg.Name, point, decisionLabel(reason), reason.String())
 		if !reason.Allowed() {
-			status, texts := http.StatusForbidden, refusal
+			status := http.StatusForbidden
 			if reason == ReasonPolicyStale {
-				status, texts = http.StatusServiceUnavailable, unavailable
+				status = http.StatusServiceUnavailable
 			}
-			if reason == ReasonNotVerified {
-				texts = notVerified
-			}
-			writePage(w, r, status, texts, reason.String(), g.opts.EnrollURL)
+			writeRefusal(w, r, status, reason, g.opts.EnrollURL)
 			return
 		}
 		var ok bool
