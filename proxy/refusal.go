@@ -52,7 +52,7 @@ var refusalTexts = map[Reason]refusalEntry{
 		zh: refusalText{What: "该临时子账号不在有效期内。", Next: "如需继续使用，请联系主账号延长有效期。"},
 	},
 	ReasonNoPermission: {
-		en: refusalText{What: "The position of your sub-account does not include the permission this page needs.", Next: "Ask the main account to add this permission to your sub-account."},
+		en: refusalText{What: "The position of this sub-account does not include the permission this page needs.", Next: "Ask the main account to add this permission to your sub-account."},
 		zh: refusalText{What: "您的子账号的岗位没有此页面所需的权限。", Next: "如需使用，请联系主账号为您的子账号添加此权限。"},
 	},
 	ReasonNotLoggedIn: {
