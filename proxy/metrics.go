@@ -53,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer, p *Policy, a *Auditor) *Metrics {
 	for _, r := range handshakeReasons {
 		m.handshakes.WithLabelValues(r)
 	}
-	reg.MustRegister(m.requests, m.handshakes, m.upstream, m.openConns,
+	reg.MustRegister(m.requests, m.handshakes, m.upstream, m.openConns, deviceExpiry{policy: p, now: time.Now},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "devicegate_proxy_policy_seq", Help: "Policy change sequence of the current snapshot."},
 			func() float64 { return float64(p.Snapshot().Seq) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "devicegate_proxy_policy_staleness_seconds", Help: "Seconds since the last successful policy sync."},
