@@ -50,7 +50,8 @@ var pendingMetrics = []string{"devicegate_proxy_applied_seq", "devicegate_revoca
 // Every panel queries the data source Grafana is provisioned with; every
 // alert has a `for:` duration, a severity, a summary and a description,
 // and a runbook line in docs/operations.md; promtool (Debian's prometheus
-// package, installed by scripts/test.sh) accepts the rules.
+// package, installed by scripts/test.sh) accepts the rules and runs their
+// unit tests (testdata/alerts_test.yml: each alert fires on its series).
 func TestMonitoringConfigs(t *testing.T) {
 	queries := dashboardQueries(t)
 	rules := alertRules(t)
@@ -255,7 +256,8 @@ func checkAlertRules(t *testing.T, rules []alertRule) {
 	}
 }
 
-// checkPromtool runs `promtool check rules` (PromQL syntax, templates);
+// checkPromtool runs `promtool check rules` (PromQL syntax, templates)
+// and the alerts' unit tests (testdata/alerts_test.yml);
 // it must be there with DEVICEGATE_REQUIRE_PROMTOOL=1 (scripts/test.sh
 // installs it and sets that under CI=true).
 func checkPromtool(t *testing.T) {
@@ -271,6 +273,10 @@ func checkPromtool(t *testing.T) {
 	}
 	if out, err := exec.Command(promtool, "check", "rules", filepath.Join(repoRoot, alertsFile)).CombinedOutput(); err != nil {
 		t.Errorf("promtool check rules: %v\n%s", err, out)
+	}
+	// Unit tests of the alerts: each fires on its series, after its for:.
+	if out, err := exec.Command(promtool, "test", "rules", filepath.Join("testdata", "alerts_test.yml")).CombinedOutput(); err != nil {
+		t.Errorf("promtool test rules testdata/alerts_test.yml: %v\n%s", err, out)
 	}
 }
 
