@@ -120,6 +120,7 @@ func caIsolationCases() map[string]struct {
 		"POST /ocsp":        {exempt: public},
 		"GET /ocsp/":        {exempt: public},
 		"GET /healthz":      {exempt: public},
+		"GET /{$}":          {exempt: public},
 
 		// The one-time code names the sub-account; ids in the body are
 		// refused, never used; B's sub-account gets nothing.

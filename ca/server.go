@@ -80,6 +80,7 @@ func (s *Server) routes(m routetable.Router) {
 	m.HandleFunc("GET /crl/{name}", s.handleCRLOf)
 	m.HandleFunc("POST /ocsp", s.handleOCSP)
 	m.HandleFunc("GET /ocsp/", s.handleOCSP)
+	m.HandleFunc("GET "+api.IndexPath+"{$}", s.handleIndex)
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 }
 

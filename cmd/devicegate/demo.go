@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/devicegate/devicegate/ca"
 	"github.com/devicegate/devicegate/internal/atomicfile"
@@ -143,11 +145,18 @@ func printDemoInfo(env *cliEnv, info demoInfo, infoPath string) {
 	fmt.Fprintf(w, "  metrics              %s\n", info.MetricsURL)
 	fmt.Fprintf(w, "  root CA              %s\n", info.RootCAFile)
 	fmt.Fprintf(w, "  root fingerprint     %s\n", info.RootFingerprint)
-	fmt.Fprintf(w, "  owner login          store %s, password %s\n", info.Store, info.OwnerPassword)
+	fmt.Fprintf(w, "  owner login          store %s, password %s (portal)\n", info.Store, info.OwnerPassword)
 	for _, u := range info.BackofficeUsers {
-		fmt.Fprintf(w, "  staff login          %s, password %s\n", u.Name, u.Password)
+		if slices.Contains(demoAppOnlyUsers, strings.TrimPrefix(u.Name, info.Store+":")) {
+			fmt.Fprintf(w, "  app-only login       %s, password %s (back-office app only: no sub-account yet; "+
+				"create it in the portal or with the CLI, and its portal password is the one you set then)\n", u.Name, u.Password)
+			continue
+		}
+		fmt.Fprintf(w, "  staff login          %s, password %s (portal and back-office app)\n", u.Name, u.Password)
 	}
 	fmt.Fprintf(w, "  everything above     %s\n", infoPath)
+	fmt.Fprintf(w, "\nNext: open the portal at %s and log in as the owner (store %s, password above),\n"+
+		"or follow the README's CLI walkthrough in another terminal.\n", info.PortalURL, info.Store)
 }
 
 // seedDemo creates demo-store and its sub-accounts on the first start and

@@ -107,3 +107,24 @@ func listTree(t *testing.T, dir string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// The demo banner says which password is for what and ends with the next
+// step: the portal's URL and the owner's login, or the README walkthrough.
+func TestDemoBannerEndsWithNextStep(t *testing.T) {
+	var out strings.Builder
+	info := demoInfo{PortalURL: "https://localhost:8444/", Store: "demo-store", OwnerPassword: "pw-owner",
+		BackofficeUsers: []demoUser{{Name: "demo-store:alice", Password: "pw-a"}, {Name: "demo-store:dave", Password: "pw-d"}}}
+	printDemoInfo(&cliEnv{stdout: &out}, info, "/x/demo.json")
+	text := out.String()
+	for _, w := range []string{"demo-store:alice, password pw-a (portal and back-office app)",
+		"demo-store:dave, password pw-d (back-office app only", "its portal password is the one you set"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("banner lacks %q:\n%s", w, text)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(text), "\n")
+	if last := strings.Join(lines[len(lines)-2:], " "); !strings.Contains(last, "Next: open the portal at https://localhost:8444/ and log in as the owner") ||
+		!strings.Contains(last, "README's CLI walkthrough") {
+		t.Fatalf("banner does not end with the next step:\n%s", text)
+	}
+}
