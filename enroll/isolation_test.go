@@ -234,6 +234,10 @@ func portalIsolationCases() map[string]isoCase {
 		"POST /owner/subs/{id}/protection": ownerPost(subPath("/protection"), bSubID, url.Values{"devices": {"off"}}),
 		"POST /owner/subs/{id}/status":     ownerPost(subPath("/status"), bSubID, url.Values{"action": {"depart"}}),
 		"POST /owner/subs/{id}/revoke-all": ownerPost(subPath("/revoke-all"), bSubID, nil),
+		"POST /owner/subs/{id}/window":     ownerPost(subPath("/window"), bSubID, url.Values{"until": {"2030-01-01"}}),
+		"POST /owner/subs/{id}/role":       ownerPost(subPath("/role"), bSubID, url.Values{"role": {"finance"}}),
+		"GET /owner/positions":             {exempt: "the session's store's positions; takes no ids (TestPositionsConsole: another store's edit does not show)"},
+		"POST /owner/positions/{role}":     {exempt: "takes a catalog position key, not an id: edits the session's store only (TestPositionsConsole)"},
 		"POST /owner/subs/{id}/devices/{dev}/revoke": {run: func(t *testing.T, x *isoFixture, pattern string) {
 			// B's sub-account and device; then A's sub-account with B's device.
 			ownerPost(func(x *isoFixture) string { return "/owner/subs/" + x.bSub.ID + "/devices/" + x.bDev.ID + "/revoke" },

@@ -326,6 +326,11 @@ func (p *Portal) staffLogin(w http.ResponseWriter, r *http.Request) {
 		again(http.StatusForbidden, "err_not_allowed")
 		return
 	}
+	if !sub.Window.Contains(p.opts.Now()) { // a temporary account outside its window
+		p.audit(r, t.ID, store.Actor{Kind: "sub", Name: sub.FullName()}, "sub.login", sub.FullName(), "outside_window")
+		again(http.StatusForbidden, "err_outside_window")
+		return
+	}
 	step := stepDone
 	if sub.PhoneEnabled && !unlock && !p.knownBrowser(r, sub.ID) {
 		step = stepTOTP

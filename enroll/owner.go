@@ -19,6 +19,7 @@ type subRow struct {
 	Sub       store.SubAccount
 	RoleName  string
 	Installed int
+	Until     string // a temporary account's last day
 }
 
 type subsData struct {
@@ -99,7 +100,7 @@ func (p *Portal) renderSubs(w http.ResponseWriter, r *http.Request, s *session, 
 			p.fail(w, r, http.StatusInternalServerError, "err_internal")
 			return
 		}
-		row := subRow{Sub: sub, RoleName: p.roleName(lang, sub.Role), Installed: n}
+		row := subRow{Sub: sub, RoleName: p.roleName(lang, sub.Role), Installed: n, Until: lastDay(sub.Window.NotAfter)}
 		if sub.Status == store.StatusDeparted {
 			d.Departed = append(d.Departed, row)
 			continue
@@ -133,13 +134,18 @@ func (p *Portal) createSub(w http.ResponseWriter, r *http.Request, s *session) {
 		p.renderSubs(w, r, s, http.StatusBadRequest, "", "err_input")
 		return
 	}
+	window, err := windowForm(r, time.Local) // a temporary account: from/until
+	if err != nil {
+		p.renderSubs(w, r, s, http.StatusBadRequest, "", "err_window")
+		return
+	}
 	hash, err := secrets.HashPassword(r.PostFormValue("password"))
 	if err != nil {
 		p.renderSubs(w, r, s, http.StatusBadRequest, "", "err_input")
 		return
 	}
 	_, err = p.opts.Store.CreateSubAccount(r.Context(), store.NewSubAccount{TenantID: s.tenantID, Name: name, Role: role,
-		Grants: grants, PasswordHash: hash}, actor(r, s))
+		Grants: grants, PasswordHash: hash, Window: window}, actor(r, s))
 	switch {
 	case errors.Is(err, store.ErrDuplicate):
 		p.renderSubs(w, r, s, http.StatusConflict, "", "err_duplicate")
@@ -184,6 +190,7 @@ type subData struct {
 	Installed int
 	Choices   []int // 1..5
 	Phone     *totpEnrollment
+	Life      lifecycleData // window, position and points (positions.go)
 }
 
 type deviceRow struct {
@@ -219,7 +226,7 @@ func (p *Portal) subPage(w http.ResponseWriter, r *http.Request, s *session) {
 
 // noticeKeys are the ?ok= values a redirect may show (nothing else is
 // rendered from the query).
-var noticeKeys = map[string]bool{"saved": true, "revoked": true, "created": true, "renew_allowed": true}
+var noticeKeys = map[string]bool{"saved": true, "revoked": true, "created": true, "renew_allowed": true, "window_saved": true}
 
 func (p *Portal) renderSub(w http.ResponseWriter, r *http.Request, sub store.SubAccount, status int, notice, errKey string, phone *totpEnrollment) {
 	lang := pickLang(r)
@@ -230,10 +237,12 @@ func (p *Portal) renderSub(w http.ResponseWriter, r *http.Request, sub store.Sub
 	}
 	now := p.opts.Now()
 	d := subData{Sub: sub, RoleName: p.roleName(lang, sub.Role), Choices: []int{1, 2, 3, 4, 5}, Phone: phone}
-	for _, pk := range p.opts.Catalog.Permissions(sub.Role, sub.Grants) {
-		if pt, ok := p.opts.Catalog.Point(pk); ok {
-			d.Perms = append(d.Perms, names(lang, pt.Name))
-		}
+	if d.Life, err = p.lifecycleOf(r, sub); err != nil {
+		p.fail(w, r, http.StatusInternalServerError, "err_internal")
+		return
+	}
+	for _, c := range d.Life.Effective { // this store's points of the position, plus the supplementary ones
+		d.Perms = append(d.Perms, c.Name)
 	}
 	for _, dev := range devices {
 		row := deviceRow{Device: dev, Active: dev.ActiveAt(now), Agent: describeAgent(dev.EnrolledUA), RenewAllowed: now.Before(dev.RenewAllowedUntil)}

@@ -111,6 +111,10 @@ func (p *Portal) routes(m routetable.Router) {
 	m.HandleFunc("POST /owner/subs/{id}/revoke-all", p.post(p.owner(p.revokeAll)))
 	m.HandleFunc("POST /owner/subs/{id}/devices/{dev}/revoke", p.post(p.owner(p.ownerRevokeDevice)))
 	m.HandleFunc("POST /owner/subs/{id}/devices/{dev}/allow-renew", p.post(p.owner(p.ownerAllowRenew)))
+	m.HandleFunc("POST /owner/subs/{id}/window", p.post(p.owner(p.setWindow)))
+	m.HandleFunc("POST /owner/subs/{id}/role", p.post(p.owner(p.setSubRole)))
+	m.HandleFunc("GET /owner/positions", p.owner(p.positionsPage))
+	m.HandleFunc("POST /owner/positions/{role}", p.post(p.owner(p.editPosition)))
 	m.HandleFunc("GET /owner/audit", p.owner(p.auditPage))
 	m.HandleFunc("GET /owner/audit.csv", p.owner(p.auditCSV))
 
@@ -179,7 +183,7 @@ func (p *Portal) owner(next sessionHandler) http.HandlerFunc {
 }
 
 func (p *Portal) staff(next sessionHandler) http.HandlerFunc {
-	return p.require(kindStaff, "/staff/login", next)
+	return p.require(kindStaff, "/staff/login", p.staffInWindow(next))
 }
 
 func (p *Portal) require(kind, login string, next sessionHandler) http.HandlerFunc {
