@@ -127,7 +127,7 @@ func TestContainerFlow(t *testing.T) {
 	writeOwned(t, filepath.Join(secrets, "backoffice_users"), user+" "+password+"\n")
 
 	// The compose configs with only the addresses changed.
-	caPort, portalPort, boPort := port(t), port(t), port(t)
+	caPort, portalPort, caAdminPort, boPort := port(t), port(t), port(t), port(t)
 	proxyPorts, adminPorts := []string{port(t), port(t)}, []string{port(t), port(t)}
 	pgHost := "postgres://" + dsn.User.Username() + "@" + dsn.Host + dsn.Path
 	caCfg := composeConfig(t, dir, "ca.yaml", "ca.yaml", map[string]string{
@@ -135,6 +135,7 @@ func TestContainerFlow(t *testing.T) {
 		"0.0.0.0:8443":           "127.0.0.1:" + caPort,
 		"https://localhost:8443": "https://localhost:" + caPort,
 		"0.0.0.0:8444":           "127.0.0.1:" + portalPort,
+		"0.0.0.0:9090":           "127.0.0.1:" + caAdminPort,
 		"https://localhost:9443": "https://localhost:" + proxyPorts[0],
 	})
 	var proxyCfgs []string
