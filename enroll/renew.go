@@ -1,10 +1,7 @@
 package enroll
 
 import (
-	"encoding/json"
-	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/devicegate/devicegate/api"
@@ -55,35 +52,11 @@ func (p *Portal) renewAPI(w http.ResponseWriter, r *http.Request, s *session) {
 		p.notInStore(w, r, s, r.PathValue("dev"))
 		return
 	}
-	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		writeError(w, http.StatusUnsupportedMediaType, "invalid", "JSON body required", "需要 JSON 请求体")
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxCSRBody)
 	var body api.RenewRequest
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "request too large", "请求过大")
-			return
-		}
-		writeError(w, http.StatusBadRequest, "invalid", "malformed JSON", "请求格式错误")
+	if !readPageJSON(w, r, &body) {
 		return
 	}
 	issued, err := p.opts.Issuer.Renew(r.Context(), RenewRequest{TenantID: s.tenantID, SubID: s.subID, DeviceID: dev.ID,
 		CSR: []byte(body.CSR), ClientIP: clientIP(r), UA: truncateUA(r.UserAgent())})
-	var refusal *api.Error
-	switch {
-	case errors.As(err, &refusal):
-		writeError(w, refusal.Status, refusal.Code, refusal.Message, refusal.MessageZH)
-		return
-	case err != nil:
-		p.opts.Log.Error("browser renewal failed", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal", "internal error", "内部错误")
-		return
-	}
-	writeJSON(w, http.StatusOK, api.BrowserCertificate{Certificate: issued.CertPEM, Chain: issued.ChainPEM, DeviceID: issued.Device.ID,
-		Serial: issued.Device.Serial, Installed: issued.Installed, Limit: issued.Limit})
+	p.answerIssued(w, "browser renewal", issued, err)
 }

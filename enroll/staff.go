@@ -82,37 +82,51 @@ func writeError(w http.ResponseWriter, status int, code, en, zh string) {
 // quota gate: the same code path as POST /v1/enroll, without a code
 // because the session already proves who is asking.
 func (p *Portal) enrollAPI(w http.ResponseWriter, r *http.Request, s *session) {
-	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		writeError(w, http.StatusUnsupportedMediaType, "invalid", "JSON body required", "需要 JSON 请求体")
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxCSRBody)
 	var body api.BrowserEnrollRequest
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "request too large", "请求过大")
-			return
-		}
-		writeError(w, http.StatusBadRequest, "invalid", "malformed JSON", "请求格式错误")
+	if !readPageJSON(w, r, &body) {
 		return
 	}
 	issued, err := p.opts.Issuer.Issue(r.Context(), IssueRequest{TenantID: s.tenantID, SubID: s.subID, CSR: []byte(body.CSR),
 		Label: body.Label, ClientIP: clientIP(r), UA: truncateUA(r.UserAgent())})
+	p.answerIssued(w, "browser enrollment", issued, err)
+}
+
+// readPageJSON decodes the page script's JSON body (bounded, no unknown
+// field) into v; on a bad body it answers the error and returns false.
+func readPageJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, "invalid", "JSON body required", "需要 JSON 请求体")
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxCSRBody)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "request too large", "请求过大")
+			return false
+		}
+		writeError(w, http.StatusBadRequest, "invalid", "malformed JSON", "请求格式错误")
+		return false
+	}
+	return true
+}
+
+// answerIssued answers the page script with the certificate, or with the
+// CA's refusal in both languages (an internal error is logged, not shown).
+func (p *Portal) answerIssued(w http.ResponseWriter, what string, issued Issued, err error) {
 	var refusal *api.Error
 	switch {
 	case errors.As(err, &refusal):
 		writeError(w, refusal.Status, refusal.Code, refusal.Message, refusal.MessageZH)
-		return
 	case err != nil:
-		p.opts.Log.Error("browser enrollment failed", "err", err)
+		p.opts.Log.Error(what+" failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", "internal error", "内部错误")
-		return
+	default:
+		writeJSON(w, http.StatusOK, api.BrowserCertificate{Certificate: issued.CertPEM, Chain: issued.ChainPEM, DeviceID: issued.Device.ID,
+			Serial: issued.Device.Serial, Installed: issued.Installed, Limit: issued.Limit})
 	}
-	writeJSON(w, http.StatusOK, api.BrowserCertificate{Certificate: issued.CertPEM, Chain: issued.ChainPEM, DeviceID: issued.Device.ID,
-		Serial: issued.Device.Serial, Installed: issued.Installed, Limit: issued.Limit})
 }
 
 func (p *Portal) staffRevokeDevice(w http.ResponseWriter, r *http.Request, s *session) {
