@@ -75,8 +75,13 @@ type Policy struct {
 func NewPolicy(st PolicySource, catalog *config.Catalog, log *slog.Logger) *Policy {
 	p := &Policy{st: st, catalog: catalog, log: log, kick: make(chan struct{}, 1),
 		save: make(chan struct{}, 1), saveFile: saveSnapshot, saveEvery: snapshotSaveEvery}
-	p.cur.Store(&Snapshot{devices: map[string]deviceState{}, subs: map[string]subState{}, active: map[string]int{}})
+	p.cur.Store(emptySnapshot())
 	return p
+}
+
+// emptySnapshot is the policy before any sync: nothing passes a high-risk path.
+func emptySnapshot() *Snapshot {
+	return &Snapshot{devices: map[string]deviceState{}, subs: map[string]subState{}, active: map[string]int{}}
 }
 
 // Snapshot returns the current snapshot.
@@ -111,7 +116,21 @@ func (p *Policy) syncLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if ch.Seq != cur.Seq {
+	rewound := ch.Seq < cur.Seq
+	if rewound {
+		// The source's change sequence went back: its database was
+		// restored from a backup older than this snapshot. The snapshot's
+		// devices the database no longer knows must go, and the next
+		// changes reuse seq numbers the snapshot has passed (applying only
+		// those above cur.Seq would skip them): load everything afresh.
+		p.log.Error("the policy source's change sequence went back (database restored from a backup?): reloading the whole policy",
+			"snapshot_seq", cur.Seq, "source_seq", ch.Seq)
+		if ch, err = p.st.PolicyChangesSince(ctx, 0); err != nil {
+			return err
+		}
+		cur = emptySnapshot()
+	}
+	if rewound || ch.Seq != cur.Seq {
 		next := cur.apply(ch, p.catalog)
 		p.cur.Store(next)
 		p.queueSave(next, asked) // written by Run, not on this goroutine (maybe a request's)

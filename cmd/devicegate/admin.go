@@ -147,6 +147,10 @@ func adminTable() []adminCommand {
 				return a.adminDeviceRevoke(ctx, pos[0], *reason, env)
 			}
 		}},
+		{"device revoke-from-crl", "FILE", "after a restore: revoke again what a saved CRL (PEM) revokes and the database does not", noFlags(
+			func(ctx context.Context, a *app, pos []string, env *cliEnv) error {
+				return a.adminRevokeFromCRL(ctx, pos[0], env)
+			})},
 		{"device allow-renew", "STORE SERIAL|DEVICE-ID [--for D]", "let one device of STORE renew once before its certificate nears its end", func(fs *flag.FlagSet) adminRun {
 			forText := fs.String("for", "7d", "how long the permission lasts, `D`: days (7d) or a Go duration (36h), at most 30d")
 			return func(ctx context.Context, a *app, pos []string, env *cliEnv) error {

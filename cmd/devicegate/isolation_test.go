@@ -99,6 +99,10 @@ func adminIsolationCases() map[string]struct {
 		"sub freeze":     subCmd("sub freeze"),
 		"sub revoke-all": subCmd("sub revoke-all"),
 		"device revoke":  {exempt: operator + "; a device is named by its globally unique id or serial"},
+
+		// Re-applies a saved CRL after a restore (docs/operations.md).
+		"device revoke-from-crl": {exempt: operator + "; the CRL is the whole CA's, checked against its device intermediate"},
+
 		// B's device, by id and by serial, given with store A: not found in A.
 		"device allow-renew": {run: func(t *testing.T, x *cliIso) {
 			for _, target := range []string{x.devID, x.devSerial} {
