@@ -19,8 +19,8 @@ import (
 // backup is missing from the database (its devices would pass again) but
 // is on the newest CRL the CA wrote before the loss (docs/operations.md,
 // "Backup and restore"). Every CRL in the file is checked first: one not
-// signed by this CA's device intermediate (or, for the root's CRL of the
-// intermediates, by its root) changes nothing. A serial the database does
+// signed by one of this CA's device intermediates (or, for the root's CRL
+// of the intermediates, by its root) changes nothing. A serial the database does
 // not know (a certificate issued after the backup) cannot be revoked here;
 // they are listed and the command fails after applying the others.
 func (a *app) adminRevokeFromCRL(ctx context.Context, file string, env *cliEnv) error {
@@ -48,7 +48,7 @@ func (a *app) adminRevokeFromCRL(ctx context.Context, file string, env *cliEnv) 
 		}
 		crls++
 		switch {
-		case crl.CheckSignatureFrom(keys.Device) == nil:
+		case signedByDeviceCA(crl, keys):
 			entries = append(entries, crl.RevokedCertificateEntries...)
 		case crl.CheckSignatureFrom(keys.Root) == nil:
 			// The root's CRL of the intermediates: not a device's business.
@@ -135,4 +135,15 @@ func (a *app) revokeProxyFromCRL(ctx context.Context, serial string, r store.Rev
 		return "", fmt.Errorf("proxy certificate %s: %w", serial, err)
 	}
 	return "applied", nil
+}
+
+// signedByDeviceCA: one of the CA's device intermediates (active, trusted
+// during a rotation, or retired since the CRL was saved) signed crl.
+func signedByDeviceCA(crl *x509.RevocationList, keys *ca.Keys) bool {
+	for _, d := range append(slices.Clone(keys.DeviceCAs), keys.Retired...) {
+		if d.Cert != nil && crl.CheckSignatureFrom(d.Cert) == nil {
+			return true
+		}
+	}
+	return false
 }
