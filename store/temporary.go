@@ -14,3 +14,13 @@ func (s SubAccount) Temporary() bool { return !s.Window.NotAfter.IsZero() }
 func (s SubAccount) WindowEnded(now time.Time) bool {
 	return s.Temporary() && !now.Before(s.Window.NotAfter)
 }
+
+// VerifyDeadline is when the new sub-account must have finished
+// real-person verification: VerifyBy, except for a temporary account,
+// which is exempt (zero: no verification required).
+func (n NewSubAccount) VerifyDeadline() time.Time {
+	if !n.Window.NotAfter.IsZero() {
+		return time.Time{}
+	}
+	return n.VerifyBy
+}

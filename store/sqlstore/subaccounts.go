@@ -107,7 +107,7 @@ func (s *DB) CreateSubAccount(ctx context.Context, n store.NewSubAccount, actor 
 		if err := s.audit(ctx, tx, n.TenantID, actor, "sub.create", tenantName+":"+n.Name, map[string]string{"role": n.Role, "grants": grants}); err != nil {
 			return err
 		}
-		return s.requireVerification(ctx, tx, n.TenantID, id, tenantName+":"+n.Name, n.VerifyBy, actor)
+		return s.requireVerification(ctx, tx, n.TenantID, id, tenantName+":"+n.Name, n.VerifyDeadline(), actor)
 	})
 	if err != nil {
 		return store.SubAccount{}, err

@@ -21,6 +21,7 @@ func RunLifecycle(t *testing.T, open func(t *testing.T) *sqlstore.DB, dropTrigge
 		fn   func(*testing.T, *env)
 	}{
 		{"TemporaryWindow", testTemporaryWindow},
+		{"TemporaryExemptFromVerification", testTemporaryExemptFromVerification},
 		{"PositionEdit", testPositionEdit},
 		{"PositionBadInput", testPositionBadInput},
 		{"PositionNamesNeverReused", testPositionNamesNeverReused},
@@ -298,5 +299,21 @@ func testPositionAuditTamper(t *testing.T, e *env, db *sqlstore.DB, dropTrigger 
 	}
 	if err := db.VerifyAudit(e.ctx, e.tenant.ID); err == nil {
 		t.Fatal("a tampered position edit was not detected")
+	}
+}
+
+// A temporary account is exempt from real-person verification: created
+// with a deadline, it still gets no verification record (and so is never
+// frozen for it); a permanent one created alike does.
+func testTemporaryExemptFromVerification(t *testing.T, e *env) {
+	deadline := e.now.Add(store.VerifyPeriod)
+	temp := Sub(t, e.st, store.NewSubAccount{TenantID: e.tenant.ID, Name: "promo", VerifyBy: deadline,
+		Window: store.Window{NotAfter: e.now.Add(30 * 24 * time.Hour)}})
+	if _, err := e.st.GetVerification(e.ctx, e.tenant.ID, temp.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a temporary account has a verification record: %v", err)
+	}
+	perm := Sub(t, e.st, store.NewSubAccount{TenantID: e.tenant.ID, Name: "staff", VerifyBy: deadline})
+	if v, err := e.st.GetVerification(e.ctx, e.tenant.ID, perm.ID); err != nil || !v.Deadline.Equal(deadline.Truncate(time.Microsecond)) {
+		t.Fatalf("a permanent account's verification: %+v %v", v, err)
 	}
 }
