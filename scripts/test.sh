@@ -91,6 +91,8 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 (cd e2e && go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...)
 echo "== go test"
 go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/devicegate-test.log
+echo "== README walkthrough (its CLI blocks, pasted as written, against a real demo)"
+bash scripts/readme_walkthrough.sh
 echo "== go test (e2e module: real browsers, Pebble; restores what it changes under /etc)"
 (cd e2e && go test -count=1 -timeout 20m ./...) 2>&1 | tee -a /tmp/devicegate-test.log
 echo "== fuzz (every target briefly; FUZZTIME=60s bash scripts/fuzz.sh for a real run)"
