@@ -100,7 +100,8 @@ func (s *Snapshot) identifyPeer(pe *peer, now time.Time) (Grant, Reason) {
 // signed identity against its own session instead.
 func (g *Gateway) decide(ctx context.Context, u *upstream, p *peer, point string, session sessionInput) (Grant, Reason) {
 	grant, reason, _ := g.checkFresh(ctx, func(s *Snapshot, now time.Time) (Grant, Reason) {
-		return s.checkPeer(p, point, now)
+		grant, reason := s.checkPeer(p, point, now)
+		return grant, g.unlessRetired(p, reason)
 	})
 	if !reason.Allowed() || u.mode == bindingHeader {
 		return grant, reason
@@ -125,8 +126,19 @@ func (g *Gateway) decide(ctx context.Context, u *upstream, p *peer, point string
 // speaks for. It returns the snapshot it decided on.
 func (g *Gateway) identifyFresh(ctx context.Context, p *peer) (Grant, Reason, *Snapshot) {
 	return g.checkFresh(ctx, func(s *Snapshot, now time.Time) (Grant, Reason) {
-		return s.identifyPeer(p, now)
+		grant, reason := s.identifyPeer(p, now)
+		return grant, g.unlessRetired(p, reason)
 	})
+}
+
+// unlessRetired refuses a certificate whose device intermediate was
+// retired after the connection's handshake (new handshakes refuse it
+// already): a rotation's end applies to open connections too.
+func (g *Gateway) unlessRetired(p *peer, reason Reason) Reason {
+	if reason.Allowed() && g.opts.DeviceCAs != nil && g.opts.DeviceCAs.issuedByRetired(p.leaf) {
+		return ReasonIssuerRetired
+	}
+	return reason
 }
 
 // onDemandSyncTimeout bounds the policy sync a request may wait for (a

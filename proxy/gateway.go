@@ -32,6 +32,7 @@ type Options struct {
 	JWKSClient   *http.Client      // fetches JWKS URLs (nil: system roots, 5 s timeout)
 	WriteStall   time.Duration     // a client reading no byte of a response this long is cut (0: DefaultWriteStall)
 	Now          func() time.Time  // the clock of every decision (nil: time.Now)
+	DeviceCAs    *DeviceCAs        // the device intermediates, when they may change (nil: fixed)
 }
 
 // Gateway is the proxy's HTTP handler.

@@ -22,6 +22,7 @@ const (
 	ReasonBindingFailed                  // the app's session could not be checked
 	ReasonPolicyStale                    // no policy fresh enough to decide on
 	ReasonNotVerified                    // frozen: real-person verification not finished in time
+	ReasonIssuerRetired                  // the certificate's device intermediate was retired (rotation): enroll again
 )
 
 // reasonCodes are the stable codes shown on refusal pages, in metrics, the
@@ -43,6 +44,7 @@ var reasonCodes = [...]string{
 	ReasonBindingFailed:    "session_check_failed",
 	ReasonPolicyStale:      "policy_stale",
 	ReasonNotVerified:      "not_verified",
+	ReasonIssuerRetired:    "issuer_retired",
 }
 
 // String is the reason's stable code.

@@ -16,10 +16,19 @@ import (
 // with clientAuth: that is checked in VerifyConnection, which also runs on
 // resumed sessions. Revocation and status are checked per request.
 func ConfigureTLS(c *tls.Config, deviceCA *x509.CertPool, m *Metrics) {
+	ConfigureDeviceTLS(c, fixedDeviceCAs(deviceCA), m)
+}
+
+// ConfigureDeviceTLS is ConfigureTLS with device intermediates that may
+// change while the listener runs (a rotation): each handshake verifies
+// against the set of that moment and names the set's CAs to the client
+// (browsers choose a certificate by them), and a certificate of a retired
+// intermediate is refused as such.
+func ConfigureDeviceTLS(c *tls.Config, cas *DeviceCAs, m *Metrics) {
 	c.MinVersion = tls.VersionTLS12
 	c.ClientAuth = tls.RequestClientCert
-	c.ClientCAs = deviceCA
-	verified := newVerifiedCache()
+	first := cas.cur.Load()
+	c.ClientCAs = first.pool
 	c.VerifyConnection = func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
 			return nil
@@ -30,24 +39,45 @@ func ConfigureTLS(c *tls.Config, deviceCA *x509.CertPool, m *Metrics) {
 			m.handshakeFailure("expired_or_not_yet_valid")
 			return errors.New("client certificate: expired or not yet valid")
 		}
+		trust := cas.cur.Load()
 		key := sha256.Sum256(leaf.Raw)
-		if verified.has(key) {
+		if trust.verified.has(key) {
 			return nil
 		}
-		// Device certificates are signed by the device intermediate itself,
-		// the only trust anchor: intermediates sent by the client are not
+		// Device certificates are signed by a device intermediate itself,
+		// the only trust anchors: intermediates sent by the client are not
 		// needed and not consulted.
-		_, err := leaf.Verify(x509.VerifyOptions{
-			Roots:       deviceCA,
+		opts := x509.VerifyOptions{
+			Roots:       trust.pool,
 			CurrentTime: now,
 			KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		})
-		if err != nil {
+		}
+		if _, err := leaf.Verify(opts); err != nil {
+			if name := trust.retiredIssuer(leaf, opts); name != "" {
+				m.handshakeFailure("retired_intermediate")
+				return fmt.Errorf("client certificate: issued by the retired device intermediate %q: enroll this computer again", name)
+			}
 			m.handshakeFailure(handshakeReason(err))
 			return fmt.Errorf("client certificate: %w", err)
 		}
-		verified.add(key)
+		trust.verified.add(key)
 		return nil
+	}
+	// After a change of the set, handshakes use a copy of this config
+	// naming the new set's CAs (made once per set); until then, c itself.
+	base := c
+	c.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		trust := cas.cur.Load()
+		if trust == first {
+			return nil, nil
+		}
+		trust.once.Do(func() {
+			cfg := base.Clone()
+			cfg.GetConfigForClient = nil
+			cfg.ClientCAs = trust.pool
+			trust.cfg = cfg
+		})
+		return trust.cfg, nil
 	}
 }
 

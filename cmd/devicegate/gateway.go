@@ -39,18 +39,19 @@ type gatewayServers struct {
 // where its decisions go, the device CA that signs client certificates,
 // and its server TLS.
 type gatewayParts struct {
-	cfg        *config.Config
-	catalog    *config.Catalog
-	source     proxy.PolicySource
-	sink       proxy.AuditSink
-	devicePool *x509.CertPool
-	tls        *tls.Config
-	pollEvery  time.Duration
+	cfg       *config.Config
+	catalog   *config.Catalog
+	source    proxy.PolicySource
+	sink      proxy.AuditSink
+	trust     *proxy.DeviceCAs // the device intermediates devices are verified with
+	reloadCAs deviceCAsLoader  // reads the device intermediates again (nil: never)
+	tls       *tls.Config
+	pollEvery time.Duration
 	// watch adds to the role whatever pushes changes (kicks) to the
 	// policy: the in-process CA, PostgreSQL notifications, the CA's feed.
 	watch func(*role, *proxy.Policy)
 
-	// deviceCAs are the certificates in devicePool (for their expiry),
+	// deviceCAs are the device intermediates trusted at start (for their expiry),
 	// metrics the process's registry (nil: one of its own).
 	deviceCAs func() []*x509.Certificate
 	metrics   *roleMetrics
@@ -64,7 +65,7 @@ func (a *app) startGateway(ctx context.Context, r *role, upstreams []config.Upst
 		return nil, err
 	}
 	gw, err := startGateway(ctx, r, gatewayParts{
-		cfg: a.cfg, catalog: a.catalog, source: a.store, sink: a.store, devicePool: a.ca.Keys().DevicePool(), tls: tc,
+		cfg: a.cfg, catalog: a.catalog, source: a.store, sink: a.store, trust: proxy.NewDeviceCAs(deviceCAsOf(a.ca.Keys())), reloadCAs: caDirDeviceCAs(a.cfg.CA.Dir), tls: tc,
 		deviceCAs: func() []*x509.Certificate { return trustedDeviceCAs(a.ca.Keys()) }, metrics: a.metrics(),
 		pollEvery: a.cfg.Proxy.SyncInterval.Duration(),
 		watch: func(r *role, policy *proxy.Policy) {
@@ -95,6 +96,12 @@ func startGateway(ctx context.Context, r *role, p gatewayParts, upstreams []conf
 		log.Error("proxy: first policy sync failed", "err", err)
 	}
 	r.own("policy sync", func(ctx context.Context) error { return policy.Run(ctx, p.pollEvery) })
+	if p.reloadCAs != nil {
+		every := deviceCAReloadEvery
+		r.own("device intermediates", func(ctx context.Context) error {
+			return reloadDeviceCAs(ctx, p.trust, p.reloadCAs, every, log)
+		})
+	}
 	p.watch(r, policy)
 	auditor := proxy.NewAuditor(p.sink, 4096, log)
 	r.own("audit", auditor.Run)
@@ -119,11 +126,12 @@ func startGateway(ctx context.Context, r *role, p gatewayParts, upstreams []conf
 		Audit:        auditor,
 		Metrics:      metrics,
 		Log:          log,
+		DeviceCAs:    p.trust,
 	})
 	if err != nil {
 		return nil, err
 	}
-	proxy.ConfigureTLS(p.tls, p.devicePool, metrics)
+	proxy.ConfigureDeviceTLS(p.tls, p.trust, metrics)
 	srv, err := listen("proxy", p.cfg.Proxy.Listen, gw, p.tls, log)
 	if err != nil {
 		return nil, err

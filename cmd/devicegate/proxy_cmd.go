@@ -86,7 +86,8 @@ func startFeedGateway(ctx context.Context, r *role, cfg *config.Config, log *slo
 	if err != nil {
 		return nil, err
 	}
-	devices, err := poolFromFile(filepath.Join(dir, "devices.pem"))
+	loadDevices := fileDeviceCAs(filepath.Join(dir, "devices.pem"))
+	trusted, _, err := loadDevices()
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +109,7 @@ func startFeedGateway(ctx context.Context, r *role, cfg *config.Config, log *slo
 	rm.certs.add(certKindRoot, certsFromFile(filepath.Join(dir, "root.pem")))
 	rm.certs.add(certKindProxy, func() []*x509.Certificate { return []*x509.Certificate{feed.Certificate()} })
 	gw, err := startGateway(ctx, r, gatewayParts{
-		cfg: cfg, catalog: catalog, source: feed, sink: feed, devicePool: devices, tls: serverTLS,
+		cfg: cfg, catalog: catalog, source: feed, sink: feed, trust: proxy.NewDeviceCAs(trusted, nil), reloadCAs: loadDevices, tls: serverTLS,
 		deviceCAs: certsFromFile(filepath.Join(dir, "devices.pem")), metrics: rm,
 		pollEvery: max(cfg.Proxy.SyncInterval.Duration(), feedPollEvery),
 		watch: func(r *role, p *proxy.Policy) {
