@@ -59,6 +59,7 @@ func TestMonitoringConfigs(t *testing.T) {
 		queries["alert "+r.Alert] = r.Expr
 	}
 	checkAlertRules(t, rules)
+	checkAlertUnitTests(t, rules)
 	checkPromtool(t)
 
 	exported := scrapeRoles(t)
@@ -252,6 +253,40 @@ func checkAlertRules(t *testing.T, rules []alertRule) {
 		}
 		if !strings.Contains(monitoring, "`"+r.Alert+"`") {
 			t.Errorf("alert %s has no runbook line in %s, section \"Monitoring\"", r.Alert, operationsDoc)
+		}
+	}
+}
+
+// checkAlertUnitTests: every alert has a promtool unit test in which it
+// fires (testdata/alerts_test.yml; checkPromtool runs them).
+func checkAlertUnitTests(t *testing.T, rules []alertRule) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "alerts_test.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Tests []struct {
+			AlertRuleTest []struct {
+				Alertname string           `yaml:"alertname"`
+				ExpAlerts []map[string]any `yaml:"exp_alerts"`
+			} `yaml:"alert_rule_test"`
+		} `yaml:"tests"`
+	}
+	if err := yaml.Unmarshal(raw, &f); err != nil {
+		t.Fatalf("testdata/alerts_test.yml: %v", err)
+	}
+	fires := map[string]bool{}
+	for _, tc := range f.Tests {
+		for _, a := range tc.AlertRuleTest {
+			if len(a.ExpAlerts) > 0 {
+				fires[a.Alertname] = true
+			}
+		}
+	}
+	for _, r := range rules {
+		if !fires[r.Alert] {
+			t.Errorf("alert %s has no promtool unit test in which it fires (testdata/alerts_test.yml)", r.Alert)
 		}
 	}
 }
