@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/devicegate/devicegate/internal/config"
 )
 
 // Every refusal says what to do: the flag that is missing and the values
@@ -26,7 +28,11 @@ func TestMessagesSayWhatToDo(t *testing.T) {
 		t.Fatalf("sub list: %q", out)
 	}
 	admin := func(args ...string) []string { return append([]string{"admin", "--config", cfg}, args...) }
-	positions := "(one of: customer-service, cs-supervisor, operations, finance"
+	catalog, err := config.DefaultCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	positions := "(one of: " + strings.Join(catalog.RoleKeys(), ", ") + ")"
 	cases := []struct {
 		name string
 		args []string
