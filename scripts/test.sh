@@ -11,6 +11,8 @@ need_pkgs=()
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] || need_pkgs+=(postgresql)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
+# The README walkthrough (scripts/readme_walkthrough.sh) pastes its curl commands.
+command -v curl >/dev/null || need_pkgs+=(curl)
 # TestMonitoringConfigs checks the alert rules with promtool (Debian's
 # prometheus package, ~19 MB; its service is not used).
 command -v promtool >/dev/null || need_pkgs+=(prometheus)
