@@ -120,6 +120,14 @@ type Store interface {
 	// made elsewhere without re-reading the whole list.
 	ProxyRevocationsSince(ctx context.Context, afterSeq int64) ([]Revocation, error)
 
+	// Proxy reports (ProxyReport): which policy seq each proxy has
+	// applied. ReportProxy records r.Name's report at r.SeenAt: Seq and
+	// SeenAt never go back (a late report changes neither), AppliedAt is
+	// when Seq last advanced. ListProxyReports lists every proxy ever
+	// reported, live or not, by name.
+	ReportProxy(ctx context.Context, r ProxyReport) error
+	ListProxyReports(ctx context.Context) ([]ProxyReport, error)
+
 	// Audit log: append-only, per-tenant sequence, SHA-256 hash chain.
 	AppendAudit(ctx context.Context, tenantID string, e AuditEntry) (AuditEvent, error)
 	// AppendAuditBatch appends many events (of any tenants, each chain in

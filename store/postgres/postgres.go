@@ -53,6 +53,7 @@ func Open(ctx context.Context, dsn string, opts store.Options) (*sqlstore.DB, er
 		// that every other writer waits.
 		NextSeqSQL: `WITH s AS (UPDATE policy_seq SET v = v + 1 WHERE id = 1 RETURNING v)
 			SELECT s.v FROM s, pg_notify('` + PolicyChannel + `', s.v::text)`,
+		ReportNotifySQL: "SELECT pg_notify('" + ReportChannel + "', ?)",
 	}, opts)
 	if err != nil {
 		db.Close()

@@ -67,6 +67,47 @@ func TestPostgres(t *testing.T) {
 			t.Fatal("no notification within 1 s of a policy change")
 		}
 	})
+	t.Run("ReportNotifications", func(t *testing.T) {
+		// What `revoke --wait` wakes on: a proxy's report of its applied seq.
+		dsn := srv.NewDatabase(t)
+		st, err := Open(context.Background(), dsn, store.Options{SealKey: make([]byte, 32)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		got := make(chan struct{}, 16)
+		stopped := make(chan error, 1)
+		go func() {
+			stopped <- ListenReports(ctx, dsn, func() { got <- struct{}{} }, slog.New(slog.DiscardHandler))
+		}()
+		defer func() {
+			cancel()
+			if err := <-stopped; err != nil {
+				t.Errorf("ListenReports after its context ended: %v, want nil", err)
+			}
+		}()
+		select { // the first call comes once LISTEN is in place
+		case <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("listener did not start")
+		}
+		tn := storetest.Tenant(t, st, "shop")
+		storetest.Sub(t, st, store.NewSubAccount{TenantID: tn.ID, Name: "a", Role: "other"})
+		select { // a policy change is not a report
+		case <-got:
+			t.Fatal("a policy change notified the report channel")
+		default:
+		}
+		if err := st.ReportProxy(ctx, store.ProxyReport{Name: "p1", Seq: 1, SeenAt: time.Now(), Heartbeat: time.Second, Via: store.ViaStore}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-got:
+		case <-time.After(time.Second):
+			t.Fatal("no notification within 1 s of a proxy report")
+		}
+	})
 	t.Run("ConcurrentMigrations", func(t *testing.T) {
 		// Several nodes starting at once on an empty database.
 		dsn := srv.NewDatabase(t)

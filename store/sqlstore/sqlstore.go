@@ -39,6 +39,9 @@ type Dialect struct {
 	// WritesInWith: INSERT/UPDATE may run inside WITH of another write
 	// (PostgreSQL), so two writes take one round trip.
 	WritesInWith bool
+	// ReportNotifySQL, if set, runs after every proxy report with the
+	// proxy's name as its argument (PostgreSQL: pg_notify on ReportChannel).
+	ReportNotifySQL string
 	// GroupCommit queues this process's write transactions and commits them
 	// in batches (see groupcommit.go): for SQLite, which has one writer.
 	GroupCommit bool

@@ -46,6 +46,7 @@ func Run(t *testing.T, open Opener) {
 		{"Sessions", testSessions},
 		{"Lockouts", testLockouts},
 		{"ProxyCerts", testProxyCerts},
+		{"ProxyReports", testProxyReports},
 		{"AuditChain", testAuditChain},
 		{"AuditGaps", testAuditGaps},
 		{"PolicyChanges", testPolicyChanges},
