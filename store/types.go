@@ -147,6 +147,7 @@ type Device struct {
 	// far from its certificate's end (the owner allowed it; zero: not
 	// allowed). The renewal clears it.
 	RenewAllowedUntil time.Time
+	ChangeSeq         int64 // policy seq of the last change to this row (for a revoked device: its revocation's)
 }
 
 // MaxRenewAllowance is the longest an owner's permission for an early

@@ -13,13 +13,13 @@ import (
 )
 
 const deviceColumns = `id, tenant_id, sub_id, label, serial, fingerprint, key_id, status, issued_at, expires_at, enrolled_ip, enrolled_ua,
-	last_seen_at, last_seen_ip, revoked_at, reason, COALESCE(renew_allowed_until, 0)`
+	last_seen_at, last_seen_ip, revoked_at, reason, COALESCE(renew_allowed_until, 0), change_seq`
 
 func scanDevice(row scanner) (store.Device, error) {
 	var d store.Device
 	var issued, expires, seen, revoked, renewAllowed int64
 	err := row.Scan(&d.ID, &d.TenantID, &d.SubID, &d.Label, &d.Serial, &d.Fingerprint, &d.KeyID, &d.Status, &issued, &expires,
-		&d.EnrolledIP, &d.EnrolledUA, &seen, &d.LastSeenIP, &revoked, &d.Reason, &renewAllowed)
+		&d.EnrolledIP, &d.EnrolledUA, &seen, &d.LastSeenIP, &revoked, &d.Reason, &renewAllowed, &d.ChangeSeq)
 	if err != nil {
 		return d, notFound(err, "device")
 	}
@@ -137,6 +137,7 @@ func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.
 			enrolled_ip, enrolled_ua, last_seen_at, last_seen_ip, revoked_at, reason, change_seq, cert_der)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, 0, ?, ?)`),
 			d.ID, d.TenantID, d.SubID, d.Label, d.Serial, d.Fingerprint, d.KeyID, d.Status, ts(d.IssuedAt), ts(d.ExpiresAt), d.EnrolledIP, d.EnrolledUA, seq, r.CertDER)
+		d.ChangeSeq = seq
 		if err != nil {
 			if s.d.IsUniqueViolation(err) {
 				return fmt.Errorf("device or serial: %w", store.ErrDuplicate)
@@ -203,7 +204,7 @@ func (s *DB) RenewDevice(ctx context.Context, r store.RenewRequest, actor store.
 			return err
 		}
 		d.Serial, d.Fingerprint, d.KeyID, d.IssuedAt, d.ExpiresAt = r.Serial, r.Fingerprint, r.KeyID, fromTS(ts(r.IssuedAt)), fromTS(ts(r.ExpiresAt))
-		d.RenewAllowedUntil = time.Time{}
+		d.RenewAllowedUntil, d.ChangeSeq = time.Time{}, seq
 		return s.audit(ctx, tx, r.TenantID, actor, "device.renew", sub.FullName(), map[string]string{"device": d.ID, "old_serial": r.OldSerial, "serial": d.Serial})
 	})
 	if err != nil {
