@@ -126,3 +126,19 @@ type Revocation struct {
 	RevokedAt time.Time `json:"revoked_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
+
+// PolicyAckPath takes a proxy's acknowledgment of the policy it has
+// applied (POST, PolicyAck), so that `revoke --wait` and the owner console
+// can tell where a revocation is in force. The CA records it for the proxy
+// of the client certificate, with its own time.
+const PolicyAckPath = "/v1/policy/ack"
+
+// PolicyAckEvery is how often a proxy acknowledges at least, changes or
+// not: the heartbeat. A proxy silent for 3 of them counts as gone.
+const PolicyAckEvery = 2 * time.Second
+
+// PolicyAck says which policy seq a proxy's snapshot has applied.
+type PolicyAck struct {
+	Proxy      string `json:"proxy"`       // the name in the proxy's certificate; another is refused
+	AppliedSeq int64  `json:"applied_seq"` // every change up to this seq is in force there
+}

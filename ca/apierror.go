@@ -55,6 +55,8 @@ func Explain(err error) api.Error {
 		return apiErr(http.StatusConflict, "key_in_use", "This key pair already has a certificate. Make a new key pair on this computer (start the installation again).", "该密钥已有证书，请在本电脑上重新开始安装以生成新的密钥")
 	case errors.Is(err, store.ErrProxyInactive):
 		return apiErr(http.StatusForbidden, "proxy_refused", err.Error(), "代理证书未知、已吊销或已过期")
+	case errors.Is(err, errOtherProxy):
+		return apiErr(http.StatusForbidden, "other_proxy", err.Error(), "确认中的代理名称与客户端证书不符")
 	case errors.Is(err, errOutOfScope):
 		return apiErr(http.StatusForbidden, "out_of_scope", err.Error(), "代理证书无权访问该店铺")
 	case errors.Is(err, store.ErrDeviceInactive):

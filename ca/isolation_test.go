@@ -158,6 +158,14 @@ func caIsolationCases() map[string]struct {
 				t.Fatalf("seen of B's device under A: %d %s", st, body)
 			}
 		}},
+		// An acknowledgment concerns the proxy of the certificate only:
+		// another proxy's name, or a store in the body, is refused.
+		"POST /v1/policy/ack": {run: func(t *testing.T, x *caIso) {
+			refused(t, x.proxyA, "POST", x.url+"/v1/policy/ack", `{"proxy":"edge-b","applied_seq":0}`, http.StatusForbidden)
+			x.loggedRefusal(t, "/v1/policy/ack", "names another proxy")
+			refused(t, x.proxyA, "POST", x.url+"/v1/policy/ack", `{"proxy":"edge-a","applied_seq":0,"tenant_id":"`+x.b.ID+`"}`, http.StatusBadRequest)
+			refused(t, x.deviceA, "POST", x.url+"/v1/policy/ack", `{"proxy":"edge-a","applied_seq":0}`, http.StatusUnauthorized, http.StatusForbidden)
+		}},
 		// The certificate names the proxy and its scope; a scope in the
 		// body is refused.
 		"POST /v1/proxy/renew": {run: func(t *testing.T, x *caIso) {

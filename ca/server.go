@@ -74,6 +74,7 @@ func (s *Server) routes(m routetable.Router) {
 	m.HandleFunc("GET "+api.PolicyPath, s.handlePolicy)
 	m.HandleFunc("POST "+api.AuditPath, s.handleAudit)
 	m.HandleFunc("POST "+api.SeenPath, s.handleSeen)
+	m.HandleFunc("POST "+api.PolicyAckPath, s.handlePolicyAck)
 	m.HandleFunc("POST "+api.ProxyRenewPath, s.handleProxyRenew)
 	m.HandleFunc("GET /crl", s.handleCRL)
 	m.HandleFunc("GET /crl.pem", s.handleCRL)

@@ -211,3 +211,21 @@ func (f *FeedClient) AppendAuditBatch(ctx context.Context, records []store.Audit
 func (f *FeedClient) TouchDevice(ctx context.Context, tenantID, deviceID string, _ time.Time, ip string) error {
 	return f.post(ctx, api.SeenPath, api.SeenUpload{Devices: []api.SeenDevice{{TenantID: tenantID, DeviceID: deviceID, IP: ip}}}, 0, nil)
 }
+
+// ReportApplied acknowledges to the CA that the snapshot has applied seq
+// (api.PolicyAck), under the name of the current certificate: the CA
+// refuses any other.
+func (f *FeedClient) ReportApplied(ctx context.Context, seq int64) error {
+	return f.post(ctx, api.PolicyAckPath, api.PolicyAck{Proxy: f.Name(), AppliedSeq: seq}, http.StatusNoContent, nil)
+}
+
+// Name is the proxy name of the current certificate (its URI SAN
+// spiffe://<td>/proxy/<name>); the CA checks it against its record.
+func (f *FeedClient) Name() string {
+	leaf := f.leaf.Load()
+	if leaf == nil || len(leaf.URIs) != 1 {
+		return ""
+	}
+	name, _ := strings.CutPrefix(leaf.URIs[0].Path, "/proxy/")
+	return name
+}

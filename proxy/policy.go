@@ -68,13 +68,17 @@ type Policy struct {
 	saveFile  func(path string, s *Snapshot, syncedAt time.Time) error // saveSnapshot
 	saveEvery time.Duration                                            // snapshotSaveEvery
 	saves     atomic.Int64                                             // files written
+	// reporter, if set, hears the applied seq (report.go); applied wakes
+	// Run's report loop after a change.
+	reporter Reporter
+	applied  chan struct{}
 }
 
 // NewPolicy starts with an empty snapshot that has never synced (so
 // high-risk paths fail closed until the first Sync).
 func NewPolicy(st PolicySource, catalog *config.Catalog, log *slog.Logger) *Policy {
 	p := &Policy{st: st, catalog: catalog, log: log, kick: make(chan struct{}, 1),
-		save: make(chan struct{}, 1), saveFile: saveSnapshot, saveEvery: snapshotSaveEvery}
+		save: make(chan struct{}, 1), applied: make(chan struct{}, 1), saveFile: saveSnapshot, saveEvery: snapshotSaveEvery}
 	p.cur.Store(emptySnapshot())
 	return p
 }
@@ -134,6 +138,7 @@ func (p *Policy) syncLocked(ctx context.Context) error {
 		next := cur.apply(ch, p.catalog)
 		p.cur.Store(next)
 		p.queueSave(next, asked) // written by Run, not on this goroutine (maybe a request's)
+		p.announceApplied()      // reported by Run too
 	}
 	p.lastSync.Store(asked.UnixNano())
 	return nil
@@ -194,7 +199,8 @@ func (p *Policy) Kick() {
 // nil. A failed sync is no reason to stop: it is logged and tried again,
 // and meanwhile the growing staleness makes high-risk paths fail closed.
 // Run also owns the writer of the snapshot file, which writes the last
-// snapshot once more before Run returns.
+// snapshot once more before Run returns, and the reporter of the applied
+// seq (ReportTo).
 func (p *Policy) Run(ctx context.Context, every time.Duration) error {
 	// The writer's context ends after the last sync of this loop, so that
 	// sync's snapshot is in the final write.
@@ -208,6 +214,18 @@ func (p *Policy) Run(ctx context.Context, every time.Duration) error {
 		stopWriter()
 		<-written
 	}()
+	if p.reporter != nil {
+		rctx, stopReports := context.WithCancel(ctx)
+		reported := make(chan struct{})
+		go func() {
+			defer close(reported)
+			p.reportLoop(rctx)
+		}()
+		defer func() {
+			stopReports()
+			<-reported
+		}()
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

@@ -6,14 +6,19 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/devicegate/devicegate/examples/backoffice"
 	"github.com/devicegate/devicegate/internal/config"
+	"github.com/devicegate/devicegate/internal/identity"
+	"github.com/devicegate/devicegate/internal/propagation"
 	"github.com/devicegate/devicegate/proxy"
 	"github.com/devicegate/devicegate/store/postgres"
 )
@@ -33,6 +38,7 @@ type gatewayServers struct {
 	proxy      *server
 	admin      *server
 	startCerts func(context.Context) error // ACME: call once the listeners are bound (may be nil)
+	name       string                      // what the proxy reports its applied policy seq as
 }
 
 // gatewayParts are what a gateway runs on: where its policy comes from and
@@ -47,6 +53,11 @@ type gatewayParts struct {
 	reloadCAs deviceCAsLoader  // reads the device intermediates again (nil: never)
 	tls       *tls.Config
 	pollEvery time.Duration
+	// name and reporter: how the proxy reports the policy seq it has
+	// applied (revoke --wait), to the store or the CA's feed; name ""
+	// is proxy.name or its default (proxyName).
+	name     string
+	reporter func(name string) proxy.Reporter
 	// watch adds to the role whatever pushes changes (kicks) to the
 	// policy: the in-process CA, PostgreSQL notifications, the CA's feed.
 	watch func(*role, *proxy.Policy)
@@ -55,7 +66,15 @@ type gatewayParts struct {
 	// metrics the process's registry (nil: one of its own).
 	deviceCAs func() []*x509.Certificate
 	metrics   *roleMetrics
+	// storeMetrics, if set, adds what only a proxy on the store can measure.
+	storeMetrics func(*role, prometheus.Registerer)
 }
+
+// How often the propagation tracker checks without a notification.
+const (
+	trackerPollSQLite   = 250 * time.Millisecond
+	trackerPollPostgres = time.Second
+)
 
 // startGateway returns the proxy's listeners, fronting upstreams, with r
 // running the policy sync and the audit writer of the app's own store.
@@ -68,6 +87,7 @@ func (a *app) startGateway(ctx context.Context, r *role, upstreams []config.Upst
 		cfg: a.cfg, catalog: a.catalog, source: a.store, sink: a.store, trust: proxy.NewDeviceCAs(deviceCAsOf(a.ca.Keys())), reloadCAs: caDirDeviceCAs(a.cfg.CA.Dir), tls: tc,
 		deviceCAs: func() []*x509.Certificate { return trustedDeviceCAs(a.ca.Keys()) }, metrics: a.metrics(),
 		pollEvery: a.cfg.Proxy.SyncInterval.Duration(),
+		reporter:  func(name string) proxy.Reporter { return proxy.StoreReporter{Store: a.store, Name: name} },
 		watch: func(r *role, policy *proxy.Policy) {
 			a.ca.OnRevoke(policy.Kick) // revocations by this process's CA apply at once
 			if a.cfg.Database.Driver == "postgres" {
@@ -76,6 +96,18 @@ func (a *app) startGateway(ctx context.Context, r *role, upstreams []config.Upst
 					return postgres.ListenPolicy(ctx, a.cfg.Database.DSN, policy.Kick, log)
 				})
 			}
+		},
+		storeMetrics: func(r *role, reg prometheus.Registerer) {
+			// devicegate_revocation_propagation_seconds, from the store's reports.
+			tracker := propagation.NewTracker(a.store, reg)
+			poll := trackerPollSQLite
+			if a.cfg.Database.Driver == "postgres" {
+				poll = trackerPollPostgres
+				r.own("proxy report notifications", func(ctx context.Context) error {
+					return postgres.ListenReports(ctx, a.cfg.Database.DSN, tracker.Wake, log)
+				})
+			}
+			r.own("revocation propagation", func(ctx context.Context) error { return tracker.Run(ctx, poll) })
 		},
 	}, upstreams, log)
 	if err != nil {
@@ -116,6 +148,9 @@ func startGateway(ctx context.Context, r *role, p gatewayParts, upstreams []conf
 		func() float64 { return maxStaleness.Seconds() }))
 	rm.certs.add(certKindIntermediate, p.deviceCAs)
 	rm.certs.add(certKindServer, servedCertificate(p.tls, tlsServerName(p.cfg.TLS.Hosts)))
+	if p.storeMetrics != nil {
+		p.storeMetrics(r, rm.reg)
+	}
 	gw, err := proxy.NewGateway(proxy.Options{
 		TrustDomain:  p.cfg.CA.TrustDomain,
 		Upstreams:    upstreams,
@@ -137,13 +172,47 @@ func startGateway(ctx context.Context, r *role, p gatewayParts, upstreams []conf
 		return nil, err
 	}
 	srv.srv.ConnState = metrics.ConnState
+	name := p.name
+	if name == "" {
+		if name, err = proxyName(p.cfg.Proxy, srv.ln.Addr()); err != nil {
+			srv.ln.Close()
+			return nil, err
+		}
+	}
+	policy.ReportTo(p.reporter(name)) // Run (a component, started later) reports
+	proxy.RegisterAppliedSeq(rm.reg, policy, name)
 	srv.fast = proxy.NewServer(gw, srv.srv)
 	admin, err := rm.listenAdmin(p.cfg.Proxy.AdminListen, p.cfg.Proxy.Pprof, log)
 	if err != nil {
 		srv.ln.Close()
 		return nil, err
 	}
-	return &gatewayServers{proxy: srv, admin: admin}, nil
+	return &gatewayServers{proxy: srv, admin: admin, name: name}, nil
+}
+
+// proxyName is the name a proxy reading the store reports under:
+// proxy.name, or <hostname>-<port of the bound listener> (lower case,
+// other characters than a-z, 0-9, '-' and '_' as '-'), stable across
+// restarts unless the listener's port is chosen by the system (:0).
+func proxyName(c config.Proxy, bound net.Addr) (string, error) {
+	if c.Name != "" {
+		return c.Name, nil
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("proxy.name is not set and the host name is unknown: %w", err)
+	}
+	_, port, _ := net.SplitHostPort(bound.String())
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(strings.TrimLeft(host, "-_")+"-"+port))
+	if err := identity.ValidateProxyName(name); err != nil {
+		return "", fmt.Errorf("proxy.name is not set and %w; set proxy.name", err)
+	}
+	return name, nil
 }
 
 // demoUpstream is the demo back-office app as the gateway's upstream, with

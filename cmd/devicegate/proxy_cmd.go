@@ -63,7 +63,7 @@ func runProxy(ctx context.Context, configPath string, env *cliEnv) error {
 			return fmt.Errorf("tls: %w", err)
 		}
 	}
-	fmt.Fprintf(env.stdout, "proxy_url: %s\nmetrics_url: %s/metrics\n", gw.proxy.URL(), gw.admin.URL())
+	fmt.Fprintf(env.stdout, "proxy_url: %s\nmetrics_url: %s/metrics\nproxy_name: %s\n", gw.proxy.URL(), gw.admin.URL(), gw.name)
 	r.serve(gw.proxy.serve, gw.admin.serve)
 	return r.run(ctx)
 }
@@ -112,6 +112,8 @@ func startFeedGateway(ctx context.Context, r *role, cfg *config.Config, log *slo
 		cfg: cfg, catalog: catalog, source: feed, sink: feed, trust: proxy.NewDeviceCAs(trusted, nil), reloadCAs: loadDevices, tls: serverTLS,
 		deviceCAs: certsFromFile(filepath.Join(dir, "devices.pem")), metrics: rm,
 		pollEvery: max(cfg.Proxy.SyncInterval.Duration(), feedPollEvery),
+		name:      feed.Name(), // the CA records the certificate's name
+		reporter:  func(string) proxy.Reporter { return feed },
 		watch: func(r *role, p *proxy.Policy) {
 			r.own("policy feed", func(ctx context.Context) error { return feed.Watch(ctx, p) })
 			// Its proxy certificate lives 7 days.

@@ -76,6 +76,10 @@ func (c CA) RSAAllowed() bool { return c.AllowRSA == nil || *c.AllowRSA }
 
 // Proxy is the mTLS gateway.
 type Proxy struct {
+	// Name is how this proxy reports the policy seq it has applied (for
+	// `revoke --wait`); default <hostname>-<listen port>. A proxy fed by
+	// the CA reports under its certificate's name instead.
+	Name         string     `yaml:"name"`
 	Listen       string     `yaml:"listen"`
 	AdminListen  string     `yaml:"admin_listen"`
 	MaxStaleness Duration   `yaml:"max_staleness"` // no policy sync this long: high-risk paths answer 503

@@ -57,6 +57,11 @@ func (c CA) validate(p *problems, public bool) {
 }
 
 func (x Proxy) validate(p *problems, public bool, t TLS) {
+	if x.Name != "" {
+		if err := identity.ValidateProxyName(x.Name); err != nil {
+			p.add("proxy.name", "%v", err)
+		}
+	}
 	checkListen(p, "proxy.listen", x.Listen, public)
 	checkListen(p, "proxy.admin_listen", x.AdminListen, public)
 	checkRange(p, "proxy.max_staleness", x.MaxStaleness, time.Second, time.Hour)
