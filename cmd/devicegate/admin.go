@@ -66,7 +66,7 @@ func passwordFileFlag(fs *flag.FlagSet) *string {
 func adminTable() []adminCommand {
 	status := func(s store.SubStatus) func(*flag.FlagSet) adminRun {
 		return noFlags(func(ctx context.Context, a *app, pos []string, env *cliEnv) error {
-			return a.adminSubStatus(ctx, pos[0], s, env)
+			return a.adminSubStatus(ctx, pos[0], s, waitOptions{}, env)
 		})
 	}
 	cmds := []adminCommand{
@@ -132,7 +132,12 @@ func adminTable() []adminCommand {
 				return a.adminSubDevices(ctx, pos[0], *asJSON, env)
 			}
 		}},
-		{"sub depart", "STORE:NAME", "mark a sub-account departed and revoke its devices", status(store.StatusDeparted)},
+		{"sub depart", "STORE:NAME [--wait [--timeout D]]", "mark a sub-account departed and revoke its devices", func(fs *flag.FlagSet) adminRun {
+			wait := waitFlags(fs)
+			return func(ctx context.Context, a *app, pos []string, env *cliEnv) error {
+				return a.adminSubStatus(ctx, pos[0], store.StatusDeparted, wait, env)
+			}
+		}},
 		{"sub restore", "STORE:NAME", "make a departed or frozen sub-account active again", status(store.StatusActive)},
 		{"sub freeze", "STORE:NAME", "freeze a sub-account and revoke its devices", status(store.StatusFrozen)},
 		{"sub revoke-all", "STORE:NAME [--reason R]", "revoke every device certificate of a sub-account", func(fs *flag.FlagSet) adminRun {
@@ -141,10 +146,11 @@ func adminTable() []adminCommand {
 				return a.adminSubRevokeAll(ctx, pos[0], *reason, env)
 			}
 		}},
-		{"device revoke", "SERIAL|DEVICE-ID [--reason R]", "revoke one device certificate", func(fs *flag.FlagSet) adminRun {
+		{"device revoke", "SERIAL|DEVICE-ID [--reason R] [--wait [--timeout D]]", "revoke one device certificate", func(fs *flag.FlagSet) adminRun {
 			reason := reasonFlag(fs, "unspecified")
+			wait := waitFlags(fs)
 			return func(ctx context.Context, a *app, pos []string, env *cliEnv) error {
-				return a.adminDeviceRevoke(ctx, pos[0], *reason, env)
+				return a.adminDeviceRevoke(ctx, pos[0], *reason, wait, env)
 			}
 		}},
 		{"device revoke-from-crl", "FILE", "after a restore: revoke again what a saved CRL (PEM) revokes and the database does not", noFlags(

@@ -43,7 +43,7 @@ func deviceView(d store.Device, now time.Time) deviceJSON {
 	return v
 }
 
-func (a *app) adminDeviceRevoke(ctx context.Context, target, reason string, env *cliEnv) error {
+func (a *app) adminDeviceRevoke(ctx context.Context, target, reason string, wait waitOptions, env *cliEnv) error {
 	r, err := a.revocation(reason)
 	if err != nil {
 		return err
@@ -52,16 +52,20 @@ func (a *app) adminDeviceRevoke(ctx context.Context, target, reason string, env 
 	if err != nil {
 		return fmt.Errorf("device %q: %w", target, err)
 	}
+	w := a.startWaiter(ctx, wait)
 	rv, err := a.ca.RevokeDevice(ctx, d.TenantID, d.ID, r, cliActor())
 	if err != nil {
+		w.stopEarly()
 		return err
 	}
 	s, err := a.store.GetSubAccount(ctx, d.TenantID, d.SubID)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprint(env.stdout, deviceRevokedText(s.FullName(), d, rv))
-	return err
+	if _, err = fmt.Fprint(env.stdout, deviceRevokedText(s.FullName(), d, rv)); err != nil {
+		return err
+	}
+	return w.finish(ctx, "revoked", rv.Seq, waitTimeout(wait), env)
 }
 
 // adminDeviceAllowRenew lets one device of STORE renew once before its

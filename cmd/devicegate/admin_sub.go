@@ -255,7 +255,7 @@ func (a *app) adminSubDevices(ctx context.Context, full string, asJSON bool, env
 }
 
 // adminSubStatus is sub depart, restore and freeze.
-func (a *app) adminSubStatus(ctx context.Context, full string, status store.SubStatus, env *cliEnv) error {
+func (a *app) adminSubStatus(ctx context.Context, full string, status store.SubStatus, wait waitOptions, env *cliEnv) error {
 	if a.ca == nil {
 		return errNoCA
 	}
@@ -263,16 +263,32 @@ func (a *app) adminSubStatus(ctx context.Context, full string, status store.SubS
 	if err != nil {
 		return err
 	}
+	w := a.startWaiter(ctx, wait)
 	s, revs, err := a.ca.SetStatus(ctx, t.ID, s.ID, status, cliActor())
 	if err != nil {
+		w.stopEarly()
 		return err
 	}
 	stillRevoked, err := a.revokedDevices(ctx, s)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprint(env.stdout, subStatusText(s, revs, stillRevoked))
-	return err
+	if _, err = fmt.Fprint(env.stdout, subStatusText(s, revs, stillRevoked)); err != nil {
+		return err
+	}
+	seq := s.ChangeSeq // the status change; the revocations come with it
+	for _, r := range revs {
+		seq = max(seq, r.Seq)
+	}
+	return w.finish(ctx, string(s.Status), seq, waitTimeout(wait), env)
+}
+
+// waitTimeout is --timeout (unused without --wait).
+func waitTimeout(o waitOptions) time.Duration {
+	if o.timeout == nil {
+		return 0
+	}
+	return *o.timeout
 }
 
 func (a *app) adminSubRevokeAll(ctx context.Context, full, reason string, env *cliEnv) error {
