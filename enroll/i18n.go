@@ -120,6 +120,8 @@ var messages = map[string][2]string{
 	"revoke":               {"Revoke", "吊销"},
 	"revoke_all":           {"Revoke all certificates", "吊销全部证书"},
 	"revoked":              {"Revoked.", "已吊销。"},
+	"propagation_applied":  {"applied on %d/%d proxies", "已在 %d/%d 个代理生效"},
+	"propagation_not_yet":  {"not yet on %s", "尚未在 %s 生效"},
 	"no_devices":           {"No certificate installed yet.", "尚未安装证书。"},
 	"depart":               {"Mark departed", "设为离职"},
 	"depart_hint":          {"Departing revokes every certificate; the name stays reserved and settings are kept for a restore.", "设为离职会吊销全部证书；名称保留，设置保留以便恢复。"},

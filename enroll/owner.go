@@ -2,6 +2,7 @@ package enroll
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/internal/config"
+	"github.com/devicegate/devicegate/internal/propagation"
 	"github.com/devicegate/devicegate/internal/secrets"
 	"github.com/devicegate/devicegate/store"
 )
@@ -201,7 +203,14 @@ type deviceRow struct {
 	RenewAllowed bool
 	// Renewable: the portal offers its renewal (see renewable).
 	Renewable bool
+	// Propagation of a recent revocation: "applied on 3/3 proxies", and
+	// the proxies it has not reached yet ("" for other devices).
+	Propagation, NotYet string
 }
+
+// propagationShown is how long after a revocation its device row says
+// where it is in force.
+const propagationShown = time.Hour
 
 func (p *Portal) subFor(w http.ResponseWriter, r *http.Request, s *session) (store.SubAccount, bool) {
 	sub, err := p.opts.Store.GetSubAccount(r.Context(), s.tenantID, r.PathValue("id"))
@@ -236,6 +245,11 @@ func (p *Portal) renderSub(w http.ResponseWriter, r *http.Request, sub store.Sub
 		return
 	}
 	now := p.opts.Now()
+	reports, err := p.opts.Store.ListProxyReports(r.Context())
+	if err != nil {
+		p.fail(w, r, http.StatusInternalServerError, "err_internal")
+		return
+	}
 	d := subData{Sub: sub, RoleName: p.roleName(lang, sub.Role), Choices: []int{1, 2, 3, 4, 5}, Phone: phone}
 	if d.Life, err = p.lifecycleOf(r, sub); err != nil {
 		p.fail(w, r, http.StatusInternalServerError, "err_internal")
@@ -246,6 +260,14 @@ func (p *Portal) renderSub(w http.ResponseWriter, r *http.Request, sub store.Sub
 	}
 	for _, dev := range devices {
 		row := deviceRow{Device: dev, Active: dev.ActiveAt(now), Agent: describeAgent(dev.EnrolledUA), RenewAllowed: now.Before(dev.RenewAllowedUntil)}
+		if dev.Status == store.DeviceRevoked && now.Sub(dev.RevokedAt) < propagationShown {
+			// The revocation is the device's last change: its seq.
+			pr := propagation.Of(reports, dev.ChangeSeq, now)
+			row.Propagation = fmt.Sprintf(p.text(r, "propagation_applied"), len(pr.Applied), pr.Total())
+			if !pr.Done() {
+				row.NotYet = fmt.Sprintf(p.text(r, "propagation_not_yet"), strings.Join(pr.Pending, ", "))
+			}
+		}
 		if row.Active {
 			d.Installed++
 		}
