@@ -25,6 +25,9 @@ type Progress struct {
 	Seq     int64
 	Applied []string // proxies that have applied seq, by name
 	Pending []string // proxies that have not (yet), by name
+	// LastApplied is the latest time (each proxy's report of when its seq
+	// last advanced) among Applied: when seq reached the last of them.
+	LastApplied time.Time
 }
 
 // Total is the number of proxies counted.
@@ -64,6 +67,9 @@ func progress(reports []store.ProxyReport, seq int64, counted func(store.ProxyRe
 		case !counted(r):
 		case r.Seq >= seq:
 			p.Applied = append(p.Applied, r.Name)
+			if r.AppliedAt.After(p.LastApplied) {
+				p.LastApplied = r.AppliedAt
+			}
 		default:
 			p.Pending = append(p.Pending, r.Name)
 		}
@@ -77,9 +83,11 @@ var ErrTimeout = errors.New("not applied on every live proxy in time")
 // Wait waits until every proxy live when it starts has applied seq: a
 // proxy that stops reporting meanwhile is waited for (and named), one that
 // had already departed is not. It checks again when wake fires (the
-// store's report notification, nil: none) and at least every poll. When
-// ctx ends first it returns the progress so far and ErrTimeout.
-func Wait(ctx context.Context, st Reports, seq int64, wake <-chan struct{}, poll time.Duration) (Progress, error) {
+// store's report notification, nil: none) and at least every poll() (asked
+// again after each check: a waiter whose notifications are not in place
+// yet polls faster). When ctx ends first it returns the progress so far
+// and ErrTimeout.
+func Wait(ctx context.Context, st Reports, seq int64, wake <-chan struct{}, poll func() time.Duration) (Progress, error) {
 	reports, err := st.ListProxyReports(ctx)
 	if err != nil {
 		return Progress{}, err
@@ -92,7 +100,7 @@ func Wait(ctx context.Context, st Reports, seq int64, wake <-chan struct{}, poll
 		}
 	}
 	counted := func(r store.ProxyReport) bool { return slices.Contains(live, r.Name) }
-	t := time.NewTicker(poll)
+	t := time.NewTimer(poll())
 	defer t.Stop()
 	for {
 		p := progress(reports, seq, counted)
@@ -105,6 +113,7 @@ func Wait(ctx context.Context, st Reports, seq int64, wake <-chan struct{}, poll
 		case <-wake:
 		case <-t.C:
 		}
+		t.Reset(poll())
 		next, err := st.ListProxyReports(ctx)
 		if err != nil && ctx.Err() != nil {
 			return p, fmt.Errorf("%w: %s", ErrTimeout, p)

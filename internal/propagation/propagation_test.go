@@ -44,7 +44,7 @@ func TestWait(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			wctx, cancel := context.WithTimeout(ctx, tc.timeout)
 			defer cancel()
-			p, err := Wait(wctx, st, tc.seq, nil, 5*time.Millisecond)
+			p, err := Wait(wctx, st, tc.seq, nil, func() time.Duration { return 5 * time.Millisecond })
 			if (err != nil) != tc.wantErr || p.String() != tc.want {
 				t.Fatalf("Wait: %q, %v; want %q (error %v)", p, err, tc.want, tc.wantErr)
 			}
@@ -57,7 +57,7 @@ func TestWait(t *testing.T) {
 		report("b", 5, time.Now())
 		wake <- struct{}{}
 	}()
-	p, err := Wait(ctx, st, 5, wake, time.Hour)
+	p, err := Wait(ctx, st, 5, wake, func() time.Duration { return time.Hour })
 	if err != nil || p.String() != "applied on 2/2 proxies" {
 		t.Fatalf("Wait after b's report: %q, %v", p, err)
 	}
