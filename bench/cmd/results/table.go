@@ -142,9 +142,12 @@ func countSuffix(bs []Bench) string {
 
 func issuanceRows(run Run) []Row {
 	var rows []Row
-	for _, c := range []struct{ name, backend, goal string }{
-		{"IssueVsBare", "SQLite", ">= 0.6x bare (issue 11)"},
-		{"IssueVsBarePostgres", "PostgreSQL, durable commit", ">= 1,000 certs/s (issue 12)"},
+	for _, c := range []struct {
+		name, backend, goal string
+		goalRate            float64 // certs/s, 0: the goal is the ratio
+	}{
+		{"IssueVsBare", "SQLite", ">= 0.6x bare (issue 11)", 0},
+		{"IssueVsBarePostgres", "PostgreSQL, durable commit", ">= 1,000 certs/s (issue 12)", 1000},
 	} {
 		bs := benches(run, c.name)
 		https, ok := metric(bs, "https-certs/s")
@@ -156,10 +159,13 @@ func issuanceRows(run Run) []Row {
 		xc, _ := metric(bs, "x-bare-cpu")
 		hc, _ := metric(bs, "https-cpu-us/cert")
 		bc, _ := metric(bs, "bare-cpu-us/cert")
-		area, at := "issuance, 8 clients", when(bs[0].Context)
+		area, at, goal := "issuance, 8 clients", when(bs[0].Context), c.goal
+		if c.goalRate > 0 {
+			goal += ": " + ratio(https, c.goalRate) + " of it"
+		}
 		rows = append(rows,
 			Row{area, fmt.Sprintf("HTTPS issuance on %s, certs/s (%s)%s", c.backend, c.name, countSuffix(bs)), num(https),
-				"bare signing " + num(bare) + " certs/s", fmt.Sprintf("%.2fx", x), c.goal, at},
+				"bare signing " + num(bare) + " certs/s", fmt.Sprintf("%.2fx", x), goal, at},
 			Row{area, fmt.Sprintf("HTTPS issuance on %s, CPU per certificate (database server included)", c.backend), num(hc) + " us",
 				"bare signing " + num(bc) + " us", fmt.Sprintf("%.2fx", xc) + " (bare/HTTPS)", c.goal, at})
 	}
@@ -179,7 +185,7 @@ func issuanceRows(run Run) []Row {
 			continue
 		}
 		ref, r := "-", "-"
-		if haveBare {
+		if haveBare && unit == "certs/s" { // a store transaction is no certificate
 			ref, r = "BareSign "+num(bareRate)+" certs/s", ratio(v, bareRate)
 		}
 		rows = append(rows, Row{"issuance, 8 clients", name + " on SQLite, " + unit + countSuffix(bs), num(v), ref, r, "-", when(bs[0].Context)})
@@ -280,7 +286,7 @@ func testRows(run Run) []Row {
 			rows = append(rows, Row{"quota race", fmt.Sprintf("2 CA nodes, %.0f rounds of %.0f enrollments: exactly %.0f in every round", v["rounds"], v["racers"], v["quota"]),
 				seconds(v["per_round"]) + " per round", "-", "-", "exactly N in 1,000 rounds", at})
 		case figurePartition:
-			rows = append(rows, Row{"partition catch-up", fmt.Sprintf("proxy cut off from PostgreSQL while %.0f revocations happen (%s, %.0f/s): catch-up after the link returns", v["n"], seconds(v["revoke"]), v["rate"]),
+			rows = append(rows, Row{"partition catch-up", fmt.Sprintf("proxy cut off from PostgreSQL while %s revocations happen (%s, %.0f/s): catch-up after the link returns", num(v["n"]), seconds(v["revoke"]), v["rate"]),
 				seconds(v["catchup"]), "goal 2 s", ratio(v["catchup"], 2), "< 2 s", at})
 		case figureRestart:
 			rows = append(rows, Row{"partition catch-up", "proxy killed and restarted after revocations: caught up after it was ready", seconds(v["catchup"]), "goal 2 s", ratio(v["catchup"], 2), "< 2 s", at})
@@ -306,7 +312,7 @@ func proxyBenchRows(run Run) []Row {
 			ref, r = "no revoked: "+num(noneNs)+" ns", ratio(ns, noneNs)
 		}
 		rows = append(rows, Row{"snapshot load", "policy check with 1,000,000 revoked devices in the store, ns per check", num(ns), ref, r, "no slower", when(million[0].Context)},
-			Row{"snapshot load", "snapshot heap with 1,000,000 revoked devices", fmt.Sprintf("%.1f MB", mb), "-", "-", "< 100 MB process", when(million[0].Context)})
+			Row{"snapshot load", "snapshot heap with 1,000,000 revoked devices", fmt.Sprintf("%.1f MB", max(mb, 0)), "-", "-", "< 100 MB process", when(million[0].Context)})
 	}
 	if bs := benches(run, "IdleConnMemory"); len(bs) > 0 {
 		v, _ := metric(bs, "KiB/idle-conn")
