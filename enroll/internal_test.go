@@ -46,7 +46,7 @@ func TestTemplatesUseKnownMessages(t *testing.T) {
 	for _, n := range names {
 		body, _ := fs.ReadFile(templateFS, n)
 		for _, m := range used.FindAllStringSubmatch(string(body), -1) {
-			if _, ok := messages[m[1]]; !ok {
+			if _, ok := catalogs()["en"][m[1]]; !ok {
 				t.Errorf("%s uses unknown message %q", n, m[1])
 			}
 		}

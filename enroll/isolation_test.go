@@ -168,6 +168,7 @@ func portalIsolationCases() map[string]isoCase {
 		}
 	}
 	const public = "public page: no store data, no ids"
+	const verifyLink = "takes a link token, not ids: only the logged-in sub-account's own link is served, any other answers account mismatch (TestVerifyAccountMismatch)"
 	const credentials = "login step of a session bound to the store named at the password step (see POST login cases)"
 	return map[string]isoCase{
 		"GET /{$}":          {exempt: public},
@@ -230,14 +231,19 @@ func portalIsolationCases() map[string]isoCase {
 				return st
 			})
 		}},
-		"POST /owner/subs/{id}/phone":      ownerPost(subPath("/phone"), bSubID, nil),
-		"POST /owner/subs/{id}/protection": ownerPost(subPath("/protection"), bSubID, url.Values{"devices": {"off"}}),
-		"POST /owner/subs/{id}/status":     ownerPost(subPath("/status"), bSubID, url.Values{"action": {"depart"}}),
-		"POST /owner/subs/{id}/revoke-all": ownerPost(subPath("/revoke-all"), bSubID, nil),
-		"POST /owner/subs/{id}/window":     ownerPost(subPath("/window"), bSubID, url.Values{"until": {"2030-01-01"}}),
-		"POST /owner/subs/{id}/role":       ownerPost(subPath("/role"), bSubID, url.Values{"role": {"finance"}}),
-		"GET /owner/positions":             {exempt: "the session's store's positions; takes no ids (TestPositionsConsole: another store's edit does not show)"},
-		"POST /owner/positions/{role}":     {exempt: "takes a catalog position key, not an id: edits the session's store only (TestPositionsConsole)"},
+		"POST /owner/subs/{id}/phone":           ownerPost(subPath("/phone"), bSubID, nil),
+		"POST /owner/subs/{id}/protection":      ownerPost(subPath("/protection"), bSubID, url.Values{"devices": {"off"}}),
+		"POST /owner/subs/{id}/status":          ownerPost(subPath("/status"), bSubID, url.Values{"action": {"depart"}}),
+		"POST /owner/subs/{id}/revoke-all":      ownerPost(subPath("/revoke-all"), bSubID, nil),
+		"POST /owner/subs/{id}/window":          ownerPost(subPath("/window"), bSubID, url.Values{"until": {"2030-01-01"}}),
+		"POST /owner/subs/{id}/role":            ownerPost(subPath("/role"), bSubID, url.Values{"role": {"finance"}}),
+		"GET /owner/positions":                  {exempt: "the session's store's positions; takes no ids (TestPositionsConsole: another store's edit does not show)"},
+		"POST /owner/positions/{role}":          {exempt: "takes a catalog position key, not an id: edits the session's store only (TestPositionsConsole)"},
+		"POST /owner/subs/{id}/verify/{action}": ownerPost(subPath("/verify/unfreeze"), bSubID, nil),
+		"GET /verify/{link}":                    {exempt: verifyLink},
+		"POST /verify/{link}/start":             {exempt: verifyLink},
+		"POST /verify/{link}/submit":            {exempt: verifyLink},
+		"POST /verify/callback":                 {exempt: "no session: an identity provider's signed decision (TestVerifyCallbackRefusesForgedUnsignedReplayed)"},
 		"POST /owner/subs/{id}/devices/{dev}/revoke": {run: func(t *testing.T, x *isoFixture, pattern string) {
 			// B's sub-account and device; then A's sub-account with B's device.
 			ownerPost(func(x *isoFixture) string { return "/owner/subs/" + x.bSub.ID + "/devices/" + x.bDev.ID + "/revoke" },

@@ -331,6 +331,11 @@ func (p *Portal) staffLogin(w http.ResponseWriter, r *http.Request) {
 		again(http.StatusForbidden, "err_outside_window")
 		return
 	}
+	if sub.VerifyFrozen {
+		p.audit(r, t.ID, store.Actor{Kind: "sub", Name: sub.FullName()}, "sub.login", sub.FullName(), "not_verified")
+		again(http.StatusForbidden, "err_verify_frozen")
+		return
+	}
 	step := stepDone
 	if sub.PhoneEnabled && !unlock && !p.knownBrowser(r, sub.ID) {
 		step = stepTOTP

@@ -21,7 +21,8 @@ type subRow struct {
 	Sub       store.SubAccount
 	RoleName  string
 	Installed int
-	Until     string // a temporary account's last day
+	Until     string      // a temporary account's last day
+	Verify    *verifyView // nil: need not verify
 }
 
 type subsData struct {
@@ -94,6 +95,11 @@ func (p *Portal) renderSubs(w http.ResponseWriter, r *http.Request, s *session, 
 		p.fail(w, r, http.StatusInternalServerError, "err_internal")
 		return
 	}
+	verifications, err := p.verifyViews(r, s.tenantID)
+	if err != nil {
+		p.fail(w, r, http.StatusInternalServerError, "err_internal")
+		return
+	}
 	now := p.opts.Now()
 	d := subsData{Search: search, Roles: p.roleOptions(lang), Points: p.pointOptions(lang)}
 	for _, sub := range subs {
@@ -102,7 +108,8 @@ func (p *Portal) renderSubs(w http.ResponseWriter, r *http.Request, s *session, 
 			p.fail(w, r, http.StatusInternalServerError, "err_internal")
 			return
 		}
-		row := subRow{Sub: sub, RoleName: p.roleName(lang, sub.Role), Installed: n, Until: lastDay(sub.Window.NotAfter)}
+		row := subRow{Sub: sub, RoleName: p.roleName(lang, sub.Role), Installed: n, Until: lastDay(sub.Window.NotAfter),
+			Verify: verifications[sub.ID]}
 		if sub.Status == store.StatusDeparted {
 			d.Departed = append(d.Departed, row)
 			continue
@@ -147,7 +154,8 @@ func (p *Portal) createSub(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	_, err = p.opts.Store.CreateSubAccount(r.Context(), store.NewSubAccount{TenantID: s.tenantID, Name: name, Role: role,
-		Grants: grants, PasswordHash: hash, Window: window}, actor(r, s))
+		Grants: grants, PasswordHash: hash, Window: window,
+		VerifyBy: p.opts.Now().Add(store.VerifyPeriod)}, actor(r, s))
 	switch {
 	case errors.Is(err, store.ErrDuplicate):
 		p.renderSubs(w, r, s, http.StatusConflict, "", "err_duplicate")
@@ -193,6 +201,7 @@ type subData struct {
 	Choices   []int // 1..5
 	Phone     *totpEnrollment
 	Life      lifecycleData // window, position and points (positions.go)
+	Verify    *verifyView   // nil: need not verify
 }
 
 type deviceRow struct {
@@ -235,7 +244,8 @@ func (p *Portal) subPage(w http.ResponseWriter, r *http.Request, s *session) {
 
 // noticeKeys are the ?ok= values a redirect may show (nothing else is
 // rendered from the query).
-var noticeKeys = map[string]bool{"saved": true, "revoked": true, "created": true, "renew_allowed": true, "window_saved": true}
+var noticeKeys = map[string]bool{"saved": true, "revoked": true, "created": true, "renew_allowed": true, "window_saved": true,
+	"verify_decided": true, "verify_unfrozen": true, "verify_unbound": true}
 
 func (p *Portal) renderSub(w http.ResponseWriter, r *http.Request, sub store.SubAccount, status int, notice, errKey string, phone *totpEnrollment) {
 	lang := pickLang(r)
@@ -251,6 +261,10 @@ func (p *Portal) renderSub(w http.ResponseWriter, r *http.Request, sub store.Sub
 		return
 	}
 	d := subData{Sub: sub, RoleName: p.roleName(lang, sub.Role), Choices: []int{1, 2, 3, 4, 5}, Phone: phone}
+	if d.Verify, err = p.ownerVerifyView(r, sub); err != nil {
+		p.fail(w, r, http.StatusInternalServerError, "err_internal")
+		return
+	}
 	if d.Life, err = p.lifecycleOf(r, sub); err != nil {
 		p.fail(w, r, http.StatusInternalServerError, "err_internal")
 		return

@@ -34,6 +34,11 @@ type Options struct {
 	CookieKey []byte
 	Log       *slog.Logger
 	Now       func() time.Time // nil: time.Now
+	// Verifier decides real-person verifications (nil: ManualVerifier, the
+	// owner approves); VerifyCallbackKey (at least 32 bytes) enables the
+	// identity provider's signed callback (verify_callback.go).
+	Verifier          Verifier
+	VerifyCallbackKey []byte
 }
 
 // Portal is the portal's HTTP handler.
@@ -63,6 +68,9 @@ func New(o Options) (*Portal, error) {
 	}
 	if len(o.CookieKey) < 32 {
 		return nil, errors.New("enroll: cookie key must have at least 32 bytes")
+	}
+	if o.VerifyCallbackKey != nil && len(o.VerifyCallbackKey) < 32 {
+		return nil, errors.New("enroll: verification callback key must have at least 32 bytes")
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -128,6 +136,7 @@ func (p *Portal) routes(m routetable.Router) {
 	m.HandleFunc("POST /staff/devices/{dev}/revoke", p.post(p.staff(p.staffRevokeDevice)))
 	m.HandleFunc("GET /staff/devices/{dev}/renew", p.staff(p.renewPage))
 	m.HandleFunc("POST /staff/api/devices/{dev}/renew", p.post(p.staff(p.renewAPI)))
+	p.verifyRoutes(m)
 }
 
 // ServeHTTP adds the security headers every response carries.

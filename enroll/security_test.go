@@ -403,7 +403,8 @@ func TestRecordsCSVExport(t *testing.T) {
 	owner.newSub("csv-test", "operations", "staff-password-1")
 	st, body, _ := owner.get("/owner/audit.csv?target=shop:csv-test")
 	lines := strings.Split(strings.TrimSpace(body), "\n")
-	if st != http.StatusOK || !strings.HasPrefix(body, "seq,time,actor_kind") || len(lines) != 2 || !strings.Contains(lines[1], "sub.create,shop:csv-test") {
+	if st != http.StatusOK || !strings.HasPrefix(body, "seq,time,actor_kind") || len(lines) != 3 ||
+		!strings.Contains(lines[1], "verify.required,shop:csv-test") || !strings.Contains(lines[2], "sub.create,shop:csv-test") {
 		t.Fatalf("CSV: %d %q", st, body)
 	}
 }

@@ -15,7 +15,8 @@ type staffData struct {
 	Devices   []deviceRow
 	Installed int
 	// Renew is the device the enrollment page renews (nil: a new device).
-	Renew *deviceRow
+	Renew  *deviceRow
+	Verify *verifyView // nil: need not verify
 }
 
 func (p *Portal) staffData(r *http.Request, s *session) (staffData, error) {
@@ -28,6 +29,9 @@ func (p *Portal) staffData(r *http.Request, s *session) (staffData, error) {
 		return staffData{}, err
 	}
 	d := staffData{Sub: sub}
+	if d.Verify, err = p.staffVerifyView(r, s.tenantID, s.subID); err != nil {
+		return staffData{}, err
+	}
 	now := p.opts.Now()
 	for _, dev := range devices {
 		row := deviceRow{Device: dev, Active: dev.ActiveAt(now), Agent: describeAgent(dev.EnrolledUA)}
