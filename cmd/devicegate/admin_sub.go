@@ -41,7 +41,7 @@ func (a *app) adminSubAdd(ctx context.Context, full, role, grants, pwFile, from,
 		return err
 	}
 	s, err := a.store.CreateSubAccount(ctx, store.NewSubAccount{
-		TenantID: t.ID, Name: subName, Role: role, Grants: grantList, PasswordHash: hash, Window: window,
+		TenantID: t.ID, Name: subName, Role: role, Grants: grantList, PasswordHash: hash, Window: window, VerifyBy: verifyBy(window),
 	}, cliActor())
 	if err != nil {
 		return nameTaken(tenantName, subName, err)
@@ -53,7 +53,7 @@ func (a *app) adminSubAdd(ctx context.Context, full, role, grants, pwFile, from,
 	if generated {
 		fmt.Fprintf(env.stdout, "password: %s\n", pw)
 	}
-	return nil
+	return a.printVerifyLink(ctx, s, env)
 }
 
 type subJSON struct {

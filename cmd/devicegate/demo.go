@@ -130,6 +130,7 @@ func runDemo(ctx context.Context, configPath, dataDir, logLevel string, env *cli
 		return err
 	}
 	printDemoInfo(env, info, infoPath)
+	r.own("verify deadlines", a.verifyDeadlines(log).Run)
 	r.serve(caSrv.serve, portal.serve, bo.serve, gw.proxy.serve, gw.admin.serve)
 	return r.run(ctx)
 }

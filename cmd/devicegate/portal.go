@@ -95,5 +95,5 @@ func (a *app) portalHandler(proxyURL string, log *slog.Logger) (*enroll.Portal, 
 		return nil, err
 	}
 	return enroll.New(enroll.Options{Store: a.store, Issuer: caIssuer{a.ca}, Catalog: a.catalog, ProxyURL: proxyURL,
-		CookieKey: key, Log: log})
+		CookieKey: key, Log: log, Now: clockNow()})
 }

@@ -51,6 +51,7 @@ func runServe(ctx context.Context, configPath string, env *cliEnv) error {
 	if err := a.startCertificates(ctx); err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
+	r.own("verify deadlines", a.verifyDeadlines(log).Run)
 	r.serve(srv.serve, portal.serve)
 	if addr := a.cfg.CA.AdminListen; addr != "" {
 		a.exportCAMetrics(srv)
