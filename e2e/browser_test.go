@@ -408,9 +408,16 @@ func (d *demoRun) user(t *testing.T, name string) struct{ Name, Password string 
 // chosen by the kernel, until the test ends.
 func startDemo(t *testing.T) *demoRun {
 	t.Helper()
+	return startDemoWith(t, nil, nil)
+}
+
+// startDemoWith builds with extra build flags (e.g. a test-only tag) and
+// runs the demo with extra environment variables.
+func startDemoWith(t *testing.T, buildFlags, env []string) *demoRun {
+	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "devicegate")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/devicegate")
+	build := exec.Command("go", append(append([]string{"build", "-o", bin}, buildFlags...), "./cmd/devicegate")...)
 	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
@@ -424,6 +431,9 @@ func startDemo(t *testing.T) *demoRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "demo", "--config", cfg)
 	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	logFile, _ := os.Create(filepath.Join(dir, "demo.log"))
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
