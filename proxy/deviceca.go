@@ -22,7 +22,8 @@ type DeviceCAs struct {
 type deviceTrust struct {
 	id           [32]byte // the set's identity: its certificates, in order
 	pool         *x509.CertPool
-	retired      *x509.CertPool // nil: none
+	trusted      []*x509.Certificate // what pool holds (Trusted)
+	retired      *x509.CertPool      // nil: none
 	retiredCerts []*x509.Certificate
 	names        map[string]string // retired certificate DER -> its name
 	verified     *verifiedCache    // chains verified under this set only
@@ -57,7 +58,7 @@ func (d *DeviceCAs) Set(trusted, retired []*x509.Certificate) bool {
 	if cur := d.cur.Load(); cur != nil && cur.id == id {
 		return false
 	}
-	t := &deviceTrust{id: id, pool: x509.NewCertPool(), names: map[string]string{}, verified: newVerifiedCache()}
+	t := &deviceTrust{id: id, pool: x509.NewCertPool(), trusted: trusted, names: map[string]string{}, verified: newVerifiedCache()}
 	for _, c := range trusted {
 		t.pool.AddCert(c)
 	}
@@ -75,6 +76,10 @@ func (d *DeviceCAs) Set(trusted, retired []*x509.Certificate) bool {
 
 // Pool is the trusted intermediates now.
 func (d *DeviceCAs) Pool() *x509.CertPool { return d.cur.Load().pool }
+
+// Trusted are the trusted intermediates now (their expiry is exported as
+// a metric; nil for a fixed pool).
+func (d *DeviceCAs) Trusted() []*x509.Certificate { return d.cur.Load().trusted }
 
 func setID(trusted, retired []*x509.Certificate) [32]byte {
 	h := sha256.New()

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
@@ -62,10 +61,7 @@ type gatewayParts struct {
 	// policy: the in-process CA, PostgreSQL notifications, the CA's feed.
 	watch func(*role, *proxy.Policy)
 
-	// deviceCAs are the device intermediates trusted at start (for their expiry),
-	// metrics the process's registry (nil: one of its own).
-	deviceCAs func() []*x509.Certificate
-	metrics   *roleMetrics
+	metrics *roleMetrics // the process's registry (nil: one of its own)
 	// storeMetrics, if set, adds what only a proxy on the store can measure.
 	storeMetrics func(*role, prometheus.Registerer)
 }
@@ -85,7 +81,7 @@ func (a *app) startGateway(ctx context.Context, r *role, upstreams []config.Upst
 	}
 	gw, err := startGateway(ctx, r, gatewayParts{
 		cfg: a.cfg, catalog: a.catalog, source: a.store, sink: a.store, trust: proxy.NewDeviceCAs(deviceCAsOf(a.ca.Keys())), reloadCAs: caDirDeviceCAs(a.cfg.CA.Dir), tls: tc,
-		deviceCAs: func() []*x509.Certificate { return trustedDeviceCAs(a.ca.Keys()) }, metrics: a.metrics(),
+		metrics:   a.metrics(),
 		pollEvery: a.cfg.Proxy.SyncInterval.Duration(),
 		reporter:  func(name string) proxy.Reporter { return proxy.StoreReporter{Store: a.store, Name: name} },
 		watch: func(r *role, policy *proxy.Policy) {
@@ -146,7 +142,7 @@ func startGateway(ctx context.Context, r *role, p gatewayParts, upstreams []conf
 	rm.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "devicegate_proxy_policy_max_staleness_seconds",
 		Help: "proxy.max_staleness: past this policy staleness, high-risk paths fail closed."},
 		func() float64 { return maxStaleness.Seconds() }))
-	rm.certs.add(certKindIntermediate, p.deviceCAs)
+	rm.certs.add(certKindIntermediate, p.trust.Trusted) // as reloaded during a rotation
 	rm.certs.add(certKindServer, servedCertificate(p.tls, tlsServerName(p.cfg.TLS.Hosts)))
 	if p.storeMetrics != nil {
 		p.storeMetrics(r, rm.reg)

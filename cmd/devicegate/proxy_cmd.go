@@ -110,7 +110,7 @@ func startFeedGateway(ctx context.Context, r *role, cfg *config.Config, log *slo
 	rm.certs.add(certKindProxy, func() []*x509.Certificate { return []*x509.Certificate{feed.Certificate()} })
 	gw, err := startGateway(ctx, r, gatewayParts{
 		cfg: cfg, catalog: catalog, source: feed, sink: feed, trust: proxy.NewDeviceCAs(trusted, nil), reloadCAs: loadDevices, tls: serverTLS,
-		deviceCAs: certsFromFile(filepath.Join(dir, "devices.pem")), metrics: rm,
+		metrics:   rm,
 		pollEvery: max(cfg.Proxy.SyncInterval.Duration(), feedPollEvery),
 		name:      feed.Name(), // the CA records the certificate's name
 		reporter:  func(string) proxy.Reporter { return feed },
