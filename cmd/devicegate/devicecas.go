@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
@@ -57,6 +58,11 @@ func fileDeviceCAs(path string) deviceCAsLoader {
 		for rest := data; ; {
 			var block *pem.Block
 			if block, rest = pem.Decode(rest); block == nil {
+				// A file caught half-written would silently drop the
+				// intermediates after the cut: refuse it instead.
+				if bytes.Contains(rest, []byte("-----BEGIN")) {
+					return nil, nil, fmt.Errorf("%s: a PEM block does not decode (half-written?)", path)
+				}
 				break
 			}
 			if block.Type != "CERTIFICATE" {
@@ -66,8 +72,11 @@ func fileDeviceCAs(path string) deviceCAsLoader {
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", path, err)
 			}
-			if !c.IsCA {
-				return nil, nil, fmt.Errorf("%s: %s is not a CA certificate", path, c.Subject.CommonName)
+			switch {
+			case bytes.Equal(c.RawIssuer, c.RawSubject):
+				return nil, nil, fmt.Errorf("%s: %s is a root, not a device intermediate", path, c.Subject.CommonName)
+			case !c.IsCA || c.MaxPathLen != 0 || !c.MaxPathLenZero:
+				return nil, nil, fmt.Errorf("%s: %s is not a device intermediate (a CA that signs no CAs)", path, c.Subject.CommonName)
 			}
 			trusted = append(trusted, c)
 		}
