@@ -35,6 +35,10 @@ var refusalTexts = map[Reason]refusalEntry{
 		en: refusalText{What: "The certificate on this computer has been revoked (or replaced by a newer one) and no longer opens this page.", Next: "Ask the main account for a new one-time code and install the certificate again on the certificate page."},
 		zh: refusalText{What: "本电脑上的证书已被吊销（或已被新证书替换），不能再打开此页面。", Next: "请向主账号索取新的一次性安装码，在数字证书页面重新安装证书。"},
 	},
+	ReasonIssuerRetired: {
+		en: refusalText{What: "The certificate on this computer was issued by a certificate authority that has since been retired.", Next: "Ask the main account for a new one-time code and install the certificate again on the certificate page."},
+		zh: refusalText{What: "本电脑上的证书由已停用的证书颁发机构签发。", Next: "请向主账号索取新的一次性安装码，在数字证书页面重新安装证书。"},
+	},
 	ReasonExpired: {
 		en: refusalText{What: "The certificate on this computer has expired.", Next: "Renew it on the certificate page, or ask the main account for a new one-time code."},
 		zh: refusalText{What: "本电脑上的证书已过期。", Next: "请在数字证书页面续期，或向主账号索取新的一次性安装码。"},
