@@ -110,8 +110,9 @@ func (v *verifiedCache) add(k [32]byte) {
 	v.ok[k] = struct{}{}
 }
 
-// handshakeReasons are every value handshakeReason returns.
-var handshakeReasons = []string{"expired_or_not_yet_valid", "wrong_key_usage", "unknown_authority", "invalid"}
+// handshakeReasons are every reason of a handshake failure: the values
+// handshakeReason returns, and a certificate of a retired intermediate.
+var handshakeReasons = []string{"expired_or_not_yet_valid", "wrong_key_usage", "unknown_authority", "invalid", "retired_intermediate"}
 
 // handshakeReason classifies a chain verification error for metrics.
 func handshakeReason(err error) string {
