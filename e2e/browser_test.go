@@ -415,6 +415,13 @@ func startDemo(t *testing.T) *demoRun {
 // runs the demo with extra environment variables.
 func startDemoWith(t *testing.T, buildFlags, env []string) *demoRun {
 	t.Helper()
+	return startDemoConf(t, buildFlags, env, "")
+}
+
+// startDemoConf is startDemoWith with more lines for the config's proxy:
+// section (indented, e.g. "  max_staleness: 1h\n").
+func startDemoConf(t *testing.T, buildFlags, env []string, proxyConf string) *demoRun {
+	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "devicegate")
 	build := exec.Command("go", append(append([]string{"build", "-o", bin}, buildFlags...), "./cmd/devicegate")...)
@@ -423,7 +430,7 @@ func startDemoWith(t *testing.T, buildFlags, env []string) *demoRun {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	cfg := filepath.Join(dir, "devicegate.yaml")
-	conf := "data_dir: data\nca:\n  listen: 127.0.0.1:0\nproxy:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n" +
+	conf := "data_dir: data\nca:\n  listen: 127.0.0.1:0\nproxy:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n" + proxyConf +
 		"portal:\n  listen: 127.0.0.1:0\ndemo:\n  backoffice_listen: 127.0.0.1:0\n"
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)

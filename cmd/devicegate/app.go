@@ -140,6 +140,7 @@ func caOptions(cfg *config.Config, log *slog.Logger) ca.Options {
 		CRLValidity: cfg.CA.CRLValidity.Duration(),
 		PublicURL:   cfg.CA.PublicURL,
 		Logger:      log,
+		Now:         clockNow(),
 	}
 }
 

@@ -158,6 +158,7 @@ func startGateway(ctx context.Context, r *role, p gatewayParts, upstreams []conf
 		Metrics:      metrics,
 		Log:          log,
 		DeviceCAs:    p.trust,
+		Now:          clockNow(),
 	})
 	if err != nil {
 		return nil, err
