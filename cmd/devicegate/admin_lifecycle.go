@@ -23,8 +23,8 @@ func lifecycleCommands() []adminCommand {
 				return a.adminSubWindow(ctx, pos[0], *from, *until, env)
 			}
 		}},
-		{"sub role", "STORE:NAME --role ROLE [--grant P,...]", "change a sub-account's position and supplementary permission points", func(fs *flag.FlagSet) adminRun {
-			role := fs.String("role", "", "the position, `ROLE`")
+		{"sub role", "STORE:NAME --position P [--grant P,...]", "change a sub-account's position and supplementary permission points", func(fs *flag.FlagSet) adminRun {
+			role := positionFlag(fs)
 			grants := fs.String("grant", "", "supplementary permission points `P,...` (replaces the current ones; empty: none)")
 			return func(ctx context.Context, a *app, pos []string, env *cliEnv) error {
 				return a.adminSubRole(ctx, pos[0], *role, *grants, env)

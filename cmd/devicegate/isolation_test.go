@@ -98,7 +98,23 @@ func adminIsolationCases() map[string]struct {
 		"sub restore":    subCmd("sub restore"),
 		"sub freeze":     subCmd("sub freeze"),
 		"sub revoke-all": subCmd("sub revoke-all"),
-		"device revoke":  {exempt: operator + "; a device is named by its globally unique id or serial"},
+		"sub window":     subCmd("sub window", "--until", "2030-01-01"),
+		"sub role":       subCmd("sub role", "--position", "finance"),
+		// Positions are named by their catalog key, the same in every
+		// store: A's edits and resets of the position B's bee holds must
+		// leave B (its sub-accounts, policy and chain) as it was.
+		"position set": {run: func(t *testing.T, x *cliIso) {
+			mustCLI(t, "admin", "--config", x.cfg, "position", "set", "shop", "operations", "--points", "shipping")
+		}},
+		"position reset": {run: func(t *testing.T, x *cliIso) {
+			mustCLI(t, "admin", "--config", x.cfg, "position", "reset", "shop", "operations")
+		}},
+		"position list": {run: func(t *testing.T, x *cliIso) {
+			if out := mustCLI(t, "admin", "--config", x.cfg, "position", "list", "shop", "--json"); strings.Contains(out, x.bID) || strings.Contains(out, "bee") {
+				t.Fatalf("position list shop shows B: %s", out)
+			}
+		}},
+		"device revoke": {exempt: operator + "; a device is named by its globally unique id or serial"},
 
 		// Re-applies a saved CRL after a restore (docs/operations.md).
 		"device revoke-from-crl": {exempt: operator + "; the CRL is the whole CA's, checked against its device intermediate"},
