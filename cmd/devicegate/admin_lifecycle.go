@@ -23,7 +23,7 @@ func lifecycleCommands() []adminCommand {
 				return a.adminSubWindow(ctx, pos[0], *from, *until, env)
 			}
 		}},
-		{"sub role", "STORE:NAME --position P [--grant P,...]", "change a sub-account's position and supplementary permission points", func(fs *flag.FlagSet) adminRun {
+		{"sub position", "STORE:NAME --position P [--grant P,...]", "change a sub-account's position and supplementary permission points", func(fs *flag.FlagSet) adminRun {
 			role := positionFlag(fs)
 			grants := fs.String("grant", "", "supplementary permission points `P,...` (replaces the current ones; empty: none)")
 			return func(ctx context.Context, a *app, pos []string, env *cliEnv) error {
@@ -36,13 +36,13 @@ func lifecycleCommands() []adminCommand {
 				return a.adminPositionList(ctx, pos[0], *asJSON, env)
 			}
 		}},
-		{"position set", "STORE ROLE --points P,...", "set a position's permission points for this store (reaches every proxy)", func(fs *flag.FlagSet) adminRun {
+		{"position set", "STORE POSITION --points P,...", "set a position's permission points for this store (reaches every proxy)", func(fs *flag.FlagSet) adminRun {
 			points := fs.String("points", "", "the position's permission points `P,...` (empty: none)")
 			return func(ctx context.Context, a *app, pos []string, env *cliEnv) error {
 				return a.adminPositionSet(ctx, pos[0], pos[1], *points, env)
 			}
 		}},
-		{"position reset", "STORE ROLE", "give a position back the catalog's default points for this store", noFlags(
+		{"position reset", "STORE POSITION", "give a position back the catalog's default points for this store", noFlags(
 			func(ctx context.Context, a *app, pos []string, env *cliEnv) error {
 				return a.adminPositionReset(ctx, pos[0], pos[1], env)
 			})},

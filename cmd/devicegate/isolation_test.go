@@ -99,7 +99,7 @@ func adminIsolationCases() map[string]struct {
 		"sub freeze":     subCmd("sub freeze"),
 		"sub revoke-all": subCmd("sub revoke-all"),
 		"sub window":     subCmd("sub window", "--until", "2030-01-01"),
-		"sub role":       subCmd("sub role", "--position", "finance"),
+		"sub position":   subCmd("sub position", "--position", "finance"),
 		// Positions are named by their catalog key, the same in every
 		// store: A's edits and resets of the position B's bee holds must
 		// leave B (its sub-accounts, policy and chain) as it was.

@@ -100,7 +100,7 @@ func TestPositionCLI(t *testing.T) {
 		{"position", "set", "shop", "finance", "--points", "reports,nope"},
 		{"position", "set", "nostore", "finance", "--points", "reports"},
 		{"position", "reset", "shop", "finance"}, // never edited
-		{"sub", "role", "shop:alice", "--role", "finance", "--grant", "nope"},
+		{"sub", "position", "shop:alice", "--role", "finance", "--grant", "nope"},
 		{"sub", "add", "shop:alice", "--role", "operations"},
 	} {
 		code, _, errOut := cli(t, append([]string{"admin", "--config", cfg}, args...)...)
@@ -120,9 +120,9 @@ func TestPositionCLI(t *testing.T) {
 	if line := lineWith(mustCLI(t, "admin", "--config", cfg, "position", "list", "other"), "finance ("); !strings.Contains(line, "default") {
 		t.Fatalf("another store's position changed: %q", line)
 	}
-	out := mustCLI(t, "admin", "--config", cfg, "sub", "role", "shop:alice", "--role", "finance", "--grant", "orders.export")
+	out := mustCLI(t, "admin", "--config", cfg, "sub", "position", "shop:alice", "--role", "finance", "--grant", "orders.export")
 	if !strings.Contains(out, "supplementary points orders.export") {
-		t.Fatalf("sub role: %q", out)
+		t.Fatalf("sub position: %q", out)
 	}
 	mustCLI(t, "admin", "--config", cfg, "position", "reset", "shop", "finance")
 	audit := mustCLI(t, "admin", "--config", cfg, "audit", "shop")
