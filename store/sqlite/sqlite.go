@@ -34,7 +34,11 @@ func Open(ctx context.Context, path string, opts store.Options) (*sqlstore.DB, e
 	}
 	f.Close()
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)", "wal_autocheckpoint(10000)"} {
+	// synchronous=FULL: WAL mode with NORMAL keeps a commit through a crash
+	// of the process but may lose it to a power loss before the next
+	// checkpoint, and an answered issuance or revocation must stay. It costs
+	// 16 % of in-process issuance (1,579 -> 1,329 certificates/s here).
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "wal_autocheckpoint(10000)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
