@@ -202,7 +202,13 @@ func (a *Authority) Renew(ctx context.Context, oldLeaf *x509.Certificate, csrDat
 	if err != nil {
 		return nil, err
 	}
-	return a.renew(ctx, p, SerialHex(oldLeaf), csrData, IssueRequest{})
+	// The signer verifies the CSR's signature (ErrCSRSignature) before it
+	// signs; nothing before it writes.
+	csr, err := parseCSRUnverified(csrData, a.opts.AllowRSA)
+	if err != nil {
+		return nil, err
+	}
+	return a.renew(ctx, p, SerialHex(oldLeaf), csr, IssueRequest{})
 }
 
 // SessionRenewal is a renewal asked for in the portal by the logged-in
@@ -237,18 +243,13 @@ func (a *Authority) RenewForSession(ctx context.Context, r SessionRenewal) (*Iss
 		return nil, store.ErrNotFound // another sub-account's device: as if it did not exist
 	}
 	p := identity.Principal{TrustDomain: a.opts.TrustDomain, TenantID: r.TenantID, SubID: r.SubID, DeviceID: dev.ID}
-	return a.renew(ctx, p, dev.Serial, r.CSR, IssueRequest{ClientIP: r.ClientIP, UA: r.UA})
+	return a.renew(ctx, p, dev.Serial, csr, IssueRequest{ClientIP: r.ClientIP, UA: r.UA})
 }
 
 // renew is the one renewal path: p's device, whose current serial the
-// caller named, gets a certificate for the CSR's key.
-func (a *Authority) renew(ctx context.Context, p identity.Principal, oldSerial string, csrData []byte, from IssueRequest) (*Issued, error) {
-	// The signer verifies the CSR's signature (ErrCSRSignature) before it
-	// signs; nothing before it writes.
-	csr, err := parseCSRUnverified(csrData, a.opts.AllowRSA)
-	if err != nil {
-		return nil, err
-	}
+// caller named, gets a certificate for the CSR's key (parsed, its
+// signature checked by the signer).
+func (a *Authority) renew(ctx context.Context, p identity.Principal, oldSerial string, csr *x509.CertificateRequest, from IssueRequest) (*Issued, error) {
 	now := a.now()
 	dev, err := a.store.GetDevice(ctx, p.TenantID, p.DeviceID)
 	if err != nil {
