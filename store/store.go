@@ -15,6 +15,7 @@ import (
 // shared conformance suite in store/storetest.
 type Store interface {
 	Verifications // real-person verification (verification.go)
+	OwnerCerts    // the owner's own device certificates (ownercert.go)
 
 	// Tenants.
 	CreateTenant(ctx context.Context, t NewTenant, actor Actor) (Tenant, error)

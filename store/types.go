@@ -23,6 +23,9 @@ type Tenant struct {
 	DisplayName       string
 	OwnerPasswordHash string
 	OwnerTOTPSecret   []byte // plaintext in memory, sealed at rest
+	// OwnerCertRequired: every owner page and action needs a valid owner
+	// device certificate (OwnerCerts).
+	OwnerCertRequired bool
 	CreatedAt         time.Time
 }
 
@@ -97,9 +100,12 @@ type SubAccount struct {
 	// VerifyFrozen: frozen for not finishing real-person verification in
 	// time (see Verification); set only by UpdateVerification.
 	VerifyFrozen bool
-	ChangeSeq    int64 // policy seq of the last change to this row
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Owner: the hidden sub-account of the owner's own computers
+	// (OwnerCerts); never listed, never a staff login.
+	Owner     bool
+	ChangeSeq int64 // policy seq of the last change to this row
+	CreatedAt time.Time
+	UpdatedAt time.Time
 
 	// RolePoints are the store's own points of Role when the owner edited
 	// the position (RoleEdited; else the catalog's defaults apply). Filled
@@ -108,8 +114,14 @@ type SubAccount struct {
 	RoleEdited bool
 }
 
-// FullName is the display identity "store:name".
-func (s SubAccount) FullName() string { return s.TenantName + ":" + s.Name }
+// FullName is the display identity "store:name"; the owner's own is the
+// store's name, as the owner logs in.
+func (s SubAccount) FullName() string {
+	if s.Owner {
+		return s.TenantName
+	}
+	return s.TenantName + ":" + s.Name
+}
 
 // SubAccountFilter narrows ListSubAccounts.
 type SubAccountFilter struct {

@@ -14,7 +14,7 @@ import (
 )
 
 const subColumns = `s.id, s.tenant_id, t.name, s.name, s.role, s.grants, s.status, s.password_hash, s.phone_enabled, s.totp,
-	s.protect_enabled, s.max_devices, s.not_before, s.not_after, s.change_seq, s.created_at, s.updated_at, s.verify_frozen`
+	s.protect_enabled, s.max_devices, s.not_before, s.not_after, s.change_seq, s.created_at, s.updated_at, s.verify_frozen, s.is_owner`
 
 const subFrom = ` FROM sub_accounts s JOIN tenants t ON t.id = s.tenant_id `
 
@@ -22,14 +22,14 @@ func (s *DB) scanSub(row scanner) (store.SubAccount, error) {
 	var a store.SubAccount
 	var grants string
 	var sealed []byte
-	var phone, protect, verifyFrozen int
+	var phone, protect, verifyFrozen, owner int
 	var nb, na, created, updated int64
 	err := row.Scan(&a.ID, &a.TenantID, &a.TenantName, &a.Name, &a.Role, &grants, &a.Status, &a.PasswordHash, &phone, &sealed,
-		&protect, &a.Protection.MaxDevices, &nb, &na, &a.ChangeSeq, &created, &updated, &verifyFrozen)
+		&protect, &a.Protection.MaxDevices, &nb, &na, &a.ChangeSeq, &created, &updated, &verifyFrozen, &owner)
 	if err != nil {
 		return a, notFound(err, "sub-account")
 	}
-	a.PhoneEnabled, a.Protection.Enabled, a.VerifyFrozen = phone == 1, protect == 1, verifyFrozen == 1
+	a.PhoneEnabled, a.Protection.Enabled, a.VerifyFrozen, a.Owner = phone == 1, protect == 1, verifyFrozen == 1, owner == 1
 	a.Window = store.Window{NotBefore: fromTS(nb), NotAfter: fromTS(na)}
 	a.CreatedAt, a.UpdatedAt = fromTS(created), fromTS(updated)
 	if grants != "" {
@@ -127,17 +127,19 @@ func (s *DB) GetSubAccount(ctx context.Context, tenantID, subID string) (store.S
 	return s.scanSub(s.ro().QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.id = ?`), tenantID, subID))
 }
 
-// GetSubAccountByName returns a sub-account by the name after "store:".
+// GetSubAccountByName returns a sub-account by the name after "store:"
+// (never the owner's own, see store.OwnerCerts).
 func (s *DB) GetSubAccountByName(ctx context.Context, tenantID, name string) (store.SubAccount, error) {
-	return s.scanSub(s.ro().QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.name = ?`), tenantID, name))
+	return s.scanSub(s.ro().QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.name = ? AND s.is_owner = 0`), tenantID, name))
 }
 
-// ListSubAccounts lists a tenant's sub-accounts by name.
+// ListSubAccounts lists a tenant's sub-accounts by name (staff only: not
+// the owner's own, see store.OwnerCerts).
 func (s *DB) ListSubAccounts(ctx context.Context, tenantID string, f store.SubAccountFilter) ([]store.SubAccount, error) {
 	if f.Status != "" && !f.Status.Valid() {
 		return nil, invalid("unknown status %q", f.Status)
 	}
-	rows, err := s.ro().QueryContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? ORDER BY s.name`), tenantID)
+	rows, err := s.ro().QueryContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.is_owner = 0 ORDER BY s.name`), tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +171,11 @@ func (s *DB) updateSub(ctx context.Context, tenantID, subID string, actor store.
 		a, err := s.scanSub(tx.QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.id = ?`+s.d.ForUpdate), tenantID, subID))
 		if err != nil {
 			return err
+		}
+		// The owner's own sub-account has a quota and nothing else a
+		// sub-account has (no login, position, status or window).
+		if a.Owner && action != "sub.protect" {
+			return fmt.Errorf("sub-account: %w", store.ErrNotFound)
 		}
 		seq, err := s.nextSeq(ctx, tx)
 		if err != nil {
@@ -245,6 +252,9 @@ func (s *DB) SetProtection(ctx context.Context, tenantID, subID string, p store.
 		return store.SubAccount{}, invalid("the number of computers must be between 1 and %d", store.MaxDevicesLimit)
 	}
 	return s.updateSub(ctx, tenantID, subID, actor, "sub.protect", func(ctx context.Context, tx *txn, a *store.SubAccount, _ int64) (map[string]string, error) {
+		if a.Owner && !p.Enabled {
+			return nil, invalid("the owner's certificate protection stays on (choose 1..%d computers)", store.MaxDevicesLimit)
+		}
 		if p.Enabled {
 			if !a.PhoneEnabled {
 				return nil, &store.NotEligibleError{Reason: "phone_not_verified"}

@@ -41,7 +41,7 @@ func (s *DB) CreateTenant(ctx context.Context, nt store.NewTenant, actor store.A
 	return t, nil
 }
 
-const tenantColumns = `id, name, display_name, owner_password_hash, owner_totp, created_at`
+const tenantColumns = `id, name, display_name, owner_password_hash, owner_totp, owner_cert_required, created_at`
 
 // scanner is *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
@@ -49,11 +49,11 @@ type scanner interface{ Scan(dest ...any) error }
 func (s *DB) scanTenant(row scanner) (store.Tenant, error) {
 	var t store.Tenant
 	var sealed []byte
-	var created int64
-	if err := row.Scan(&t.ID, &t.Name, &t.DisplayName, &t.OwnerPasswordHash, &sealed, &created); err != nil {
+	var created, certRequired int64
+	if err := row.Scan(&t.ID, &t.Name, &t.DisplayName, &t.OwnerPasswordHash, &sealed, &certRequired, &created); err != nil {
 		return t, notFound(err, "store")
 	}
-	t.CreatedAt = fromTS(created)
+	t.CreatedAt, t.OwnerCertRequired = fromTS(created), certRequired == 1
 	var err error
 	t.OwnerTOTPSecret, err = s.sealer.open(sealed, "tenant:"+t.ID)
 	return t, err
