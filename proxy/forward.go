@@ -292,6 +292,7 @@ func (f *directForwarder) get(ctx context.Context) (*upstreamConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	c = wrapSock(c)
 	return &upstreamConn{Conn: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}, nil
 }
 

@@ -94,7 +94,7 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // serveConn does the TLS handshake, then picks the fast path or net/http.
 func (s *Server) serveConn(raw net.Conn) {
-	tc := tls.Server(raw, s.http.TLSConfig)
+	tc := tls.Server(wrapSock(raw), s.http.TLSConfig)
 	s.connState(tc, http.StateNew)
 	_ = tc.SetDeadline(time.Now().Add(s.handshakeTimeout()))
 	if err := tc.Handshake(); err != nil {
