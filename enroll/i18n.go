@@ -197,7 +197,7 @@ var messages = map[string][2]string{
 // catalogs builds the per-language lookup the templates use as .L.
 func catalogs() map[string]map[string]string {
 	out := map[string]map[string]string{"en": {}, "zh": {}}
-	for _, table := range []map[string][2]string{messages, verifyMessages} {
+	for _, table := range []map[string][2]string{messages, verifyMessages, ownerCertMessages} {
 		for k, v := range table {
 			out["en"][k] = v[0]
 			out["zh"][k] = v[1]

@@ -29,6 +29,7 @@ type isoFixture struct {
 	b            store.Tenant
 	bSub         store.SubAccount
 	bDev         store.Device
+	bOwnerDev    store.Device // one of B's owner's own computers
 }
 
 const (
@@ -58,6 +59,14 @@ func newIsoFixture(t *testing.T) *isoFixture {
 		t.Fatal(err)
 	}
 	x.bDev = is.Device
+	bOwner, err := e.st.EnsureOwnerAccount(e.ctx, x.b.ID, cliActor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if is, err = e.authority.Issue(e.ctx, ca.IssueRequest{TenantID: x.b.ID, SubID: bOwner.ID, CSR: csrPEM(t), Label: "b owner pc"}); err != nil {
+		t.Fatal(err)
+	}
+	x.bOwnerDev = is.Device
 	return x
 }
 
@@ -161,7 +170,7 @@ func portalIsolationCases() map[string]isoCase {
 	}
 	noLeak := func(t *testing.T, x *isoFixture, where, body string) {
 		t.Helper()
-		for _, s := range []string{x.bSub.ID, x.bDev.ID, x.bDev.Serial, x.b.ID} {
+		for _, s := range []string{x.bSub.ID, x.bDev.ID, x.bDev.Serial, x.b.ID, x.bOwnerDev.ID, x.bOwnerDev.Serial} {
 			if strings.Contains(body, s) {
 				t.Fatalf("%s shows B's %q:\n%s", where, s, body)
 			}
@@ -285,6 +294,42 @@ func portalIsolationCases() map[string]isoCase {
 					if row[5] != "denied.cross_tenant" || row[3] != "shop" {
 						t.Fatalf("A's export for %q has a row of B: %q", q, row)
 					}
+				}
+			}
+		}},
+		// The owner's own computers (ownercert_test.go): the session's
+		// store's owner only; B's computers are neither shown nor revoked.
+		"GET /owner/certs": {run: func(t *testing.T, x *isoFixture, _ string) {
+			st, body, _ := x.owner.get("/owner/certs")
+			if st != http.StatusOK {
+				t.Fatalf("A's owner computers: %d", st)
+			}
+			noLeak(t, x, "A's owner computers", body)
+		}},
+		"POST /owner/certs/limit":    {exempt: "takes no ids: the session's store's owner account only (TestOwnerEnrollsOwnComputers)"},
+		"POST /owner/certs/required": {exempt: "takes no ids: the session's store's setting only (TestOwnerCertRequiredGate)"},
+		"GET /owner/certs/enroll":    {exempt: "own identity only: the session's store's owner account"},
+		"POST /owner/certs/devices/{dev}/revoke": {run: func(t *testing.T, x *isoFixture, pattern string) {
+			// B's owner computer, then B's staff device, then A's staff device
+			// (not an owner computer: not found either, recorded as such).
+			ownerPost(func(x *isoFixture) string { return "/owner/certs/devices/" + x.bOwnerDev.ID + "/revoke" },
+				func(x *isoFixture) string { return x.bOwnerDev.ID }, nil).run(t, x, pattern)
+			ownerPost(func(x *isoFixture) string { return "/owner/certs/devices/" + x.bDev.ID + "/revoke" }, bDevID, nil).run(t, x, pattern)
+			ownerPost(func(x *isoFixture) string { return "/owner/certs/devices/" + x.aDev + "/revoke" },
+				func(x *isoFixture) string { return x.aDev }, nil).run(t, x, pattern)
+			if d, _ := x.e.st.GetDevice(x.e.ctx, x.e.tenant.ID, x.aDev); d.Status != store.DeviceActive {
+				t.Fatal("A's staff device was revoked through the owner's own page")
+			}
+		}},
+		"POST /owner/api/enroll": {run: func(t *testing.T, x *isoFixture, _ string) {
+			tok := x.ownerToken()
+			for _, field := range []string{"sub_id", "tenant_id", "subaccount"} {
+				body, _ := json.Marshal(map[string]string{"csr": string(csrPEM(t)), "label": "x", field: x.bSub.ID})
+				req, _ := http.NewRequest("POST", x.owner.url("/owner/api/enroll"), strings.NewReader(string(body)))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-CSRF-Token", tok)
+				if st, _, _ := x.owner.do(req); st != http.StatusBadRequest {
+					t.Fatalf("owner enroll with %s of B: %d, want 400", field, st)
 				}
 			}
 		}},

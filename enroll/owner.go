@@ -223,6 +223,9 @@ const propagationShown = time.Hour
 
 func (p *Portal) subFor(w http.ResponseWriter, r *http.Request, s *session) (store.SubAccount, bool) {
 	sub, err := p.opts.Store.GetSubAccount(r.Context(), s.tenantID, r.PathValue("id"))
+	if err == nil && sub.Owner { // the owner's own computers are at /owner/certs
+		err = store.ErrNotFound
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			p.notInStore(w, r, s, r.PathValue("id"))

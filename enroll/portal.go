@@ -39,6 +39,13 @@ type Options struct {
 	// identity provider's signed callback (verify_callback.go).
 	Verifier          Verifier
 	VerifyCallbackKey []byte
+	// TrustDomain is the CA's (device certificates' URIs); the owner's
+	// own certificate is checked against it (ownercert.go).
+	TrustDomain string
+	// OwnerConsoleURL is the owner-console listener's address (the one
+	// that asks for the owner's certificate), shown where an owner page
+	// needs the certificate; "" when there is none.
+	OwnerConsoleURL string
 }
 
 // Portal is the portal's HTTP handler.
@@ -137,6 +144,7 @@ func (p *Portal) routes(m routetable.Router) {
 	m.HandleFunc("GET /staff/devices/{dev}/renew", p.staff(p.renewPage))
 	m.HandleFunc("POST /staff/api/devices/{dev}/renew", p.post(p.staff(p.renewAPI)))
 	p.verifyRoutes(m)
+	p.ownerCertRoutes(m)
 }
 
 // ServeHTTP adds the security headers every response carries.
@@ -188,7 +196,7 @@ type sessionHandler func(w http.ResponseWriter, r *http.Request, s *session)
 // owner and staff require a completed login of that kind; a POST also
 // needs the session's CSRF token (form field or X-CSRF-Token header).
 func (p *Portal) owner(next sessionHandler) http.HandlerFunc {
-	return p.require(kindOwner, "/owner/login", next)
+	return p.require(kindOwner, "/owner/login", p.ownerCertGate(next))
 }
 
 func (p *Portal) staff(next sessionHandler) http.HandlerFunc {

@@ -139,11 +139,16 @@ func (p *Portal) loadSession(r *http.Request) (*session, *http.Request) {
 
 // fail answers with a message page (key of the message table).
 func (p *Portal) fail(w http.ResponseWriter, r *http.Request, status int, key string) {
-	if strings.HasPrefix(r.URL.Path, "/staff/api/") {
-		writeError(w, status, key, messages[key][0], messages[key][1])
+	if isPageAPI(r) {
+		writeError(w, status, key, p.pages.texts["en"][key], p.pages.texts["zh"][key])
 		return
 	}
 	p.render(w, r, status, "message", view{Error: p.pages.texts[pickLang(r)][key]})
+}
+
+// isPageAPI: the request is a page script's JSON call, answered in JSON.
+func isPageAPI(r *http.Request) bool {
+	return strings.HasPrefix(r.URL.Path, "/staff/api/") || strings.HasPrefix(r.URL.Path, "/owner/api/")
 }
 
 // text is one message in the request's language.

@@ -40,6 +40,7 @@ type demoCredentials struct {
 type demoInfo struct {
 	CAURL           string     `json:"ca_url"`
 	PortalURL       string     `json:"portal_url"`
+	OwnerConsoleURL string     `json:"owner_console_url,omitempty"` // portal.owner_listen, when set
 	ProxyURL        string     `json:"proxy_url"`
 	BackofficeURL   string     `json:"backoffice_url"`
 	MetricsURL      string     `json:"metrics_url"`
@@ -106,15 +107,20 @@ func runDemo(ctx context.Context, configPath, dataDir, logLevel string, env *cli
 	if err != nil {
 		return err
 	}
-	handler, err := a.portalHandler(gw.proxy.URL()+"/", log)
+	owner, err := a.startOwnerConsole(ctx, log)
 	if err != nil {
 		return err
 	}
-	portal.srv.Handler = handler
+	handler, err := a.portalHandler(gw.proxy.URL()+"/", a.ownerConsoleURL(owner), log)
+	if err != nil {
+		return err
+	}
+	portalServers := servePortal(handler, portal, owner)
 
 	info := demoInfo{
 		CAURL:           caSrv.URL(),
 		PortalURL:       portal.URL() + "/",
+		OwnerConsoleURL: a.ownerConsoleURL(owner),
 		BackofficeURL:   bo.URL(),
 		ProxyURL:        gw.proxy.URL(),
 		MetricsURL:      gw.admin.URL() + "/metrics",
@@ -131,7 +137,8 @@ func runDemo(ctx context.Context, configPath, dataDir, logLevel string, env *cli
 	}
 	printDemoInfo(env, info, infoPath)
 	r.own("verify deadlines", a.verifyDeadlines(log).Run)
-	r.serve(caSrv.serve, portal.serve, bo.serve, gw.proxy.serve, gw.admin.serve)
+	r.serve(caSrv.serve, bo.serve, gw.proxy.serve, gw.admin.serve)
+	r.serve(portalServers...)
 	return r.run(ctx)
 }
 
@@ -139,6 +146,9 @@ func printDemoInfo(env *cliEnv, info demoInfo, infoPath string) {
 	w := env.stdout
 	fmt.Fprintln(w, "devicegate demo is running (Ctrl-C stops it)")
 	fmt.Fprintf(w, "  portal               %s (owner console, staff certificate installation)\n", info.PortalURL)
+	if info.OwnerConsoleURL != "" {
+		fmt.Fprintf(w, "  owner console        %s (asks for the owner's own certificate)\n", info.OwnerConsoleURL)
+	}
 	fmt.Fprintf(w, "  CA / enrollment API  %s\n", info.CAURL)
 	fmt.Fprintf(w, "  CRL                  %s\n", info.CRLURL)
 	fmt.Fprintf(w, "  mTLS proxy           %s (the back-office app with device-certificate checks)\n", info.ProxyURL)

@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"strings"
 
 	"github.com/devicegate/devicegate/ca"
 	"github.com/devicegate/devicegate/enroll"
@@ -88,12 +92,61 @@ func (a *app) startPortal(ctx context.Context, log *slog.Logger) (*server, error
 	return listen("portal", a.cfg.Portal.Listen, nil, tc, log)
 }
 
+// startOwnerConsole binds the owner console's own HTTPS listener
+// (portal.owner_listen; nil when not configured). Its handshake asks for a
+// device certificate and verifies it against the device intermediates
+// without requiring one; the portal checks per request that it is the
+// owner's own (enroll/ownercert.go). The staff listener never asks, so no
+// staff browser sees a certificate picker (docs/lifecycle.md).
+func (a *app) startOwnerConsole(ctx context.Context, log *slog.Logger) (*server, error) {
+	if a.cfg.Portal.OwnerListen == "" {
+		return nil, nil
+	}
+	tc, err := a.serverTLS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tc.ClientAuth = tls.VerifyClientCertIfGiven
+	tc.ClientCAs = a.ca.Keys().DevicePool()
+	tc.MinVersion = tls.VersionTLS12
+	return listen("owner console", a.cfg.Portal.OwnerListen, nil, tc, log)
+}
+
+// ownerConsoleURL is the owner console's address as browsers reach it.
+func (a *app) ownerConsoleURL(owner *server) string {
+	switch {
+	case owner == nil:
+		return ""
+	case a.cfg.Portal.OwnerURL != "":
+		return strings.TrimSuffix(a.cfg.Portal.OwnerURL, "/")
+	}
+	return owner.URL()
+}
+
 // portalHandler is the owner console and staff enrollment page.
-func (a *app) portalHandler(proxyURL string, log *slog.Logger) (*enroll.Portal, error) {
+func (a *app) portalHandler(proxyURL, ownerURL string, log *slog.Logger) (*enroll.Portal, error) {
 	key, err := secrets.LoadOrCreateKey(filepath.Join(a.cfg.DataDir, "portal-cookie.key"))
 	if err != nil {
 		return nil, err
 	}
+	var callbackKey []byte // nil: the identity provider's callback is off
+	if f := a.cfg.Portal.VerifyCallbackKeyFile; f != "" {
+		if callbackKey, err = secrets.LoadKey(f); err != nil {
+			return nil, fmt.Errorf("portal.verify_callback_key_file: %w", err)
+		}
+	}
 	return enroll.New(enroll.Options{Store: a.store, Issuer: caIssuer{a.ca}, Catalog: a.catalog, ProxyURL: proxyURL,
-		CookieKey: key, Log: log, Now: clockNow()})
+		CookieKey: key, Log: log, Now: clockNow(), VerifyCallbackKey: callbackKey, TrustDomain: a.cfg.CA.TrustDomain,
+		OwnerConsoleURL: ownerURL})
+}
+
+// servePortal gives the portal's listeners (the owner console's may be
+// nil) the handler and returns their serve functions.
+func servePortal(h http.Handler, portal, owner *server) []func(context.Context) error {
+	portal.srv.Handler = h
+	if owner == nil {
+		return []func(context.Context) error{portal.serve}
+	}
+	owner.srv.Handler = h
+	return []func(context.Context) error{portal.serve, owner.serve}
 }

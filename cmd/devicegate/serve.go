@@ -41,18 +41,26 @@ func runServe(ctx context.Context, configPath string, env *cliEnv) error {
 	if err != nil {
 		return err
 	}
-	handler, err := a.portalHandler(a.cfg.Portal.ProxyURL, log)
+	owner, err := a.startOwnerConsole(ctx, log)
 	if err != nil {
 		return err
 	}
-	portal.srv.Handler = handler
+	handler, err := a.portalHandler(a.cfg.Portal.ProxyURL, a.ownerConsoleURL(owner), log)
+	if err != nil {
+		return err
+	}
+	portalServers := servePortal(handler, portal, owner)
 	log.Info("CA listening", "url", srv.URL())
 	log.Info("portal listening", "url", portal.URL())
+	if owner != nil {
+		log.Info("owner console listening", "url", a.ownerConsoleURL(owner))
+	}
 	if err := a.startCertificates(ctx); err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
 	r.own("verify deadlines", a.verifyDeadlines(log).Run)
-	r.serve(srv.serve, portal.serve)
+	r.serve(srv.serve)
+	r.serve(portalServers...)
 	if addr := a.cfg.CA.AdminListen; addr != "" {
 		a.exportCAMetrics(srv)
 		admin, err := a.metrics().listenAdmin(addr, false, log)
@@ -63,6 +71,9 @@ func runServe(ctx context.Context, configPath string, env *cliEnv) error {
 		r.serve(admin.serve)
 	}
 	fmt.Fprintf(env.stdout, "ca_url: %s\nportal_url: %s/\n", srv.URL(), portal.URL())
+	if owner != nil {
+		fmt.Fprintf(env.stdout, "owner_console_url: %s/\n", a.ownerConsoleURL(owner))
+	}
 	return r.run(ctx)
 }
 

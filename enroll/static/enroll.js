@@ -83,7 +83,7 @@
       var keys = await pki.generateKeyPair();
       var csr = await pki.buildCSR(keys, meta("dg-sub"));
       // A renewal names its device in the URL; its body is the CSR alone.
-      var payload = meta("dg-enroll-api") ? { csr: csr } : { csr: csr, label: $("label").value };
+      var payload = meta("dg-renew") ? { csr: csr } : { csr: csr, label: $("label").value };
       var answer = await postEnroll(JSON.stringify(payload));
       var resp = answer.resp, body = answer.body;
       if (!resp.ok) {
@@ -136,6 +136,6 @@
       $("enroll-form").hidden = false;
       $("enroll-form").addEventListener("submit", enroll);
     }
-    $("check-install").addEventListener("click", checkInstallation);
+    if ($("check-install")) $("check-install").addEventListener("click", checkInstallation);
   });
 })();

@@ -146,6 +146,18 @@ type Portal struct {
 	// ProxyURL is the mTLS gateway's address as staff browsers reach it:
 	// "check installation" asks its whoami endpoint.
 	ProxyURL string `yaml:"proxy_url"`
+	// OwnerListen (empty: none) is the owner console's own HTTPS listener:
+	// the same portal, but the TLS handshake asks for a device certificate
+	// (the owner's own, docs/lifecycle.md). Listen never asks, so staff
+	// browsers holding a certificate see no certificate picker there.
+	OwnerListen string `yaml:"owner_listen"`
+	// OwnerURL is OwnerListen's address as the owner's browser reaches it
+	// (default https://localhost:PORT).
+	OwnerURL string `yaml:"owner_url"`
+	// VerifyCallbackKeyFile (empty: callback off) holds the key, 32 bytes
+	// hex, mode 0600, that signs an identity provider's verification
+	// results (POST /verify/callback, docs/verification.md).
+	VerifyCallbackKeyFile string `yaml:"verify_callback_key_file"`
 }
 
 // Demo configures what only `devicegate demo` runs.

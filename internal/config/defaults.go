@@ -81,6 +81,7 @@ func (c *Config) setDefaults(baseDir string, p *problems) {
 	}
 	def(&c.Portal.Listen, "127.0.0.1:8444")
 	def(&c.Portal.ProxyURL, "https://localhost:9443/")
+	c.Portal.VerifyCallbackKeyFile = abs(c.Portal.VerifyCallbackKeyFile)
 	def(&c.Demo.BackofficeListen, "127.0.0.1:8081")
 	c.PermissionsFile = abs(c.PermissionsFile)
 	def(&c.Log.Level, "info")

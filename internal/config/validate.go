@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/internal/identity"
+	"github.com/devicegate/devicegate/internal/secrets"
 )
 
 // validate checks the defaulted config section by section, in the order
@@ -20,6 +21,13 @@ func (c *Config) validate(p *problems) {
 	c.Proxy.validate(p, c.AllowPublicListen, c.TLS)
 	checkListen(p, "portal.listen", c.Portal.Listen, c.AllowPublicListen)
 	checkHTTPSURL(p, "portal.proxy_url", c.Portal.ProxyURL)
+	c.Portal.validateOwner(p, c.AllowPublicListen)
+	if f := c.Portal.VerifyCallbackKeyFile; f != "" {
+		// Read to check it (mode, length); the key itself goes nowhere.
+		if _, err := secrets.LoadKey(f); err != nil {
+			p.add("portal.verify_callback_key_file", "%v", err)
+		}
+	}
 	checkListen(p, "demo.backoffice_listen", c.Demo.BackofficeListen, c.AllowPublicListen)
 	c.TLS.validate(p)
 	c.Log.validate(p)
@@ -248,4 +256,20 @@ func isToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// validateOwner checks the owner console's listener and its address.
+func (x Portal) validateOwner(p *problems, public bool) {
+	if x.OwnerListen != "" {
+		checkListen(p, "portal.owner_listen", x.OwnerListen, public)
+		if x.OwnerListen == x.Listen && !strings.HasSuffix(x.Listen, ":0") { // ":0": two kernel-chosen ports
+			p.add("portal.owner_listen", "must differ from portal.listen (that one never asks for a certificate)")
+		}
+	}
+	if x.OwnerURL != "" {
+		checkHTTPSURL(p, "portal.owner_url", x.OwnerURL)
+		if x.OwnerListen == "" {
+			p.add("portal.owner_url", "set only with portal.owner_listen")
+		}
+	}
 }
