@@ -187,7 +187,8 @@ func adminTable() []adminCommand {
 				return a.adminAuditVerify(ctx, pos[0], env)
 			})},
 	}
-	return append(cmds, lifecycleCommands()...)
+	cmds = append(cmds, lifecycleCommands()...)
+	return append(cmds, ownerAndVerifyCommands()...)
 }
 
 // adminPrefix is what every admin command line starts with.
@@ -232,10 +233,11 @@ func (c adminCommand) usage(w io.Writer, fs *flag.FlagSet) {
 	}
 }
 
-// findAdmin picks the command words name: two words ("sub add"), else one
-// ("audit STORE"). It returns the command and its remaining arguments.
+// findAdmin picks the command words name: three words ("sub verify
+// approve"), else two ("sub add"), else one ("audit STORE"). It returns the
+// command and its remaining arguments.
 func findAdmin(cmds []adminCommand, words []string) (adminCommand, []string, bool) {
-	for n := min(2, len(words)); n >= 1; n-- {
+	for n := min(3, len(words)); n >= 1; n-- {
 		name := strings.Join(words[:n], " ")
 		if i := slices.IndexFunc(cmds, func(c adminCommand) bool { return c.name == name }); i >= 0 {
 			return cmds[i], words[n:], true

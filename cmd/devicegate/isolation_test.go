@@ -72,9 +72,16 @@ func adminIsolationCases() map[string]struct {
 	}
 	const operator = "operator-wide by design: no STORE argument, the operator CLI acts for every store (or, for proxies, for none)"
 	return map[string]c{
-		"store add":  {exempt: operator},
-		"store list": {exempt: operator},
-		"owner set":  {exempt: "takes only the store it acts on; no ids of another store"},
+		"store add":           {exempt: operator},
+		"store list":          {exempt: operator},
+		"owner set":           {exempt: "takes only the store it acts on; no ids of another store"},
+		"owner cert-required": {exempt: "takes only the store it acts on; no ids of another store (TestOwnerCertRequiredCLI)"},
+		// B's sub-account given with store A: not found in A; B's
+		// verification (in B's audit chain) does not move.
+		"sub verify approve":  subCmd("sub verify approve"),
+		"sub verify reject":   subCmd("sub verify reject", "--reason", "not this person"),
+		"sub verify unfreeze": subCmd("sub verify unfreeze"),
+		"sub verify unbind":   subCmd("sub verify unbind"),
 		// A name B uses is free in A: created in A, nothing in B.
 		"sub add": {run: func(t *testing.T, x *cliIso) {
 			mustCLI(t, "admin", "--config", x.cfg, "sub", "add", "shop:wasp", "--role", "finance")
