@@ -379,6 +379,7 @@ func (s *shots) take(ctx context.Context, name string) {
 // demoInfo is the part of demo.json the test reads.
 type demoInfo struct {
 	PortalURL       string `json:"portal_url"`
+	OwnerConsoleURL string `json:"owner_console_url"` // with portal.owner_listen only
 	ProxyURL        string `json:"proxy_url"`
 	RootCAFile      string `json:"root_ca_file"`
 	Store           string `json:"store"`
@@ -422,6 +423,13 @@ func startDemoWith(t *testing.T, buildFlags, env []string) *demoRun {
 // section (indented, e.g. "  max_staleness: 1h\n").
 func startDemoConf(t *testing.T, buildFlags, env []string, proxyConf string) *demoRun {
 	t.Helper()
+	return startDemoSections(t, buildFlags, env, proxyConf, "")
+}
+
+// startDemoSections is startDemoConf with more lines for the portal:
+// section too (e.g. "  owner_listen: 127.0.0.1:0\n").
+func startDemoSections(t *testing.T, buildFlags, env []string, proxyConf, portalConf string) *demoRun {
+	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "devicegate")
 	build := exec.Command("go", append(append([]string{"build", "-o", bin}, buildFlags...), "./cmd/devicegate")...)
@@ -431,7 +439,7 @@ func startDemoConf(t *testing.T, buildFlags, env []string, proxyConf string) *de
 	}
 	cfg := filepath.Join(dir, "devicegate.yaml")
 	conf := "data_dir: data\nca:\n  listen: 127.0.0.1:0\nproxy:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n" + proxyConf +
-		"portal:\n  listen: 127.0.0.1:0\ndemo:\n  backoffice_listen: 127.0.0.1:0\n"
+		"portal:\n  listen: 127.0.0.1:0\n" + portalConf + "demo:\n  backoffice_listen: 127.0.0.1:0\n"
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
