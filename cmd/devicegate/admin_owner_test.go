@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -203,4 +208,72 @@ func TestVerifyCLIOwnerSteps(t *testing.T) {
 		}
 	})
 	mustCLI(t, "admin", "--config", cfg, "audit", "verify", "shop")
+}
+
+// TestOwnerConsoleListenerAsksOnlyThere: the design point of the owner's
+// own certificate (docs/lifecycle.md). The staff portal's listener never
+// asks a browser for a client certificate (no certificate picker on staff
+// computers); the owner console's listener (portal.owner_listen) asks for
+// one of the device intermediates, without requiring it.
+func TestOwnerConsoleListenerAsksOnlyThere(t *testing.T) {
+	cfg := writeConfig(t)
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.Replace(string(data), "portal:\n  listen: 127.0.0.1:0\n", "portal:\n  listen: 127.0.0.1:0\n  owner_listen: 127.0.0.1:0\n", 1)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	info, stop := startDemo(t, cfg)
+	defer stop()
+	if info.OwnerConsoleURL == "" || info.OwnerConsoleURL == strings.TrimSuffix(info.PortalURL, "/") {
+		t.Fatalf("owner console %q beside portal %q", info.OwnerConsoleURL, info.PortalURL)
+	}
+	roots := x509.NewCertPool()
+	rootPEM, err := os.ReadFile(info.RootCAFile)
+	if err != nil || !roots.AppendCertsFromPEM(rootPEM) {
+		t.Fatalf("root CA: %v", err)
+	}
+	// asked dials u and reports whether the server asked for a client
+	// certificate, and which issuers it named.
+	asked := func(u string) (bool, [][]byte) {
+		t.Helper()
+		host := strings.TrimPrefix(strings.TrimSuffix(u, "/"), "https://")
+		var req *tls.CertificateRequestInfo
+		conn, err := tls.Dial("tcp", host, &tls.Config{RootCAs: roots, ServerName: "localhost",
+			GetClientCertificate: func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				req = cri
+				return &tls.Certificate{}, nil
+			}})
+		if err != nil {
+			t.Fatalf("dial %s: %v", u, err)
+		}
+		defer conn.Close()
+		// TLS 1.3: the request arrives with the server's flight, which the
+		// client has read once the handshake is complete.
+		if err := conn.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		if req == nil {
+			return false, nil
+		}
+		return true, req.AcceptableCAs
+	}
+	if got, _ := asked(info.PortalURL); got {
+		t.Fatal("the staff portal's listener asks for a client certificate (a picker on every staff computer)")
+	}
+	got, cas := asked(info.OwnerConsoleURL)
+	if !got || len(cas) == 0 {
+		t.Fatalf("the owner console does not ask for the owner's certificate (asked %v, issuers %d)", got, len(cas))
+	}
+	keys, err := ca.LoadKeys(filepath.Join(filepath.Dir(cfg), "data", "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range keys.DeviceCAs {
+		if !slices.ContainsFunc(cas, func(b []byte) bool { return bytes.Equal(b, d.Cert.RawSubject) }) {
+			t.Fatalf("the owner console does not name device intermediate %s", d.Cert.Subject)
+		}
+	}
 }
