@@ -54,12 +54,25 @@ func Open(ctx context.Context, dsn string, opts store.Options) (*sqlstore.DB, er
 		NextSeqSQL: `WITH s AS (UPDATE policy_seq SET v = v + 1 WHERE id = 1 RETURNING v)
 			SELECT s.v FROM s, pg_notify('` + PolicyChannel + `', s.v::text)`,
 		ReportNotifySQL: "SELECT pg_notify('" + ReportChannel + "', ?)",
+		// Every write takes the policy seq row and its store's audit head
+		// and holds them through its commit's WAL flush: without batches,
+		// one flush at a time for every writer of the database.
+		GroupCommit:    true,
+		KeepSavepoints: true,
+		IsRetryable:    isRetryable,
 	}, opts)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	return st, nil
+}
+
+// isRetryable: a deadlock or a serialization failure, which running the
+// transaction again may not meet.
+func isRetryable(err error) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && (e.Code == "40P01" || e.Code == "40001")
 }
 
 func isUnique(err error) bool {

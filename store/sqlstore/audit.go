@@ -128,9 +128,15 @@ func (s *DB) appendAuditChain(ctx context.Context, tx *txn, tenantID string, ent
 	return out, nil
 }
 
-// audit is the short form used by mutating methods.
+// audit is the short form used by mutating methods. In a group commit the
+// event is appended at the batch's end, with the other ops' events.
 func (s *DB) audit(ctx context.Context, tx *txn, tenantID string, actor store.Actor, action, target string, detail map[string]string) error {
-	_, err := s.appendAudit(ctx, tx, tenantID, store.AuditEntry{Actor: actor, Action: action, Target: target, Outcome: "ok", Detail: detail})
+	e := store.AuditEntry{Time: time.Now(), Actor: actor, Action: action, Target: target, Outcome: "ok", Detail: detail}
+	if tx.op != nil {
+		tx.op.audit = append(tx.op.audit, store.AuditRecord{TenantID: tenantID, Entry: e})
+		return nil
+	}
+	_, err := s.appendAudit(ctx, tx, tenantID, e)
 	return err
 }
 

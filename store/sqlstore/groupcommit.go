@@ -2,42 +2,72 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"sort"
 	"strconv"
+
+	"github.com/devicegate/devicegate/store"
 )
 
-// Group commit (SQLite): the database has one writer, so write transactions
-// of this process queue up anyway. Whoever holds the write lock runs every
-// queued transaction function in ONE database transaction, each inside its
-// own savepoint: a function that fails is rolled back alone, exactly as if
-// it had run in a transaction of its own, and every caller returns only
-// after the shared commit. The commit's cost (WAL frames, locks, syscalls)
-// is paid once per batch instead of once per call.
+// Group commit: write transactions of this process queue up, and whoever
+// takes the leader slot runs every queued transaction function in ONE
+// database transaction, each inside its own savepoint: a function that
+// fails is rolled back alone, exactly as if it had run in a transaction of
+// its own, and every caller returns only after the shared commit. The
+// commit's cost (WAL flush, locks, syscalls) is paid once per batch instead
+// of once per call.
+//
+// SQLite has one writer, so its transactions queue anyway. On PostgreSQL
+// every write bumps the one policy seq row and appends to its store's
+// audit chain, and holds both locks through its commit's WAL flush: one
+// flush at a time for all writers. A batch takes them once per batch.
+//
+// The audit events of a batch's functions are appended at the end, per
+// store in id order, with one head read and one write per store (the head
+// is then locked only for the last statements). Statements run without
+// their caller's cancellation: a caller that goes away (a client hanging
+// up) must not abort the transaction the others share; it still waits for
+// the batch's end. If the batch fails before its commit (the connection
+// broke, the audit append failed), nothing of it is written and each
+// function runs again alone, so one bad call does not fail the others;
+// a function that lost a deadlock or a serialization conflict (PostgreSQL,
+// e.g. against another node's batch that locks sub-accounts in another
+// order) runs again alone too.
 
-// A caller whose context ends while its statements run can make SQLite
-// abandon the whole transaction; then the commit fails and every caller of
-// the batch gets the error: nothing is half-written, some retries are owed.
+// maxBatch bounds how many queued transactions share one commit (on
+// PostgreSQL every savepoint that writes holds a subtransaction id, and a
+// backend caches 64 of them).
+const maxBatch = 48
 
-// maxBatch bounds how many queued transactions share one commit.
-const maxBatch = 64
+// maxAloneTries bounds the runs of one function alone after a retryable
+// failure.
+const maxAloneTries = 5
 
 type writeOp struct {
-	ctx  context.Context
-	fn   func(*txn) error
-	err  error
-	done chan struct{}
+	ctx   context.Context
+	fn    func(*txn) error
+	err   error
+	audit []store.AuditRecord // this op's audit events, appended at the batch's end
+	alone bool                // run it again in a transaction of its own
+	done  chan struct{}
 }
 
 // inGroupTx queues fn and runs queued functions in batches. The caller
 // either becomes the leader (takes the leader slot) or is finished by one.
 func (s *DB) inGroupTx(ctx context.Context, fn func(*txn) error) error {
 	op := &writeOp{ctx: ctx, fn: fn, done: make(chan struct{})}
+	s.pending.Add(1)
+	defer s.pending.Add(-1)
 	s.queueMu.Lock()
 	s.queue = append(s.queue, op)
 	s.queueMu.Unlock()
 	for {
 		select {
 		case <-op.done:
+			if op.alone {
+				return s.inTxAlone(ctx, fn)
+			}
 			return op.err
 		case s.leader <- struct{}{}:
 			s.queueMu.Lock()
@@ -53,31 +83,77 @@ func (s *DB) inGroupTx(ctx context.Context, fn func(*txn) error) error {
 	}
 }
 
+// inTxAlone runs fn in a transaction of its own (its audit written at
+// once), again after a deadlock or serialization failure.
+func (s *DB) inTxAlone(ctx context.Context, fn func(*txn) error) error {
+	var err error
+	for range maxAloneTries {
+		if err = s.inPlainTx(ctx, fn); err == nil || !s.retryable(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func (s *DB) retryable(err error) bool {
+	return s.d.IsRetryable != nil && s.d.IsRetryable(err)
+}
+
 // runBatch executes a batch in one transaction and finishes every op.
 func (s *DB) runBatch(batch []*writeOp) {
 	finish := func(err error) {
 		for _, op := range batch {
-			if op.err == nil {
+			if op.err == nil && !op.alone {
 				op.err = err
 			}
 			close(op.done)
 		}
 	}
-	tx, err := s.db.BeginTx(context.Background(), nil)
+	// Before the commit nothing is written: every op not finished by its
+	// own error runs again alone.
+	again := func() {
+		for _, op := range batch {
+			if op.err == nil || s.retryable(op.err) {
+				op.err, op.alone = nil, op.ctx.Err() == nil
+				if !op.alone {
+					op.err = op.ctx.Err()
+				}
+			}
+			close(op.done)
+		}
+	}
+	ctx := context.Background()
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		finish(err)
+		again()
 		return
 	}
-	t := &txn{s: s, tx: tx}
+	if !s.runOps(ctx, tx, batch) {
+		_ = tx.Rollback()
+		again()
+		return
+	}
+	if err := s.appendBatchAudit(ctx, &txn{s: s, tx: tx}, batch); err != nil {
+		_ = tx.Rollback()
+		again()
+		return
+	}
+	err = tx.Commit()
+	if err != nil {
+		err = fmt.Errorf("group commit: %w", err)
+	}
+	finish(err)
+}
+
+// runOps runs each op of the batch in tx, in a savepoint of its own when it
+// shares tx. It reports false when tx is lost.
+func (s *DB) runOps(ctx context.Context, tx *sql.Tx, batch []*writeOp) bool {
 	if len(batch) == 1 { // nobody to share with: no savepoint needed
 		op := batch[0]
-		if op.err = op.fn(t); op.err != nil {
-			_ = tx.Rollback()
-			finish(nil)
-			return
+		if op.err = op.ctx.Err(); op.err == nil {
+			op.err = op.fn(&txn{s: s, tx: tx, op: op})
 		}
-		finish(tx.Commit())
-		return
+		return op.err == nil
 	}
 	for i, op := range batch {
 		if err := op.ctx.Err(); err != nil {
@@ -85,24 +161,52 @@ func (s *DB) runBatch(batch []*writeOp) {
 			continue
 		}
 		sp := "op" + strconv.Itoa(i) // at most maxBatch distinct, cached statements
-		if _, err := t.ExecContext(op.ctx, "SAVEPOINT "+sp); err != nil {
-			op.err = err
-			continue
+		t := &txn{s: s, tx: tx, op: op}
+		if _, err := t.ExecContext(ctx, "SAVEPOINT "+sp); err != nil {
+			return false
 		}
 		if err := op.fn(t); err != nil {
-			op.err = err
-			if _, rbErr := t.ExecContext(context.Background(), "ROLLBACK TO "+sp); rbErr != nil {
-				// The transaction is in an unknown state: give up on all of it.
-				_ = tx.Rollback()
-				finish(fmt.Errorf("rollback to savepoint: %w", rbErr))
-				return
+			op.err, op.audit = err, nil
+			if _, err := t.ExecContext(ctx, "ROLLBACK TO "+sp); err != nil {
+				return false // the transaction is in an unknown state
+			}
+			if s.retryable(op.err) {
+				op.err, op.alone = nil, true
 			}
 		}
-		if _, err := t.ExecContext(context.Background(), "RELEASE "+sp); err != nil {
-			_ = tx.Rollback()
-			finish(fmt.Errorf("release savepoint: %w", err))
-			return
+		// PostgreSQL keeps a released savepoint's subtransaction until the
+		// commit anyway, so only SQLite releases (its savepoints nest).
+		if !s.d.KeepSavepoints {
+			if _, err := t.ExecContext(ctx, "RELEASE "+sp); err != nil {
+				return false
+			}
 		}
 	}
-	finish(tx.Commit())
+	return true
+}
+
+// appendBatchAudit appends the audit events of the batch's successful ops,
+// store by store in id order (a fixed lock order), each store's events in
+// the order of the ops.
+func (s *DB) appendBatchAudit(ctx context.Context, tx *txn, batch []*writeOp) error {
+	byTenant := map[string][]store.AuditEntry{}
+	for _, op := range batch {
+		if op.err != nil || op.alone {
+			continue
+		}
+		for _, r := range op.audit {
+			byTenant[r.TenantID] = append(byTenant[r.TenantID], r.Entry)
+		}
+	}
+	tenants := make([]string, 0, len(byTenant))
+	for t := range byTenant {
+		tenants = append(tenants, t)
+	}
+	sort.Strings(tenants)
+	for _, t := range tenants {
+		if _, err := s.appendAuditChain(ctx, tx, t, byTenant[t]); err != nil {
+			return fmt.Errorf("audit of store %s: %w", t, err)
+		}
+	}
+	return nil
 }

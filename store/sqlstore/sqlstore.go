@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/devicegate/devicegate/store"
@@ -43,8 +44,15 @@ type Dialect struct {
 	// proxy's name as its argument (PostgreSQL: pg_notify on ReportChannel).
 	ReportNotifySQL string
 	// GroupCommit queues this process's write transactions and commits them
-	// in batches (see groupcommit.go): for SQLite, which has one writer.
+	// in batches (see groupcommit.go).
 	GroupCommit bool
+	// KeepSavepoints: a batch does not release the savepoint of each of its
+	// transactions (PostgreSQL keeps its subtransaction until the commit
+	// anyway; the RELEASE would be a round trip for nothing).
+	KeepSavepoints bool
+	// IsRetryable recognizes a failure that running the transaction again
+	// may cure (PostgreSQL: deadlock, serialization failure).
+	IsRetryable func(error) bool
 }
 
 // DB implements store.Store.
@@ -57,7 +65,8 @@ type DB struct {
 	stmts   sync.Map      // rebound query -> *sql.Stmt prepared on db
 	leader  chan struct{} // capacity 1: the group-commit leader slot
 	queueMu sync.Mutex
-	queue   []*writeOp // write transactions waiting for the next batch
+	queue   []*writeOp   // write transactions waiting for the next batch
+	pending atomic.Int64 // write transactions in inGroupTx (tests wait on it)
 }
 
 var _ store.Store = (*DB)(nil)
@@ -124,6 +133,11 @@ func (s *DB) inTx(ctx context.Context, fn func(tx *txn) error) error {
 	if s.d.GroupCommit {
 		return s.inGroupTx(ctx, fn)
 	}
+	return s.inPlainTx(ctx, fn)
+}
+
+// inPlainTx runs fn in a transaction of its own.
+func (s *DB) inPlainTx(ctx context.Context, fn func(tx *txn) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -141,12 +155,22 @@ func (s *DB) inTx(ctx context.Context, fn func(tx *txn) error) error {
 type txn struct {
 	s  *DB
 	tx *sql.Tx
+	op *writeOp // in a group commit: the op whose function runs
 }
 
 var _ querier = (*txn)(nil)
 
 // ro runs reads on the pool with cached statements.
 func (s *DB) ro() *txn { return &txn{s: s} }
+
+// batchCtx is ctx without its cancellation inside a group commit: one
+// caller going away must not abort the transaction the batch shares.
+func (t *txn) batchCtx(ctx context.Context) context.Context {
+	if t.op != nil {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
 
 func (t *txn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	v, ok := t.s.stmts.Load(query)
@@ -169,6 +193,7 @@ func (t *txn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 }
 
 func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = t.batchCtx(ctx)
 	st, err := t.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -177,6 +202,7 @@ func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.R
 }
 
 func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = t.batchCtx(ctx)
 	st, err := t.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -185,6 +211,7 @@ func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql
 }
 
 func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = t.batchCtx(ctx)
 	st, err := t.stmt(ctx, query)
 	if err != nil {
 		// Let the unprepared call report the same error through *sql.Row.

@@ -1,0 +1,229 @@
+package sqlstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/devicegate/devicegate/store"
+	"github.com/devicegate/devicegate/store/postgres"
+	"github.com/devicegate/devicegate/store/postgres/pgtest"
+	"github.com/devicegate/devicegate/store/sqlstore"
+	"github.com/devicegate/devicegate/store/storetest"
+)
+
+// groupEnv is a PostgreSQL store with n sub-accounts of one store (N=1
+// each) and a second connection that holds locks the store's writers wait
+// for.
+type groupEnv struct {
+	st   *sqlstore.DB
+	raw  *sql.DB
+	subs []store.SubAccount
+}
+
+func newGroupEnv(t *testing.T, n int) *groupEnv {
+	t.Helper()
+	srv := pgtest.Start(t)
+	dsn := srv.NewDatabase(t)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	st, err := postgres.Open(context.Background(), dsn, store.Options{SealKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	e := &groupEnv{st: st, raw: raw}
+	tn := storetest.Tenant(t, st, "shop")
+	for i := range n {
+		e.subs = append(e.subs, storetest.Protected(t, st, tn, fmt.Sprintf("staff%d", i), 1))
+	}
+	return e
+}
+
+func issueReq(sub store.SubAccount) store.IssueRequest {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	now := time.Now()
+	return store.IssueRequest{TenantID: sub.TenantID, SubID: sub.ID, DeviceID: store.NewID(), Label: "pc",
+		Serial: "1" + hex.EncodeToString(b[:]), Fingerprint: "ab", IssuedAt: now, ExpiresAt: now.Add(time.Hour), Now: now}
+}
+
+// lock takes a row lock in a transaction of its own, released by the
+// returned function.
+func (e *groupEnv) lock(t *testing.T, query string, args ...any) (release func()) {
+	t.Helper()
+	tx, err := e.raw.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() }) // before the store closes, if the test failed early
+	if _, err := tx.Exec(query, args...); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitLockWaiter waits until a session waits for a lock in a statement that
+// starts with prefix.
+func (e *groupEnv) waitLockWaiter(t *testing.T, prefix string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var n int
+		err := e.raw.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, prefix+"%").Scan(&n)
+		if err == nil && n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no session waits for a lock in %q after 10 s (%v)", prefix, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitPending waits until n write transactions are queued or running.
+func (e *groupEnv) waitPending(t *testing.T, n int64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); sqlstore.Pending(e.st) != n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d write transactions pending after 10 s, want %d", sqlstore.Pending(e.st), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// issueAll issues one device for each sub-account in subs concurrently,
+// each with its context from ctxs (Background if nil).
+func (e *groupEnv) issueAll(subs []store.SubAccount, ctxs []context.Context) chan error {
+	errs := make(chan error, len(subs))
+	for i, sub := range subs {
+		ctx := context.Background()
+		if ctxs != nil && ctxs[i] != nil {
+			ctx = ctxs[i]
+		}
+		go func() {
+			_, _, err := e.st.IssueDevice(ctx, issueReq(sub), storetest.Actor)
+			errs <- err
+		}()
+	}
+	return errs
+}
+
+// TestGroupCommitPostgres: concurrent issuances share one transaction and
+// one commit (every issuance used to bump the global policy seq and append
+// to its store's audit chain, holding both rows through its own commit's
+// WAL flush: one flush at a time for every writer), and the shared commit
+// keeps each issuance's own outcome.
+func TestGroupCommitPostgres(t *testing.T) {
+	e := newGroupEnv(t, 9)
+	ctx := context.Background()
+
+	// The first issuance's batch waits for the seq row; the next 7 queue
+	// behind it and then run in one batch.
+	release := e.lock(t, `SELECT v FROM policy_seq WHERE id = 1 FOR UPDATE`)
+	first := e.issueAll(e.subs[:1], nil)
+	e.waitLockWaiter(t, "WITH s AS (UPDATE policy_seq")
+	rest := e.issueAll(e.subs[1:8], nil)
+	e.waitPending(t, 8)
+	release()
+	for range 8 {
+		var err error
+		select {
+		case err = <-first:
+		case err = <-rest:
+		}
+		if err != nil {
+			t.Fatalf("issue: %v", err)
+		}
+	}
+	var commits int
+	if err := e.raw.QueryRow(`SELECT COUNT(DISTINCT xmin::text) FROM audit WHERE action = 'device.issue'`).Scan(&commits); err != nil {
+		t.Fatal(err)
+	}
+	if commits != 2 {
+		t.Errorf("8 concurrent issuances made %d commits, want 2 (the first alone, then 7 together)", commits)
+	}
+	if err := e.st.VerifyAudit(ctx, e.subs[0].TenantID); err != nil {
+		t.Fatal(err)
+	}
+
+	// A refused issuance in a batch (its quota of 1 is used) changes
+	// nothing and leaves the others of the batch issued.
+	release = e.lock(t, `SELECT v FROM policy_seq WHERE id = 1 FOR UPDATE`)
+	blocker := e.issueAll(e.subs[8:9], nil)
+	e.waitLockWaiter(t, "WITH s AS (UPDATE policy_seq")
+	full := e.issueAll(e.subs[:1], nil)
+	e.waitPending(t, 2)
+	release()
+	if err := <-blocker; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-full; !errors.Is(err, store.ErrQuotaExceeded) {
+		t.Fatalf("issue over the quota in a batch: %v, want %v", err, store.ErrQuotaExceeded)
+	}
+	var devices, audits int
+	if err := e.raw.QueryRow(`SELECT (SELECT COUNT(*) FROM devices), (SELECT COUNT(*) FROM audit WHERE action = 'device.issue')`).Scan(&devices, &audits); err != nil {
+		t.Fatal(err)
+	}
+	if devices != 9 || audits != 9 {
+		t.Errorf("%d devices and %d issue events, want 9 and 9", devices, audits)
+	}
+	if err := e.st.VerifyAudit(ctx, e.subs[0].TenantID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGroupCommitCallerGoneMidBatchPostgres: a caller whose context ends
+// while its statement runs inside a shared batch (its client hung up) must
+// not abort the transaction of the others (a driver that closes the
+// connection on cancellation would fail every issuance of the batch).
+func TestGroupCommitCallerGoneMidBatchPostgres(t *testing.T) {
+	e := newGroupEnv(t, 4)
+	// A batch of three: sub 1, sub 2 (whose row is locked here), sub 3.
+	releaseSeq := e.lock(t, `SELECT v FROM policy_seq WHERE id = 1 FOR UPDATE`)
+	releaseSub := e.lock(t, `SELECT id FROM sub_accounts WHERE id = $1 FOR UPDATE`, e.subs[2].ID)
+	blocker := e.issueAll(e.subs[:1], nil)
+	e.waitLockWaiter(t, "WITH s AS (UPDATE policy_seq")
+	gone, hangUp := context.WithCancel(context.Background())
+	defer hangUp()
+	batch := e.issueAll(e.subs[1:], []context.Context{nil, gone, nil})
+	e.waitPending(t, 4)
+	releaseSeq()
+	if err := <-blocker; err != nil {
+		t.Fatal(err)
+	}
+	e.waitLockWaiter(t, "SELECT s.id")
+	hangUp()
+	releaseSub()
+	var failed []error
+	for range 3 {
+		if err := <-batch; err != nil {
+			failed = append(failed, err)
+		}
+	}
+	// The caller that went away may see its issuance done or refused; the
+	// others are issued.
+	var devices int
+	if err := e.raw.QueryRow(`SELECT COUNT(*) FROM devices`).Scan(&devices); err != nil {
+		t.Fatal(err)
+	}
+	if devices != 4-len(failed) || len(failed) > 1 {
+		t.Errorf("%d devices with these failures: %v; want every issuance but the one whose caller left", devices, failed)
+	}
+	if err := e.st.VerifyAudit(context.Background(), e.subs[0].TenantID); err != nil {
+		t.Fatal(err)
+	}
+}
