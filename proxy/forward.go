@@ -129,6 +129,10 @@ func (f *directForwarder) forward(w http.ResponseWriter, r *http.Request, out *o
 	}
 }
 
+// answerAwaiter is a connection whose next write can return once the
+// answer is there (sockConn on Linux: no read that finds nothing yet).
+type answerAwaiter interface{ awaitAnswer() }
+
 // errNoResponse: the connection failed before a single response byte.
 var errNoResponse = errors.New("upstream closed the connection before responding")
 
@@ -147,6 +151,9 @@ func (f *directForwarder) roundTrip(uc *upstreamConn, r *http.Request, out *outb
 // send flushes the request head and waits for the first response byte; a
 // connection that fails before it is errNoResponse (safe to retry).
 func send(uc *upstreamConn) error {
+	if a, ok := uc.Conn.(answerAwaiter); ok && uc.bw.Buffered() > 0 {
+		a.awaitAnswer() // the Flush below writes once, the rest of the head
+	}
 	if err := uc.bw.Flush(); err != nil {
 		return errors.Join(errNoResponse, err)
 	}

@@ -26,10 +26,13 @@ type sockConn struct {
 	// State of the read or write in progress, for the callbacks (made once,
 	// so a call allocates nothing). Reads and writes may run at once on
 	// two goroutines (net/http's background read), so each has its own.
-	readFn, writeFn func(fd uintptr) bool
-	rbuf, wbuf      []byte
-	rn, wn          int
-	rerr, werr      syscall.Errno
+	readFn, writeFn, exchangeFn func(fd uintptr) bool
+	rbuf, wbuf                  []byte
+	rn, wn                      int
+	rerr, werr                  syscall.Errno
+
+	exchange bool // the next Write is a request: see awaitAnswer
+	sent     bool // exchangeFn's state: the request is out
 }
 
 // wrapSock returns c as a sockConn when it is a TCP connection, else c.
@@ -43,7 +46,7 @@ func wrapSock(c net.Conn) net.Conn {
 		return c
 	}
 	s := &sockConn{TCPConn: tc, rc: rc}
-	s.readFn, s.writeFn = s.readOnce, s.writeAll
+	s.readFn, s.writeFn, s.exchangeFn = s.readOnce, s.writeAll, s.sendThenWait
 	return s
 }
 
@@ -90,6 +93,10 @@ func (s *sockConn) Write(p []byte) (int, error) {
 		return s.TCPConn.Write(p)
 	}
 	s.wbuf, s.wn, s.werr = p, 0, 0
+	if s.exchange {
+		s.exchange = false
+		return s.writeExchange(p)
+	}
 	err := s.rc.Write(s.writeFn)
 	n, errno := s.wn, s.werr
 	s.wbuf = nil
@@ -121,6 +128,51 @@ func (s *sockConn) writeAll(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// awaitAnswer makes the next Write a request: it returns once the
+// socket is readable, so the Read of the answer that follows does not
+// first find the socket empty (a system call, several microseconds on a
+// virtual machine). Only for a connection whose peer sends nothing
+// unasked and that one goroutine uses (the gateway's upstream
+// connections): the wait is set up before the request goes out, so an
+// answer that comes at once is not missed.
+func (s *sockConn) awaitAnswer() { s.exchange = true }
+
+// writeExchange writes p and waits for the answer within one RawConn.Read:
+// its readiness state is reset before the write, not after it.
+func (s *sockConn) writeExchange(p []byte) (int, error) {
+	s.sent = false
+	err := s.rc.Read(s.exchangeFn)
+	n, errno := s.wn, s.werr
+	s.wbuf = nil
+	switch {
+	case errno != 0:
+		return n, s.opError("write", errno)
+	case !s.sent && err == nil:
+		// The socket buffer is full (or a signal came): write the rest as
+		// an ordinary write, with its deadline.
+		m, err := s.Write(p[n:])
+		return n + m, err
+	case !s.sent:
+		return n, err // closed, or past the deadline, before it was all out
+	}
+	// The request is out. A wait that ended without an answer (deadline,
+	// Close) is the next Read's to report, as for any connection.
+	return n, nil
+}
+
+// sendThenWait is the RawConn callback of writeExchange: it writes the
+// request, then asks to be called again once the socket is readable.
+func (s *sockConn) sendThenWait(fd uintptr) bool {
+	if s.sent {
+		return true // readable: the answer is there
+	}
+	if !s.writeAll(fd) || s.werr != 0 {
+		return true
+	}
+	s.sent = true
+	return false
 }
 
 // opError reports a failed system call as net.TCPConn would.

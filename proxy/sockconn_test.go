@@ -122,6 +122,80 @@ func TestSockConnBehavesAsTCPConn(t *testing.T) {
 	}
 }
 
+// A request written with awaitAnswer returns once the answer is there,
+// however soon it comes, and the answer is read as usual; a request that
+// gets no answer leaves the deadline or the close to the next Read.
+func TestSockConnAwaitAnswer(t *testing.T) {
+	tests := []struct {
+		name    string
+		request int                 // bytes
+		peer    func(peer net.Conn) // what the other side does once it has the request
+		setup   func(c net.Conn)    // before the request
+		check   func(t *testing.T, c net.Conn, n int, err error)
+	}{
+		{"answer at once", 100, func(peer net.Conn) { peer.Write([]byte("answer")) }, nil,
+			func(t *testing.T, c net.Conn, n int, err error) { readAnswer(t, c, "answer") }},
+		{"request larger than the socket buffer", 16 << 20, func(peer net.Conn) { peer.Write([]byte("big")) }, nil,
+			func(t *testing.T, c net.Conn, n int, err error) { readAnswer(t, c, "big") }},
+		{"no answer: the Read times out", 100, func(peer net.Conn) {},
+			func(c net.Conn) { c.SetDeadline(time.Now().Add(30 * time.Millisecond)) },
+			func(t *testing.T, c net.Conn, n int, err error) {
+				if err != nil || n != 100 {
+					t.Fatalf("write: %d, %v; want all written", n, err)
+				}
+				_, err = c.Read(make([]byte, 10))
+				var ne net.Error
+				if !errors.As(err, &ne) || !ne.Timeout() {
+					t.Fatalf("read: %v, want a timeout", err)
+				}
+			}},
+		{"the peer closes: EOF", 100, func(peer net.Conn) { peer.Close() }, nil,
+			func(t *testing.T, c net.Conn, n int, err error) {
+				if _, err := c.Read(make([]byte, 10)); err != io.EOF {
+					t.Fatalf("read: %v, want EOF", err)
+				}
+			}},
+		{"a closed connection is an error", 100, func(peer net.Conn) {}, func(c net.Conn) { c.Close() },
+			func(t *testing.T, c net.Conn, n int, err error) {
+				if !errors.Is(err, net.ErrClosed) {
+					t.Fatalf("write: %v, want net.ErrClosed", err)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, peer := loopbackPair(t)
+			s, ok := c.(*sockConn)
+			if !ok {
+				t.Skip("no raw socket I/O on this platform")
+			}
+			go func() {
+				if _, err := io.ReadFull(peer, make([]byte, tt.request)); err == nil {
+					tt.peer(peer)
+				}
+			}()
+			if tt.setup != nil {
+				tt.setup(c)
+			}
+			s.awaitAnswer()
+			n, err := c.Write(make([]byte, tt.request))
+			if s.exchange {
+				t.Fatal("awaitAnswer applies to more than the next write")
+			}
+			tt.check(t, c, n, err)
+		})
+	}
+}
+
+func readAnswer(t *testing.T, c net.Conn, want string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, len(want))
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != want {
+		t.Fatalf("read %q, %v; want %q", b, err, want)
+	}
+}
+
 func TestWrapSockLeavesOtherConnsAlone(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
