@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"crypto/x509"
 	"errors"
 	"net/http"
 
@@ -16,23 +17,34 @@ const (
 	ownerCertExpired = "owner_cert_expired"
 )
 
-// ownerCertOf checks the request's client certificate against the store,
-// per request: it must be a certificate of an active, unexpired device of
-// tenantID's owner sub-account, with the serial the store has for that
-// device. The chain was verified by the TLS stack against the device
-// intermediates (the owner-console listener asks for it); a connection
-// without one (the staff portal's listener never asks) has none. refusal
-// is a message key; err is a store failure (refuse: fail closed).
+// ownerCertOf checks the request's client certificate, per request: it
+// must be signed by one of the device intermediates (Options.DeviceCAs),
+// within its dates by the portal's clock, and be the certificate of an
+// active, unexpired device of tenantID's owner sub-account, with the
+// serial the store has for that device. The owner-console listener asks
+// for a certificate without judging it, so that an expired or foreign one
+// gets this refusal, not a TLS error; the staff portal's listener never
+// asks, so its connections have none. refusal is a message key; err is a
+// store failure (refuse: fail closed).
 func (p *Portal) ownerCertOf(r *http.Request, tenantID string) (dev store.Device, refusal string, err error) {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return store.Device{}, ownerCertMissing, nil
 	}
-	leaf := r.TLS.VerifiedChains[0][0]
+	leaf := r.TLS.PeerCertificates[0]
 	now := p.opts.Now()
-	// The handshake judged the dates when the connection began; a
-	// keep-alive connection may outlive the certificate.
+	// Checked here, not only at the handshake: a keep-alive connection
+	// may outlive the certificate.
 	if now.Before(leaf.NotBefore) || !now.Before(leaf.NotAfter) {
 		return store.Device{}, ownerCertExpired, nil
+	}
+	if p.opts.DeviceCAs == nil {
+		return store.Device{}, ownerCertOther, nil // nothing to judge it by
+	}
+	// Signed by a device intermediate itself (they sign no CAs): the
+	// chain the client sent is not needed.
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: p.opts.DeviceCAs, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return store.Device{}, ownerCertOther, nil
 	}
 	who, err := identity.FromCertificate(leaf, p.opts.TrustDomain)
 	if err != nil || who.TenantID != tenantID {

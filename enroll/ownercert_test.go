@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -25,21 +26,22 @@ import (
 )
 
 // ownerConsole starts the owner-console listener over the env's store:
-// the same portal, on a TLS listener that asks for (and verifies against
-// the device intermediates) a client certificate without requiring one,
-// as cmd/devicegate's portal.owner_listen does.
+// the same portal, on a TLS listener that asks for a client certificate
+// (naming the device intermediates) without requiring or judging it, as
+// cmd/devicegate's portal.owner_listen does.
 func (e *env) ownerConsole() *httptest.Server {
 	e.t.Helper()
 	catalog, _ := config.DefaultCatalog()
 	srv := httptest.NewUnstartedServer(nil)
 	p, err := enroll.New(enroll.Options{Store: e.st, Issuer: testIssuer{e.authority}, Catalog: catalog,
 		ProxyURL: "https://localhost:9443/", CookieKey: make([]byte, 32), Log: slog.New(slog.DiscardHandler),
-		Now: func() time.Time { return e.now }, TrustDomain: "test.local", OwnerConsoleURL: "https://owner.example"})
+		Now: func() time.Time { return e.now }, TrustDomain: "test.local", DeviceCAs: e.authority.Keys().DevicePool(),
+		OwnerConsoleURL: "https://owner.example"})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	srv.Config.Handler = p
-	srv.TLS = &tls.Config{ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: e.authority.Keys().DevicePool()}
+	srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert, ClientCAs: e.authority.Keys().DevicePool()}
 	srv.StartTLS()
 	e.t.Cleanup(srv.Close)
 	return srv
@@ -271,6 +273,7 @@ func TestOwnerCertRequiredGate(t *testing.T) {
 		{"staff device certificate", staffCert, console, "owner_cert_other"},
 		{"another store's owner certificate", otherCert, console, "owner_cert_other"},
 		{"revoked owner certificate", revoked, console, "owner_cert_revoked"},
+		{"forged owner certificate (another CA, same identity and serial)", forgedCopy(t, good), console, "owner_cert_other"},
 		{"valid owner certificate", good, console, ""},
 	}
 	for _, tc := range cases {
@@ -394,4 +397,54 @@ func pageCSRF(t *testing.T, b *browser) string {
 		t.Fatalf("no CSRF token on the page:\n%s", b.last)
 	}
 	return m[1]
+}
+
+// TestOwnerCertRequirementCodeLockout: the requirement's code is the
+// owner's TOTP under the login's lockout: after 5 wrong codes even the
+// right one is refused for the window, and nothing changed.
+func TestOwnerCertRequirementCodeLockout(t *testing.T) {
+	e := newEnv(t)
+	console := e.ownerConsole()
+	setup := e.browser()
+	secret := setup.ownerLogin("")
+	good, _ := setup.enrolledOwnerCert("office pc")
+	b := e.certBrowser(good).at(console, "")
+	b.ownerLogin(secret)
+	for i := 0; i < 5; i++ {
+		b.get("/owner/certs")
+		if st, _, _ := b.post("/owner/certs/required", url.Values{"required": {"on"}, "code": {"000000"}}); st != http.StatusForbidden {
+			t.Fatalf("wrong code %d: %d", i+1, st)
+		}
+	}
+	if st := b.setRequired(secret, "on"); st != http.StatusTooManyRequests || e.ownerCertRequired() {
+		t.Fatalf("right code after 5 wrong ones: %d, required %v", st, e.ownerCertRequired())
+	}
+	e.now = e.now.Add(16 * time.Minute)
+	if st := b.setRequired(secret, "on"); st != http.StatusSeeOther || !e.ownerCertRequired() {
+		t.Fatalf("right code after the lock: %d", st)
+	}
+}
+
+// forgedCopy is c's identity (URI, name, serial, dates, usage) on a new key,
+// signed by a CA of the attacker's own.
+func forgedCopy(t *testing.T, c *tls.Certificate) *tls.Certificate {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "not our CA"}, IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: c.Leaf.NotBefore, NotAfter: c.Leaf.NotAfter}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: c.Leaf.SerialNumber, Subject: c.Leaf.Subject, URIs: c.Leaf.URIs,
+		NotBefore: c.Leaf.NotBefore, NotAfter: c.Leaf.NotAfter, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return &tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key, Leaf: leaf}
 }

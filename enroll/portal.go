@@ -5,6 +5,7 @@
 package enroll
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,9 +40,11 @@ type Options struct {
 	// identity provider's signed callback (verify_callback.go).
 	Verifier          Verifier
 	VerifyCallbackKey []byte
-	// TrustDomain is the CA's (device certificates' URIs); the owner's
-	// own certificate is checked against it (ownercert.go).
+	// TrustDomain is the CA's (device certificates' URIs) and DeviceCAs
+	// its device intermediates: the owner's own certificate is checked
+	// against both (ownercert.go; nil DeviceCAs: none is ever valid).
 	TrustDomain string
+	DeviceCAs   *x509.CertPool
 	// OwnerConsoleURL is the owner-console listener's address (the one
 	// that asks for the owner's certificate), shown where an owner page
 	// needs the certificate; "" when there is none.

@@ -94,9 +94,8 @@ func (a *app) startPortal(ctx context.Context, log *slog.Logger) (*server, error
 
 // startOwnerConsole binds the owner console's own HTTPS listener
 // (portal.owner_listen; nil when not configured). Its handshake asks for a
-// device certificate and verifies it against the device intermediates
-// without requiring one; the portal checks per request that it is the
-// owner's own (enroll/ownercert.go). The staff listener never asks, so no
+// device certificate without requiring one; the portal checks per request
+// that it is a valid one of the owner's own (enroll/ownercert.go). The staff listener never asks, so no
 // staff browser sees a certificate picker (docs/lifecycle.md).
 func (a *app) startOwnerConsole(ctx context.Context, log *slog.Logger) (*server, error) {
 	if a.cfg.Portal.OwnerListen == "" {
@@ -106,7 +105,10 @@ func (a *app) startOwnerConsole(ctx context.Context, log *slog.Logger) (*server,
 	if err != nil {
 		return nil, err
 	}
-	tc.ClientAuth = tls.VerifyClientCertIfGiven
+	// Asked for, naming the device intermediates, but judged by the portal
+	// per request: an expired or foreign certificate gets the refusal page
+	// with the way back, not a TLS error.
+	tc.ClientAuth = tls.RequestClientCert
 	tc.ClientCAs = a.ca.Keys().DevicePool()
 	tc.MinVersion = tls.VersionTLS12
 	return listen("owner console", a.cfg.Portal.OwnerListen, nil, tc, log)
@@ -137,7 +139,7 @@ func (a *app) portalHandler(proxyURL, ownerURL string, log *slog.Logger) (*enrol
 	}
 	return enroll.New(enroll.Options{Store: a.store, Issuer: caIssuer{a.ca}, Catalog: a.catalog, ProxyURL: proxyURL,
 		CookieKey: key, Log: log, Now: clockNow(), VerifyCallbackKey: callbackKey, TrustDomain: a.cfg.CA.TrustDomain,
-		OwnerConsoleURL: ownerURL})
+		DeviceCAs: a.ca.Keys().DevicePool(), OwnerConsoleURL: ownerURL})
 }
 
 // servePortal gives the portal's listeners (the owner console's may be
