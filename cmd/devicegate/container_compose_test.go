@@ -211,10 +211,13 @@ func checkComposeRole(t *testing.T, name string, svc composeService, binds map[s
 	port := func(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
 	switch args[0] {
 	case "serve":
-		if cfg.CA.AdminListen != "" {
-			return []string{port(cfg.CA.Listen), port(cfg.Portal.Listen), port(cfg.CA.AdminListen)}
+		listens := []string{port(cfg.CA.Listen), port(cfg.Portal.Listen)}
+		for _, optional := range []string{cfg.CA.AdminListen, cfg.Portal.OwnerListen} {
+			if optional != "" {
+				listens = append(listens, port(optional))
+			}
 		}
-		return []string{port(cfg.CA.Listen), port(cfg.Portal.Listen)}
+		return listens
 	case "proxy":
 		return []string{port(cfg.Proxy.Listen), port(cfg.Proxy.AdminListen)}
 	}
