@@ -20,6 +20,7 @@ import (
 	stepconfig "github.com/smallstep/certificates/authority/config"
 	"github.com/smallstep/certificates/authority/policy"
 	"github.com/smallstep/certificates/authority/provisioner"
+	"github.com/smallstep/certificates/db"
 	"github.com/smallstep/nosql"
 )
 
@@ -210,3 +211,20 @@ func acmeAllowedNames(hosts []string) (*policy.X509NameOptions, error) {
 	}
 	return names, nil
 }
+
+// noAuthorityDB satisfies the embedded (ACME) authority's database interface.
+// devicegate's store is the source of truth for issued and revoked
+// certificates, so the authority keeps nothing of its own.
+type noAuthorityDB struct{}
+
+func (noAuthorityDB) IsRevoked(string) (bool, error)             { return false, db.ErrNotImplemented }
+func (noAuthorityDB) IsSSHRevoked(string) (bool, error)          { return false, db.ErrNotImplemented }
+func (noAuthorityDB) Revoke(*db.RevokedCertificateInfo) error    { return db.ErrNotImplemented }
+func (noAuthorityDB) RevokeSSH(*db.RevokedCertificateInfo) error { return db.ErrNotImplemented }
+func (noAuthorityDB) GetCertificate(string) (*x509.Certificate, error) {
+	return nil, db.ErrNotImplemented
+}
+func (noAuthorityDB) UseToken(string, string) (bool, error)   { return false, db.ErrNotImplemented }
+func (noAuthorityDB) IsSSHHost(string) (bool, error)          { return false, db.ErrNotImplemented }
+func (noAuthorityDB) GetSSHHostPrincipals() ([]string, error) { return nil, db.ErrNotImplemented }
+func (noAuthorityDB) Shutdown() error                         { return nil }
