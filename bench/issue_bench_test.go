@@ -57,6 +57,10 @@ type issueEnv struct {
 	// dbCPU, if set, is the CPU time used so far by a database server
 	// running in processes of its own (PostgreSQL).
 	dbCPU func() (time.Duration, error)
+	// connPerEnroll: each enrollment over HTTPS opens a new connection
+	// (full TLS handshake, no session to resume), as `devicegate enroll`
+	// on a new device does; else the clients keep theirs alive.
+	connPerEnroll bool
 }
 
 func newIssueEnv(b *testing.B, n int) *issueEnv {
@@ -256,6 +260,7 @@ func (e *issueEnv) enrollOverHTTPS(b *testing.B) func(i int) error {
 	client := &http.Client{Transport: &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: e.keys.RootPool()},
 		MaxIdleConnsPerHost: clients,
+		DisableKeepAlives:   e.connPerEnroll,
 	}}
 	bodies := make([][]byte, len(e.codes))
 	for i := range bodies {

@@ -27,6 +27,16 @@ func BenchmarkIssueVsBare(b *testing.B) {
 	issueVsBare(b, newIssueEnv(b, ratioRounds*b.N))
 }
 
+// BenchmarkIssueVsBareHandshake is IssueVsBare with a new TLS connection
+// per enrollment: a device enrolls once (`devicegate enroll`), so in
+// production every enrollment pays a full handshake, which IssueVsBare's
+// kept-alive connections do not.
+func BenchmarkIssueVsBareHandshake(b *testing.B) {
+	e := newIssueEnv(b, ratioRounds*b.N)
+	e.connPerEnroll = true
+	issueVsBare(b, e)
+}
+
 // issueVsBare runs the alternating rounds on e (made for ratioRounds*b.N
 // issuances) and reports the medians. The HTTPS side's CPU time includes
 // the database server's (e.dbCPU) when it runs in processes of its own.
