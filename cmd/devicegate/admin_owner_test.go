@@ -5,10 +5,14 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -274,6 +278,59 @@ func TestOwnerConsoleListenerAsksOnlyThere(t *testing.T) {
 	for _, d := range keys.DeviceCAs {
 		if !slices.ContainsFunc(cas, func(b []byte) bool { return bytes.Equal(b, d.Cert.RawSubject) }) {
 			t.Fatalf("the owner console does not name device intermediate %s", d.Cert.Subject)
+		}
+	}
+}
+
+// TestVerifyCallbackKeyFileEnablesCallback: portal.verify_callback_key_file
+// is read at start: the identity provider's endpoint then exists (an
+// unsigned or wrongly signed result is 401), and a result signed with the
+// file's key passes the signature check (a stale one is then 400).
+func TestVerifyCallbackKeyFileEnablesCallback(t *testing.T) {
+	cfg := writeConfig(t)
+	dir := filepath.Dir(cfg)
+	const keyHex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	if err := os.WriteFile(filepath.Join(dir, "callback.key"), []byte(keyHex+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(cfg)
+	conf := strings.Replace(string(data), "portal:\n  listen: 127.0.0.1:0\n", "portal:\n  listen: 127.0.0.1:0\n  verify_callback_key_file: callback.key\n", 1)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	info, stop := startDemo(t, cfg)
+	defer stop()
+	roots := x509.NewCertPool()
+	rootPEM, _ := os.ReadFile(info.RootCAFile)
+	roots.AppendCertsFromPEM(rootPEM)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}, Timeout: 10 * time.Second}
+	body := []byte(`{"tenant_id":"t","sub_id":"s","decision":"verified","nonce":"0123456789abcdef0123","issued_at":"2020-01-01T00:00:00Z"}`)
+	sign := func(key []byte) string {
+		m := hmac.New(sha256.New, key)
+		m.Write(body)
+		return "sha256=" + hex.EncodeToString(m.Sum(nil))
+	}
+	key, _ := hex.DecodeString(keyHex)
+	for _, tc := range []struct {
+		name, signature string
+		want            int
+	}{
+		{"unsigned", "", http.StatusUnauthorized},
+		{"another key", sign(make([]byte, 32)), http.StatusUnauthorized},
+		{"the file's key, stale result", sign(key), http.StatusBadRequest},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, strings.TrimSuffix(info.PortalURL, "/")+"/verify/callback", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if tc.signature != "" {
+			req.Header.Set("X-Devicegate-Signature", tc.signature)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Fatalf("%s: %d, want %d", tc.name, resp.StatusCode, tc.want)
 		}
 	}
 }
