@@ -102,6 +102,7 @@ type Store interface {
 	// devices whose last change has a seq > afterSeq, and the seq the
 	// answer is complete up to (proxies build their policy snapshot from it).
 	// With afterSeq 0 (a first load) only active devices are returned.
+	// Devices come in no particular order (each is one entry).
 	PolicyChangesSince(ctx context.Context, afterSeq int64) (PolicyChanges, error)
 
 	// Proxy certificates (ProxyCert): the record the CA checks on every

@@ -297,7 +297,9 @@ type AuditFilter struct {
 type PolicyChanges struct {
 	Seq         int64 // complete up to here
 	SubAccounts []SubAccount
-	Devices     []Device
+	// Devices carry what a decision reads: ID, TenantID, SubID, Serial,
+	// Status, ExpiresAt and ChangeSeq; the other fields are empty.
+	Devices []Device
 }
 
 // Session is a portal login session. The store keeps only the SHA-256 of

@@ -48,6 +48,8 @@ func Open(ctx context.Context, dsn string, opts store.Options) (*sqlstore.DB, er
 		Migrations:         sub,
 		WritesInWith:       true,
 		MigrationLock:      "SELECT pg_advisory_xact_lock(7418203366)",
+		// pgx prepares and caches every statement per connection.
+		DriverCachesStatements: true,
 		// The seq bump and its notification in one statement: the seq row
 		// is locked until commit, so every round trip after it is time
 		// that every other writer waits.

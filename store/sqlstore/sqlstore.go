@@ -53,6 +53,14 @@ type Dialect struct {
 	// IsRetryable recognizes a failure that running the transaction again
 	// may cure (PostgreSQL: deadlock, serialization failure).
 	IsRetryable func(error) bool
+	// DriverCachesStatements: the driver prepares and caches statements
+	// per connection by itself (pgx), so statements run as they are.
+	// Preparing through database/sql inside a transaction takes a second
+	// connection (the transaction holds its own): a CLI process dialed one
+	// more connection for its revocation, and 16 concurrent transactions
+	// each preparing a statement not yet cached waited for ever for a
+	// 17th (storetest's PolicyChangesFollowed with 40 writers).
+	DriverCachesStatements bool
 }
 
 // DB implements store.Store.
@@ -172,7 +180,39 @@ func (t *txn) batchCtx(ctx context.Context) context.Context {
 	return ctx
 }
 
-func (t *txn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+// runner runs one statement: a *sql.Stmt, or direct.
+type runner interface {
+	ExecContext(ctx context.Context, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, args ...any) *sql.Row
+}
+
+// direct runs query on a transaction or the pool as it is, for a driver
+// that caches statements itself (Dialect.DriverCachesStatements).
+type direct struct {
+	q     querier
+	query string
+}
+
+func (d direct) ExecContext(ctx context.Context, args ...any) (sql.Result, error) {
+	return d.q.ExecContext(ctx, d.query, args...)
+}
+
+func (d direct) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
+	return d.q.QueryContext(ctx, d.query, args...)
+}
+
+func (d direct) QueryRowContext(ctx context.Context, args ...any) *sql.Row {
+	return d.q.QueryRowContext(ctx, d.query, args...)
+}
+
+func (t *txn) stmt(ctx context.Context, query string) (runner, error) {
+	if t.s.d.DriverCachesStatements {
+		if t.tx != nil {
+			return direct{t.tx, query}, nil
+		}
+		return direct{t.s.db, query}, nil
+	}
 	v, ok := t.s.stmts.Load(query)
 	if !ok {
 		st, err := t.s.db.PrepareContext(ctx, query)

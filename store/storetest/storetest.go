@@ -50,6 +50,7 @@ func Run(t *testing.T, open Opener) {
 		{"AuditChain", testAuditChain},
 		{"AuditGaps", testAuditGaps},
 		{"PolicyChanges", testPolicyChanges},
+		{"PolicyChangesFollowed", testPolicyChangesFollowed},
 		{"BadInput", testBadInput},
 	}
 	for _, tc := range tests {
