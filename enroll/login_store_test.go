@@ -71,21 +71,24 @@ func (f *fileEnv) open(t *testing.T) store.Store {
 }
 
 // tenantsAway makes the store's account lookups fail while its lockout
-// counters and sessions keep working (a real database error from a second
-// connection to the same file: the table is renamed); the returned func
-// puts it back.
-func tenantsAway(t *testing.T, f *fileEnv) func() {
+// counters and sessions keep working; the returned func puts it back.
+func tenantsAway(t *testing.T, f *fileEnv) func() { return tableAway(t, f, "tenants") }
+
+// tableAway makes every read of table fail with a real database error
+// (from a second connection to the same file: the table is renamed); the
+// returned func puts it back.
+func tableAway(t *testing.T, f *fileEnv, table string) func() {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+f.path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(`ALTER TABLE tenants RENAME TO tenants_away`); err != nil {
+	if _, err := db.Exec(`ALTER TABLE ` + table + ` RENAME TO ` + table + `_away`); err != nil {
 		t.Fatal(err)
 	}
 	return func() {
-		if _, err := db.Exec(`ALTER TABLE tenants_away RENAME TO tenants`); err != nil {
+		if _, err := db.Exec(`ALTER TABLE ` + table + `_away RENAME TO ` + table); err != nil {
 			t.Fatal(err)
 		}
 	}
