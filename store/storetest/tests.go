@@ -727,6 +727,11 @@ func testPolicyChanges(t *testing.T, e *env) {
 	if ch.SubAccounts[0].TOTPSecret != nil || ch.SubAccounts[0].PasswordHash != "" || ch.SubAccounts[0].TenantName != "shop" {
 		t.Fatal("policy changes carry secrets or lack the store name")
 	}
+	// What a decision (and the CA's feed) reads of a device is all there.
+	if got := ch.Devices[0]; got.TenantID != d.TenantID || got.SubID != d.SubID || got.Serial != d.Serial ||
+		got.Status != store.DeviceActive || !got.ExpiresAt.Equal(d.ExpiresAt) || got.ChangeSeq != d.ChangeSeq || got.ChangeSeq == 0 {
+		t.Fatalf("changed device %+v, want the fields of %+v", got, d)
+	}
 	if none, _ := e.st.PolicyChangesSince(e.ctx, ch.Seq); len(none.SubAccounts)+len(none.Devices) != 0 || none.Seq != ch.Seq {
 		t.Fatalf("no change: %+v", none)
 	}
