@@ -65,7 +65,15 @@ func (a *Authority) Issue(ctx context.Context, r IssueRequest) (issued *Issued, 
 		if ticketHash, err = hashCode(r.Code); err != nil {
 			return nil, store.ErrTicketUnknown
 		}
-		t, err := a.store.LookupTicket(ctx, ticketHash, now)
+	} else if tenantID == "" || subID == "" {
+		return nil, fmt.Errorf("%w: an enrollment code is required", store.ErrTicketUnknown)
+	}
+	// Ticket, sub-account and the cheap quota pre-check in one read, so a
+	// full quota costs no signature; the store's transaction below is the
+	// authoritative check.
+	pre, err := a.store.IssuePrecheck(ctx, ticketHash, tenantID, subID, now)
+	if ticketHash != nil {
+		t := pre.Ticket
 		if err != nil && !errors.Is(err, store.ErrTicketUsed) {
 			return nil, err
 		}
@@ -79,22 +87,11 @@ func (a *Authority) Issue(ctx context.Context, r IssueRequest) (issued *Issued, 
 			// lost. Only the device it issued, for this very key, comes back.
 			return a.redeliver(ctx, r, csr, tenantID, subID, t.UsedAt.Add(-time.Second), t.UsedAt.Add(time.Second), now, err)
 		}
-	}
-	if tenantID == "" || subID == "" {
-		return nil, fmt.Errorf("%w: an enrollment code is required", store.ErrTicketUnknown)
-	}
-
-	sub, err := a.store.GetSubAccount(ctx, tenantID, subID)
-	if err != nil {
+	} else if err != nil {
 		return nil, err
 	}
+	sub, active := pre.SubAccount, pre.Active
 	notAfter, err := a.eligibleUntil(sub, now)
-	if err != nil {
-		return nil, err
-	}
-	// Cheap pre-check so a full quota costs no signature; the store's
-	// transaction below is the authoritative check.
-	active, err := a.store.CountActiveDevices(ctx, tenantID, subID, now)
 	if err != nil {
 		return nil, err
 	}

@@ -57,6 +57,11 @@ type Store interface {
 	// LookupTicket finds a ticket by its hash without consuming it (used to
 	// pre-check before signing); errors: ErrTicketUnknown/Expired/Used.
 	LookupTicket(ctx context.Context, hash []byte, now time.Time) (Ticket, error)
+	// IssuePrecheck reads in one query what an issuance checks before it
+	// signs: the ticket of hash (if set; its sub-account then, and its
+	// state errors as LookupTicket's, with the ticket filled in) or else the
+	// sub-account tenantID/subID, and the sub-account's active devices at now.
+	IssuePrecheck(ctx context.Context, hash []byte, tenantID, subID string, now time.Time) (IssueCheck, error)
 
 	// Devices.
 	// IssueDevice is the quota gate: in one transaction it locks the

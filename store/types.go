@@ -219,6 +219,13 @@ type RenewRequest struct {
 	Now         time.Time
 }
 
+// IssueCheck is what IssuePrecheck reads.
+type IssueCheck struct {
+	Ticket     Ticket // when a ticket was asked for
+	SubAccount SubAccount
+	Active     int // active, unexpired devices of the sub-account
+}
+
 // NewTicket is the input of CreateTicket.
 type NewTicket struct {
 	TenantID  string

@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/devicegate/devicegate/store"
 	"github.com/devicegate/devicegate/store/postgres/pgtest"
@@ -65,6 +68,28 @@ func TestPostgres(t *testing.T) {
 		case <-got:
 		case <-time.After(time.Second):
 			t.Fatal("no notification within 1 s of a policy change")
+		}
+		// A new device is a policy change too: its seq is notified.
+		sub := storetest.Protected(t, st, tn, "b", 1)
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(ctx, "LISTEN "+PolicyChannel); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		d, _, err := st.IssueDevice(ctx, store.IssueRequest{TenantID: tn.ID, SubID: sub.ID, DeviceID: store.NewID(), Serial: "1a",
+			Fingerprint: "ab", IssuedAt: now, ExpiresAt: now.Add(time.Hour), Now: now}, storetest.Actor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitCtx, stop := context.WithTimeout(ctx, 10*time.Second)
+		defer stop()
+		n, err := conn.WaitForNotification(waitCtx)
+		if err != nil || n.Payload != strconv.FormatInt(d.ChangeSeq, 10) {
+			t.Fatalf("notification after an issuance: %+v %v, want the device's seq %d", n, err, d.ChangeSeq)
 		}
 	})
 	t.Run("ReportNotifications", func(t *testing.T) {

@@ -108,9 +108,22 @@ func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.
 		}
 		// A statement of its own, after the lock: in PostgreSQL a count in
 		// the locking statement would see the snapshot from before the wait.
-		// The quota count and the key's holders in one round trip.
-		var holders int
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT
+		// The quota count, the key's holders and (PostgreSQL) the ticket's
+		// consumption in one round trip: a refusal below rolls the
+		// consumption back with everything else.
+		var holders, consumed int
+		counted := false
+		if r.TicketHash != nil && s.d.WritesInWith {
+			counted = true
+			if err := tx.QueryRowContext(ctx, s.q(`WITH c AS (`+consumeTicketSQL+` RETURNING 1) SELECT
+				(SELECT COUNT(*) FROM devices WHERE sub_id = ? AND status = ? AND expires_at > ?),
+				(SELECT COUNT(*) FROM devices WHERE key_id = ? AND status = ? AND expires_at > ?),
+				(SELECT COUNT(*) FROM c)`),
+				ts(r.Now), r.TicketHash, r.TenantID, r.SubID, ts(r.Now),
+				r.SubID, store.DeviceActive, ts(r.Now), keyOrNone(r.KeyID), store.DeviceActive, ts(r.Now)).Scan(&active, &holders, &consumed); err != nil {
+				return err
+			}
+		} else if err := tx.QueryRowContext(ctx, s.q(`SELECT
 			(SELECT COUNT(*) FROM devices WHERE sub_id = ? AND status = ? AND expires_at > ?),
 			(SELECT COUNT(*) FROM devices WHERE key_id = ? AND status = ? AND expires_at > ?)`),
 			r.SubID, store.DeviceActive, ts(r.Now), keyOrNone(r.KeyID), store.DeviceActive, ts(r.Now)).Scan(&active, &holders); err != nil {
@@ -125,19 +138,32 @@ func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.
 			return store.ErrQuotaExceeded
 		}
 		if r.TicketHash != nil {
-			if err := s.consumeTicket(ctx, tx, r.TicketHash, r.TenantID, r.SubID, r.Now); err != nil {
-				return err
+			if counted && consumed != 1 {
+				return s.ticketRefusal(ctx, tx, r.TicketHash, r.TenantID, r.SubID, r.Now)
+			}
+			if !counted {
+				if err := s.consumeTicket(ctx, tx, r.TicketHash, r.TenantID, r.SubID, r.Now); err != nil {
+					return err
+				}
 			}
 		}
-		seq, err := s.nextSeq(ctx, tx)
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO devices (id, tenant_id, sub_id, label, serial, fingerprint, key_id, status, issued_at, expires_at,
+		const insert = `INSERT INTO devices (id, tenant_id, sub_id, label, serial, fingerprint, key_id, status, issued_at, expires_at,
 			enrolled_ip, enrolled_ua, last_seen_at, last_seen_ip, revoked_at, reason, change_seq, cert_der)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, 0, ?, ?)`),
-			d.ID, d.TenantID, d.SubID, d.Label, d.Serial, d.Fingerprint, d.KeyID, d.Status, ts(d.IssuedAt), ts(d.ExpiresAt), d.EnrolledIP, d.EnrolledUA, seq, r.CertDER)
-		d.ChangeSeq = seq
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, 0, `
+		args := []any{d.ID, d.TenantID, d.SubID, d.Label, d.Serial, d.Fingerprint, d.KeyID, d.Status, ts(d.IssuedAt), ts(d.ExpiresAt), d.EnrolledIP, d.EnrolledUA}
+		if s.d.SeqCTE != "" {
+			// The seq bump, its notification and the device in one round
+			// trip: the seq row stays locked until commit.
+			err = tx.QueryRowContext(ctx, s.q(`WITH `+s.d.SeqCTE+` `+insert+`(SELECT s.v FROM s, n), ?) RETURNING change_seq`),
+				append(args, r.CertDER)...).Scan(&d.ChangeSeq)
+		} else {
+			var seq int64
+			if seq, err = s.nextSeq(ctx, tx); err != nil {
+				return err
+			}
+			d.ChangeSeq = seq
+			_, err = tx.ExecContext(ctx, s.q(insert+`?, ?)`), append(args, seq, r.CertDER)...)
+		}
 		if err != nil {
 			if s.d.IsUniqueViolation(err) {
 				return fmt.Errorf("device or serial: %w", store.ErrDuplicate)
@@ -269,7 +295,7 @@ func (s *DB) RedeliverDevice(ctx context.Context, r store.RedeliverRequest, acto
 			WHERE tenant_id = ? AND sub_id = ? AND key_id = ? AND status = ? AND expires_at > ? AND issued_at >= ? AND issued_at <= ?
 			AND last_seen_at = 0 AND cert_der IS NOT NULL`),
 			r.TenantID, r.SubID, r.KeyID, store.DeviceActive, ts(r.Now), ts(r.IssuedFrom), ts(r.IssuedTo))
-		if d, err = scanDevice(scanWith{row, &der}); err != nil {
+		if d, err = scanDevice(scanWith{row, []any{&der}}); err != nil {
 			return err
 		}
 		if len(der) == 0 || checkDER(der, d.Fingerprint) != nil {
@@ -283,13 +309,13 @@ func (s *DB) RedeliverDevice(ctx context.Context, r store.RedeliverRequest, acto
 	return d, der, nil
 }
 
-// scanWith scans a device row followed by extra columns.
+// scanWith scans a row followed by extra columns.
 type scanWith struct {
 	row   scanner
-	extra any
+	extra []any
 }
 
-func (w scanWith) Scan(dest ...any) error { return w.row.Scan(append(dest, w.extra)...) }
+func (w scanWith) Scan(dest ...any) error { return w.row.Scan(append(dest, w.extra...)...) }
 
 // keyFree refuses a key that an active device other than exceptID holds
 // (in any store: the key's owner proved possession, so this tells nothing

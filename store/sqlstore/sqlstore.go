@@ -37,6 +37,10 @@ type Dialect struct {
 	// policy seq and returns the new value (PostgreSQL: the same UPDATE and
 	// a pg_notify of the new seq, delivered on commit, in one round trip).
 	NextSeqSQL string
+	// SeqCTE, if set, is a WITH list whose CTEs s and n bump the policy seq
+	// and notify it: a write that references (SELECT s.v FROM s, n) takes
+	// its seq in its own round trip (PostgreSQL).
+	SeqCTE string
 	// WritesInWith: INSERT/UPDATE may run inside WITH of another write
 	// (PostgreSQL), so two writes take one round trip.
 	WritesInWith bool

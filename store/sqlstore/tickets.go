@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -39,6 +40,38 @@ func (s *DB) LookupTicket(ctx context.Context, hash []byte, now time.Time) (stor
 	return s.readTicket(ctx, s.ro(), hash, now)
 }
 
+// IssuePrecheck reads ticket, sub-account and device count in one round
+// trip (see store.Store).
+func (s *DB) IssuePrecheck(ctx context.Context, hash []byte, tenantID, subID string, now time.Time) (store.IssueCheck, error) {
+	var c store.IssueCheck
+	const count = `(SELECT COUNT(*) FROM devices d WHERE d.sub_id = s.id AND d.status = ? AND d.expires_at > ?)`
+	if hash == nil {
+		sub, err := s.scanSub(scanWith{s.ro().QueryRowContext(ctx, s.q(`SELECT `+subColumns+`, `+count+subFrom+`WHERE s.tenant_id = ? AND s.id = ?`),
+			store.DeviceActive, ts(now), tenantID, subID), []any{&c.Active}})
+		c.SubAccount = sub
+		return c, err
+	}
+	var expires, used int64
+	sub, err := s.scanSub(scanWith{s.ro().QueryRowContext(ctx, s.q(`SELECT `+subColumns+`, tk.tenant_id, tk.sub_id, tk.expires_at, tk.used_at, `+count+
+		` FROM tickets tk JOIN sub_accounts s ON s.tenant_id = tk.tenant_id AND s.id = tk.sub_id JOIN tenants t ON t.id = s.tenant_id WHERE tk.hash = ?`),
+		store.DeviceActive, ts(now), hash), []any{&c.Ticket.TenantID, &c.Ticket.SubID, &expires, &used, &c.Active}})
+	if errors.Is(err, store.ErrNotFound) {
+		return c, store.ErrTicketUnknown
+	}
+	if err != nil {
+		return c, err
+	}
+	c.SubAccount = sub
+	c.Ticket.ExpiresAt, c.Ticket.UsedAt = fromTS(expires), fromTS(used)
+	switch {
+	case used != 0:
+		return c, store.ErrTicketUsed
+	case !now.Before(c.Ticket.ExpiresAt):
+		return c, store.ErrTicketExpired
+	}
+	return c, nil
+}
+
 func (s *DB) readTicket(ctx context.Context, q querier, hash []byte, now time.Time) (store.Ticket, error) {
 	var t store.Ticket
 	var expires, used int64
@@ -62,14 +95,22 @@ func (s *DB) readTicket(ctx context.Context, q querier, hash []byte, now time.Ti
 // consumeTicket marks a ticket of this tenant and sub-account used, once:
 // one UPDATE in the common case; the SELECT only runs to name a refusal.
 func (s *DB) consumeTicket(ctx context.Context, tx *txn, hash []byte, tenantID, subID string, now time.Time) error {
-	res, err := tx.ExecContext(ctx, s.q(`UPDATE tickets SET used_at = ? WHERE hash = ? AND tenant_id = ? AND sub_id = ? AND used_at = 0 AND expires_at > ?`),
-		ts(now), hash, tenantID, subID, ts(now))
+	res, err := tx.ExecContext(ctx, s.q(consumeTicketSQL), ts(now), hash, tenantID, subID, ts(now))
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
 		return nil
 	}
+	return s.ticketRefusal(ctx, tx, hash, tenantID, subID, now)
+}
+
+// consumeTicketSQL marks a usable ticket used; arguments: now, hash,
+// tenant, sub-account, now.
+const consumeTicketSQL = `UPDATE tickets SET used_at = ? WHERE hash = ? AND tenant_id = ? AND sub_id = ? AND used_at = 0 AND expires_at > ?`
+
+// ticketRefusal names why a ticket could not be consumed.
+func (s *DB) ticketRefusal(ctx context.Context, tx *txn, hash []byte, tenantID, subID string, now time.Time) error {
 	t, err := s.readTicket(ctx, tx, hash, now)
 	if err != nil {
 		return err

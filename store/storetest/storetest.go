@@ -34,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 		{"IssueQuotaAndSlots", testIssueQuotaAndSlots},
 		{"QuotaRace", testQuotaRace},
 		{"Tickets", testTickets},
+		{"IssuePrecheck", testIssuePrecheck},
 		{"ProtectionLimits", testProtectionLimits},
 		{"RenewDevice", testRenewDevice},
 		{"AllowEarlyRenewal", testAllowEarlyRenewal},
