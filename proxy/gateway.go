@@ -76,15 +76,24 @@ func NewGateway(o Options) (*Gateway, error) {
 }
 
 // bufferPool recycles response copy buffers (ReverseProxy would allocate
-// 32 KiB per request without one).
+// 32 KiB per request without one). It keeps array pointers: a Put turns
+// the slice back into one without allocating (a *[]byte made per Put was
+// the fast path's one allocation per request).
 type bufferPool struct{ pool sync.Pool }
 
+const copyBufferSize = 32 << 10
+
 func newBufferPool() *bufferPool {
-	return &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+	return &bufferPool{pool: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
 }
 
-func (p *bufferPool) Get() []byte  { return *(p.pool.Get().(*[]byte)) }
-func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
+func (p *bufferPool) Get() []byte { return p.pool.Get().(*[copyBufferSize]byte)[:] }
+
+func (p *bufferPool) Put(b []byte) {
+	if cap(b) >= copyBufferSize {
+		p.pool.Put((*[copyBufferSize]byte)(b[:copyBufferSize]))
+	}
+}
 
 // newUpstreamTransport keeps enough idle connections for a busy gateway and
 // gives the upstream timeout to answer.
