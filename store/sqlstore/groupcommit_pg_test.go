@@ -227,3 +227,61 @@ func TestGroupCommitCallerGoneMidBatchPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGroupCommitDeadlockRetryPostgres: a batch holds the policy seq (its
+// first issuance bumped it) when its second issuance waits for a
+// sub-account that another node's transaction holds while that one waits
+// for the seq. PostgreSQL aborts one of them ("deadlock detected"); when it
+// is the batch's issuance, it runs again alone after the batch's commit
+// instead of failing.
+func TestGroupCommitDeadlockRetryPostgres(t *testing.T) {
+	e := newGroupEnv(t, 3)
+	releaseSeq := e.lock(t, `SELECT v FROM policy_seq WHERE id = 1 FOR UPDATE`)
+	blocker := e.issueAll(e.subs[:1], nil)
+	e.waitLockWaiter(t, "WITH s AS (UPDATE policy_seq")
+	// The other node: holds sub-account 2, later asks for the seq.
+	other, err := e.raw.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback()
+	if _, err := other.Exec(`SELECT id FROM sub_accounts WHERE id = $1 FOR UPDATE`, e.subs[2].ID); err != nil {
+		t.Fatal(err)
+	}
+	first := e.issueAll(e.subs[1:2], nil) // queued first: runs first in the batch
+	e.waitPending(t, 2)
+	second := e.issueAll(e.subs[2:3], nil)
+	e.waitPending(t, 3)
+	releaseSeq()
+	if err := <-blocker; err != nil {
+		t.Fatal(err)
+	}
+	e.waitLockWaiter(t, "SELECT s.id")
+	otherDone := make(chan error, 1)
+	go func() {
+		_, err := other.Exec(`UPDATE policy_seq SET v = v WHERE id = 1`)
+		if err == nil {
+			err = other.Rollback()
+		} else {
+			_ = other.Rollback()
+		}
+		otherDone <- err
+	}()
+	if err := <-first; err != nil {
+		t.Fatalf("the batch's first issuance: %v", err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("the issuance that met the deadlock: %v, want it run again and issued", err)
+	}
+	t.Logf("the other node's transaction: %v", <-otherDone)
+	var devices int
+	if err := e.raw.QueryRow(`SELECT COUNT(*) FROM devices`).Scan(&devices); err != nil {
+		t.Fatal(err)
+	}
+	if devices != 3 {
+		t.Errorf("%d devices, want 3", devices)
+	}
+	if err := e.st.VerifyAudit(context.Background(), e.subs[0].TenantID); err != nil {
+		t.Fatal(err)
+	}
+}
