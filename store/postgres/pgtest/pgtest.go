@@ -37,6 +37,8 @@ type Server struct {
 	// StartReplicated uses both.
 	run func(name string, args ...string) error
 	dir string
+	// pgctl is how pg_ctl runs (for the guard, guard.go).
+	pgctl []string
 }
 
 // binDir finds the newest /usr/lib/postgresql/*/bin with initdb.
@@ -108,11 +110,18 @@ func start(tb testing.TB, addr, clients, extraOpts string) *Server {
 		tb.Fatal(err)
 	}
 	data := filepath.Join(dir, "data")
-	run := func(name string, args ...string) error {
-		cmd := exec.Command(filepath.Join(bin, name), args...)
+	argv := func(name string) []string {
 		if runAs != nil {
-			cmd = exec.Command("runuser", append([]string{"-u", runAs.Username, "--", filepath.Join(bin, name)}, args...)...)
+			return []string{"runuser", "-u", runAs.Username, "--", filepath.Join(bin, name)}
 		}
+		return []string{filepath.Join(bin, name)}
+	}
+	if err := errors.Join(guardAdd(argv("pg_ctl"), "stop", data), guardAdd(argv("pg_ctl"), "rm", dir)); err != nil {
+		tb.Fatal(err)
+	}
+	run := func(name string, args ...string) error {
+		a := argv(name)
+		cmd := exec.Command(a[0], append(a[1:], args...)...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("%s: %v\n%s", name, err, out)
@@ -135,7 +144,7 @@ func start(tb testing.TB, addr, clients, extraOpts string) *Server {
 		opts += " -c listen_addresses=127.0.0.1," + addr // the last setting wins
 	}
 	s := &Server{port: port, data: data, opts: opts, log: filepath.Join(dir, "log"), run: run, dir: dir,
-		ctl: func(args ...string) error { return run("pg_ctl", args...) }}
+		ctl: func(args ...string) error { return run("pg_ctl", args...) }, pgctl: argv("pg_ctl")}
 	if err := s.start(); err != nil {
 		tb.Fatal(err)
 	}

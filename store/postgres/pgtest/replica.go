@@ -43,7 +43,10 @@ func StartReplicated(tb testing.TB) *Replicated {
 		tb.Fatal(err)
 	}
 	sb := &Server{port: port, data: data, opts: serverOpts(port, p.dir) + " -c cluster_name=" + standbyName,
-		log: filepath.Join(p.dir, "standby.log"), run: p.run, dir: p.dir, ctl: p.ctl}
+		log: filepath.Join(p.dir, "standby.log"), run: p.run, dir: p.dir, ctl: p.ctl, pgctl: p.pgctl}
+	if err := guardAdd(p.pgctl, "stop", data); err != nil {
+		tb.Fatal(err)
+	}
 	if err := sb.start(); err != nil {
 		tb.Fatal(err)
 	}
