@@ -166,7 +166,7 @@ func ListIntermediates(dir string) ([]DeviceCA, error) {
 		return nil, err
 	}
 	byName := map[string]DeviceCA{}
-	for _, d := range append(append([]DeviceCA(nil), keys.DeviceCAs...), keys.Retired...) {
+	for _, d := range keys.allDeviceCAs() {
 		byName[d.Name] = d
 	}
 	out := make([]DeviceCA, 0, len(st.Intermediates))

@@ -13,8 +13,10 @@ type issueMetrics struct {
 
 // RegisterMetrics exports the authority's issuance outcomes on reg:
 // devicegate_ca_issued_total and devicegate_ca_issue_refusals_total{code}
-// (code as in the API's error answers, e.g. quota_exceeded). Call it once,
-// before the authority serves.
+// (code as in the API's error answers, e.g. quota_exceeded), and the
+// active devices per device intermediate,
+// devicegate_ca_intermediate_active_devices{intermediate,state}. Call it
+// once, before the authority serves.
 func (a *Authority) RegisterMetrics(reg prometheus.Registerer) {
 	m := &issueMetrics{
 		issued: prometheus.NewCounter(prometheus.CounterOpts{Name: "devicegate_ca_issued_total",
@@ -24,7 +26,7 @@ func (a *Authority) RegisterMetrics(reg prometheus.Registerer) {
 	}
 	// Exported at 0 from the start, so the quota alert sees a series.
 	m.refusals.WithLabelValues("quota_exceeded")
-	reg.MustRegister(m.issued, m.refusals)
+	reg.MustRegister(m.issued, m.refusals, &intermediateGauge{a: a})
 	a.metrics = m
 }
 

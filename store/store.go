@@ -16,6 +16,7 @@ import (
 type Store interface {
 	Verifications // real-person verification (verification.go)
 	OwnerCerts    // the owner's own device certificates (ownercert.go)
+	IssuerCounts  // active devices per device intermediate (deviceissuers.go)
 
 	// Tenants.
 	CreateTenant(ctx context.Context, t NewTenant, actor Actor) (Tenant, error)

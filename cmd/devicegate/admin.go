@@ -175,6 +175,12 @@ func adminTable() []adminCommand {
 				return a.adminProxyRevoke(ctx, pos[0], *reason, env)
 			}
 		}},
+		{"intermediate list", "[--json]", "the device intermediates with the active devices each issued, in every store (retire an old one once it has none)", func(fs *flag.FlagSet) adminRun {
+			asJSON := jsonFlag(fs)
+			return func(ctx context.Context, a *app, _ []string, env *cliEnv) error {
+				return a.adminIntermediateList(ctx, *asJSON, env)
+			}
+		}},
 		{"audit", "STORE [--target T] [--json]", "a store's audit log", func(fs *flag.FlagSet) adminRun {
 			asJSON := jsonFlag(fs)
 			target := fs.String("target", "", "only events whose target is `T`")

@@ -101,6 +101,11 @@ type intermediateJSON struct {
 	NotAfter    time.Time `json:"not_after"`
 }
 
+func intermediateView(d ca.DeviceCA) intermediateJSON {
+	return intermediateJSON{Name: d.Name, State: d.State, Subject: d.Cert.Subject.CommonName,
+		Fingerprint: ca.Fingerprint(d.Cert), NotBefore: d.Cert.NotBefore.UTC(), NotAfter: d.Cert.NotAfter.UTC()}
+}
+
 func runCAIntermediate(dir string, pos []string, o intermediateOptions, env *cliEnv) error {
 	withName := map[string]bool{"activate": true, "retire": true}
 	if withName[pos[0]] != (len(pos) == 2) {
@@ -168,8 +173,7 @@ func listIntermediates(dir string, asJSON bool, env *cliEnv) error {
 	}
 	views := make([]intermediateJSON, 0, len(list))
 	for _, d := range list {
-		views = append(views, intermediateJSON{Name: d.Name, State: d.State, Subject: d.Cert.Subject.CommonName,
-			Fingerprint: ca.Fingerprint(d.Cert), NotBefore: d.Cert.NotBefore.UTC(), NotAfter: d.Cert.NotAfter.UTC()})
+		views = append(views, intermediateView(d))
 	}
 	if asJSON {
 		enc := json.NewEncoder(env.stdout)

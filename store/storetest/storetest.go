@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"AllowEarlyRenewal", testAllowEarlyRenewal},
 		{"KeyReuse", testKeyReuse},
 		{"RedeliverDevice", testRedeliverDevice},
+		{"CountDevicesByIssuer", testCountDevicesByIssuer},
 		{"RevokeAndDepart", testRevokeAndDepart},
 		{"RevocationFeedOrder", testRevocationFeedOrder},
 		{"SealedSecrets", testSealedSecrets},
