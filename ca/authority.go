@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,11 @@ type Options struct {
 	PublicURL   string        // https://host:port of this CA; device certificates name <PublicURL>/crl and /ocsp (optional)
 	Logger      *slog.Logger
 	Now         func() time.Time // for tests
+	// Dir is the CA directory Run reads the device intermediates from
+	// again every ReloadEvery (default 10 s), so a rotation reaches a
+	// running node without a restart ("": never; intermediatereload.go).
+	Dir         string
+	ReloadEvery time.Duration
 }
 
 func (o *Options) setDefaults() error {
@@ -52,6 +58,9 @@ func (o *Options) setDefaults() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.ReloadEvery == 0 {
+		o.ReloadEvery = 10 * time.Second
+	}
 	if o.Validity < time.Hour {
 		return errors.New("certificate validity must be at least 1h")
 	}
@@ -73,16 +82,24 @@ func checkPublicURL(raw string) error {
 
 // Authority issues, renews and revokes device certificates.
 type Authority struct {
-	opts   Options
-	keys   *Keys
-	store  store.Store
-	signer *signer
-	revs   *revocationState
+	opts  Options
+	store store.Store
+	// cur is the device intermediates in use and the signer of the active
+	// one, swapped together when Run finds a rotation in the CA directory.
+	// An operation loads it once and uses that one throughout.
+	cur  atomic.Pointer[issuing]
+	revs *revocationState
 	// renewals counts each device's renewals in the store (renewlimit.go).
 	renewals *ratelimit.Shared
 
 	onRevoke atomic.Pointer[func()]
 	metrics  *issueMetrics // RegisterMetrics; nil: not exported
+}
+
+// issuing is the key material an Authority works with at one moment.
+type issuing struct {
+	keys   *Keys
+	signer *signer
 }
 
 // OnRevoke registers fn to be called after every revocation this authority
@@ -99,8 +116,9 @@ func New(ctx context.Context, keys *Keys, st store.Store, opts Options) (*Author
 	if err != nil {
 		return nil, err
 	}
-	a := &Authority{opts: opts, keys: keys, store: st, signer: s,
+	a := &Authority{opts: opts, store: st,
 		renewals: ratelimit.NewShared(st, "renew:", maxRenewals, renewalWindow, opts.Logger)}
+	a.cur.Store(&issuing{keys: keys, signer: s})
 	a.revs = newRevocationState(a)
 	if err := a.revs.refresh(ctx); err != nil {
 		return nil, fmt.Errorf("build CRL: %w", err)
@@ -108,8 +126,9 @@ func New(ctx context.Context, keys *Keys, st store.Store, opts Options) (*Author
 	return a, nil
 }
 
-// Keys returns the CA's certificates (and online keys).
-func (a *Authority) Keys() *Keys { return a.keys }
+// Keys returns the CA's certificates (and online keys) in use now: after a
+// rotation Run has picked up, the new set.
+func (a *Authority) Keys() *Keys { return a.cur.Load().keys }
 
 // TrustDomain is the SPIFFE trust domain of the identities we issue.
 func (a *Authority) TrustDomain() string { return a.opts.TrustDomain }
@@ -127,9 +146,13 @@ const crlTick = 250 * time.Millisecond
 // the CRL follow within well under a second, and re-signs the CRL before it
 // expires. A failed refresh is logged and tried again at the next tick (the
 // CRL served meanwhile is the last one built), so Run returns nil, when ctx
-// ends.
+// ends. With Options.Dir it also follows a rotation of the device
+// intermediates there (intermediatereload.go).
 func (a *Authority) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { a.watchIntermediates(ctx) })
 	a.revs.run(ctx, crlTick)
+	wg.Wait()
 	return nil
 }
 

@@ -10,7 +10,7 @@ import (
 // handleIndex is GET / (exactly): the CA's name, its root fingerprint and
 // its public endpoints, so the URL the demo prints answers something useful.
 func (s *Server) handleIndex(w http.ResponseWriter, _ *http.Request) {
-	root := s.ca.keys.Root
+	root := s.ca.Keys().Root
 	idx := api.CAIndex{
 		Service:         "devicegate CA",
 		CAName:          root.Subject.CommonName,

@@ -103,7 +103,8 @@ func (a *Authority) Issue(ctx context.Context, r IssueRequest) (issued *Issued, 
 
 	deviceID := store.NewID()
 	p := identity.Principal{TrustDomain: a.opts.TrustDomain, TenantID: tenantID, SubID: subID, DeviceID: deviceID}
-	chain, err := a.signer.sign(ctx, csr, a.deviceLeaf(sub, p, now, notAfter))
+	cur := a.cur.Load()
+	chain, err := cur.signer.sign(ctx, csr, a.deviceLeaf(cur.keys, sub, p, now, notAfter))
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +177,7 @@ func (a *Authority) redeliver(ctx context.Context, r IssueRequest, csr *x509.Cer
 	leaf, err := x509.ParseCertificate(der)
 	var issuer *DeviceCA
 	if err == nil {
-		issuer = a.keys.issuerOf(leaf)
+		issuer = a.Keys().issuerOf(leaf)
 	}
 	if issuer == nil || SerialHex(leaf) != dev.Serial {
 		a.opts.Logger.Error("a recorded device certificate does not check; not re-delivered", "device", dev.ID)
@@ -269,7 +270,8 @@ func (a *Authority) renew(ctx context.Context, p identity.Principal, oldSerial s
 	if err != nil {
 		return nil, err
 	}
-	chain, err := a.signer.sign(ctx, csr, a.deviceLeaf(sub, p, now, notAfter))
+	cur := a.cur.Load()
+	chain, err := cur.signer.sign(ctx, csr, a.deviceLeaf(cur.keys, sub, p, now, notAfter))
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +326,7 @@ func (a *Authority) RedeliverRenewal(ctx context.Context, oldLeaf *x509.Certific
 
 // deviceLeaf is what a device certificate of sub issued now says: its
 // identity, its validity and where its revocation is published.
-func (a *Authority) deviceLeaf(sub store.SubAccount, p identity.Principal, now, notAfter time.Time) leafSpec {
+func (a *Authority) deviceLeaf(keys *Keys, sub store.SubAccount, p identity.Principal, now, notAfter time.Time) leafSpec {
 	spec := leafSpec{
 		CommonName: sub.FullName(),
 		URI:        p.URI().String(),
@@ -332,7 +334,7 @@ func (a *Authority) deviceLeaf(sub store.SubAccount, p identity.Principal, now, 
 		NotAfter:   notAfter,
 	}
 	if base := strings.TrimSuffix(a.opts.PublicURL, "/"); base != "" {
-		spec.CRLURL, spec.OCSPURL = base+a.keys.crlPath(), base+"/ocsp"
+		spec.CRLURL, spec.OCSPURL = base+keys.crlPath(), base+"/ocsp"
 	}
 	return spec
 }

@@ -9,13 +9,15 @@ import (
 type issueMetrics struct {
 	issued   prometheus.Counter
 	refusals *prometheus.CounterVec // by Explain's stable code
+	reloads  *prometheus.CounterVec // device intermediate reloads by result
 }
 
 // RegisterMetrics exports the authority's issuance outcomes on reg:
 // devicegate_ca_issued_total and devicegate_ca_issue_refusals_total{code}
 // (code as in the API's error answers, e.g. quota_exceeded), and the
 // active devices per device intermediate,
-// devicegate_ca_intermediate_active_devices{intermediate,state}. Call it
+// devicegate_ca_intermediate_active_devices{intermediate,state}, and the
+// reloads of the device intermediates, devicegate_ca_intermediate_reloads_total{result}. Call it
 // once, before the authority serves.
 func (a *Authority) RegisterMetrics(reg prometheus.Registerer) {
 	m := &issueMetrics{
@@ -24,10 +26,21 @@ func (a *Authority) RegisterMetrics(reg prometheus.Registerer) {
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "devicegate_ca_issue_refusals_total",
 			Help: "Enrollments refused, by the API error code (quota_exceeded: the sub-account's device quota is full)."}, []string{"code"}),
 	}
-	// Exported at 0 from the start, so the quota alert sees a series.
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "devicegate_ca_intermediate_reloads_total",
+		Help: `Device intermediate sets read from the CA directory by a running node: result="reloaded" (a rotation now in use), "failed" (the directory did not load; the node kept its set).`}, []string{"result"})
+	// Exported at 0 from the start, so the alerts see a series.
 	m.refusals.WithLabelValues("quota_exceeded")
-	reg.MustRegister(m.issued, m.refusals, &intermediateGauge{a: a})
+	m.reloads.WithLabelValues("reloaded")
+	m.reloads.WithLabelValues("failed")
+	reg.MustRegister(m.issued, m.refusals, m.reloads, &intermediateGauge{a: a})
 	a.metrics = m
+}
+
+// countReload records one reload outcome (nothing before RegisterMetrics).
+func (a *Authority) countReload(result string) {
+	if a.metrics != nil {
+		a.metrics.reloads.WithLabelValues(result).Inc()
+	}
 }
 
 // countIssue records one Issue outcome (nothing before RegisterMetrics).

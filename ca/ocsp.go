@@ -58,9 +58,10 @@ func (a *Authority) ocspStatus(ctx context.Context, req *ocsp.Request) ([]byte, 
 
 // ocspIssuer is the trusted device intermediate the request names, or nil.
 func (a *Authority) ocspIssuer(req *ocsp.Request) *DeviceCA {
-	for i := range a.keys.DeviceCAs {
-		if issuedBy(req, a.keys.DeviceCAs[i].Cert) {
-			return &a.keys.DeviceCAs[i]
+	keys := a.Keys()
+	for i := range keys.DeviceCAs {
+		if issuedBy(req, keys.DeviceCAs[i].Cert) {
+			return &keys.DeviceCAs[i]
 		}
 	}
 	return nil

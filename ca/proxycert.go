@@ -54,7 +54,7 @@ func (a *Authority) signProxy(ctx context.Context, name string, csrData []byte, 
 		return nil, err
 	}
 	now := a.now()
-	chain, err := a.signer.sign(ctx, csr, leafSpec{
+	chain, err := a.cur.Load().signer.sign(ctx, csr, leafSpec{
 		CommonName: "proxy:" + name,
 		URI:        identity.ProxyURI(a.opts.TrustDomain, name).String(),
 		NotBefore:  now.Add(-time.Minute),

@@ -94,7 +94,7 @@ func TestProxyCertRevokedRefusedAtOnce(t *testing.T) {
 	// certificate made outside IssueProxyCert).
 	unknownKey := newKey(t)
 	csr, _ := ParseCSR(newCSR(t, unknownKey, nil), false)
-	unknownChain, err := f.ca.signer.sign(f.ctx, csr, leafSpec{CommonName: "proxy:ghost", URI: identity.ProxyURI(f.ca.TrustDomain(), "ghost").String(),
+	unknownChain, err := f.ca.cur.Load().signer.sign(f.ctx, csr, leafSpec{CommonName: "proxy:ghost", URI: identity.ProxyURI(f.ca.TrustDomain(), "ghost").String(),
 		NotBefore: f.now.Add(-time.Minute), NotAfter: f.now.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)

@@ -41,6 +41,7 @@ type revocationState struct {
 	crlVersion int64                       // the version the CRL was built from
 	crlDER     []byte                      // the active device intermediate's CRL
 	crlByName  map[string][]byte           // every trusted device intermediate's CRL, by its name
+	crlKeys    *Keys                       // the intermediates the CRLs were signed for
 	crlPEM     []byte
 	crlNumber  int64
 	nextUpdate time.Time
@@ -74,7 +75,8 @@ func (r *revocationState) refresh(ctx context.Context) error {
 	}
 	now := r.a.now()
 	r.mu.RLock()
-	stale := r.crlDER == nil || r.crlVersion < r.version || !now.Before(r.nextUpdate.Add(-r.a.opts.CRLValidity/3))
+	stale := r.crlDER == nil || r.crlVersion < r.version || !now.Before(r.nextUpdate.Add(-r.a.opts.CRLValidity/3)) ||
+		r.crlKeys != r.a.Keys() // a rotation picked up: CRLs of the new set
 	r.mu.RUnlock()
 	if !stale {
 		// The seq moved without a revocation (an issuance, a policy
@@ -150,6 +152,7 @@ func (r *revocationState) advanceLocked(cur int64) {
 func (r *revocationState) rebuild(ctx context.Context) error {
 	r.build.Lock()
 	defer r.build.Unlock()
+	keys := r.a.Keys()
 	cur, err := r.a.store.CurrentSeq(ctx)
 	if err != nil {
 		return err
@@ -175,9 +178,9 @@ func (r *revocationState) rebuild(ctx context.Context) error {
 	// which intermediate issued a serial, so every CRL lists every revoked
 	// serial: serials are 128-bit random, so another issuer's serial
 	// matches none of this one's certificates.
-	byName := make(map[string][]byte, len(r.a.keys.DeviceCAs))
+	byName := make(map[string][]byte, len(keys.DeviceCAs))
 	var der, pemBytes []byte
-	for _, dc := range r.a.keys.DeviceCAs {
+	for _, dc := range keys.DeviceCAs {
 		d, err := r.a.signCRL(revs, number, now, next, dc)
 		if err != nil {
 			return err
@@ -191,7 +194,7 @@ func (r *revocationState) rebuild(ctx context.Context) error {
 	r.builds.Add(1)
 	// The PEM form (file, /crl.pem, `ca crl`) carries the root's CRL too:
 	// nginx and HAProxy want a CRL for every CA of the chain.
-	pemBytes = append(pemBytes, r.a.keys.RootCRLPEM...)
+	pemBytes = append(pemBytes, keys.RootCRLPEM...)
 	if r.a.opts.CRLFile != "" {
 		if err := atomicfile.Write(r.a.opts.CRLFile, pemBytes, 0o644); err != nil {
 			return fmt.Errorf("write CRL file: %w", err)
@@ -213,7 +216,7 @@ func (r *revocationState) rebuild(ctx context.Context) error {
 	}
 	r.advanceLocked(cur)
 	r.crlVersion, r.crlDER, r.crlPEM, r.crlNumber, r.nextUpdate = version, der, pemBytes, number, next
-	r.crlByName = byName
+	r.crlByName, r.crlKeys = byName, keys
 	close(r.signed)
 	r.signed = make(chan struct{})
 	return nil

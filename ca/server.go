@@ -94,18 +94,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // MountACME serves the internal ACME service under /acme/.
 func (s *Server) MountACME(a *ACMEServer) { s.mux.Handle("/acme/", a) }
 
-// ConfigureTLS asks clients for a certificate of the device intermediate
+// ConfigureTLS asks clients for a certificate of a device intermediate
 // (devices renewing, proxies reading the feed) without requiring one, so
-// enrollment works with a plain TLS client.
+// enrollment works with a plain TLS client. The intermediates are those in
+// use at each handshake (FollowDeviceCAs).
 func (s *Server) ConfigureTLS(c *tls.Config) {
 	c.ClientAuth = tls.VerifyClientCertIfGiven
-	c.ClientCAs = s.ca.keys.DevicePool()
 	c.MinVersion = tls.VersionTLS12
+	s.ca.FollowDeviceCAs(c)
 }
 
 func (s *Server) handleRoots(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/x-pem-file")
-	_, _ = w.Write(s.ca.keys.RootPEM)
+	_, _ = w.Write(s.ca.Keys().RootPEM)
 }
 
 // handleEnroll is POST /v1/enroll: a one-time code and a CSR give a device

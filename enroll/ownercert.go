@@ -37,12 +37,16 @@ func (p *Portal) ownerCertOf(r *http.Request, tenantID string) (dev store.Device
 	if now.Before(leaf.NotBefore) || !now.Before(leaf.NotAfter) {
 		return store.Device{}, ownerCertExpired, nil
 	}
-	if p.opts.DeviceCAs == nil {
+	var deviceCAs *x509.CertPool
+	if p.opts.DeviceCAs != nil {
+		deviceCAs = p.opts.DeviceCAs()
+	}
+	if deviceCAs == nil {
 		return store.Device{}, ownerCertOther, nil // nothing to judge it by
 	}
 	// Signed by a device intermediate itself (they sign no CAs): the
 	// chain the client sent is not needed.
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: p.opts.DeviceCAs, CurrentTime: now,
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: deviceCAs, CurrentTime: now,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		return store.Device{}, ownerCertOther, nil
 	}

@@ -35,7 +35,7 @@ func (e *env) ownerConsole() *httptest.Server {
 	srv := httptest.NewUnstartedServer(nil)
 	p, err := enroll.New(enroll.Options{Store: e.st, Issuer: testIssuer{e.authority}, Catalog: catalog,
 		ProxyURL: "https://localhost:9443/", CookieKey: make([]byte, 32), Log: slog.New(slog.DiscardHandler),
-		Now: func() time.Time { return e.now }, TrustDomain: "test.local", DeviceCAs: e.authority.Keys().DevicePool(),
+		Now: func() time.Time { return e.now }, TrustDomain: "test.local", DeviceCAs: func() *x509.CertPool { return e.authority.Keys().DevicePool() },
 		OwnerConsoleURL: "https://owner.example"})
 	if err != nil {
 		e.t.Fatal(err)

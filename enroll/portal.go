@@ -41,10 +41,11 @@ type Options struct {
 	Verifier          Verifier
 	VerifyCallbackKey []byte
 	// TrustDomain is the CA's (device certificates' URIs) and DeviceCAs
-	// its device intermediates: the owner's own certificate is checked
-	// against both (ownercert.go; nil DeviceCAs: none is ever valid).
+	// returns its device intermediates in use now (they change with a
+	// rotation): the owner's own certificate is checked against both
+	// (ownercert.go; nil DeviceCAs or pool: none is ever valid).
 	TrustDomain string
-	DeviceCAs   *x509.CertPool
+	DeviceCAs   func() *x509.CertPool
 	// OwnerConsoleURL is the owner-console listener's address (the one
 	// that asks for the owner's certificate), shown where an owner page
 	// needs the certificate; "" when there is none.

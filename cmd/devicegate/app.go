@@ -139,6 +139,7 @@ func caOptions(cfg *config.Config, log *slog.Logger) ca.Options {
 		CRLFile:     cfg.CA.CRLFile,
 		CRLValidity: cfg.CA.CRLValidity.Duration(),
 		PublicURL:   cfg.CA.PublicURL,
+		Dir:         cfg.CA.Dir, // a running node follows a rotation there
 		Logger:      log,
 		Now:         clockNow(),
 	}

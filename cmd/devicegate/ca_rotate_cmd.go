@@ -147,7 +147,7 @@ func runCAIntermediate(dir string, pos []string, o intermediateOptions, env *cli
 		if err := ca.ActivateIntermediate(dir, pos[1]); err != nil {
 			return err
 		}
-		fmt.Fprintf(env.stdout, "%s issues new device and proxy certificates once the CA restarts; the previous intermediate stays trusted until `ca intermediate retire`.\n", pos[1])
+		fmt.Fprintf(env.stdout, "%s issues new device and proxy certificates once the CA nodes reload it (within 10 s; log: device intermediates reloaded); the previous intermediate stays trusted until `ca intermediate retire`.\n", pos[1])
 		return nil
 	case "retire":
 		if err := ca.RetireIntermediate(dir, pos[1]); err != nil {

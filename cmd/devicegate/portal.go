@@ -109,8 +109,8 @@ func (a *app) startOwnerConsole(ctx context.Context, log *slog.Logger) (*server,
 	// per request: an expired or foreign certificate gets the refusal page
 	// with the way back, not a TLS error.
 	tc.ClientAuth = tls.RequestClientCert
-	tc.ClientCAs = a.ca.Keys().DevicePool()
 	tc.MinVersion = tls.VersionTLS12
+	a.ca.FollowDeviceCAs(tc) // a rotation picked up by the CA applies at the next handshake
 	return listen("owner console", a.cfg.Portal.OwnerListen, nil, tc, log)
 }
 
@@ -139,7 +139,7 @@ func (a *app) portalHandler(proxyURL, ownerURL string, log *slog.Logger) (*enrol
 	}
 	return enroll.New(enroll.Options{Store: a.store, Issuer: caIssuer{a.ca}, Catalog: a.catalog, ProxyURL: proxyURL,
 		CookieKey: key, Log: log, Now: clockNow(), VerifyCallbackKey: callbackKey, TrustDomain: a.cfg.CA.TrustDomain,
-		DeviceCAs: a.ca.Keys().DevicePool(), OwnerConsoleURL: ownerURL})
+		DeviceCAs: func() *x509.CertPool { return a.ca.Keys().DevicePool() }, OwnerConsoleURL: ownerURL})
 }
 
 // servePortal gives the portal's listeners (the owner console's may be
