@@ -140,6 +140,7 @@ func caOptions(cfg *config.Config, log *slog.Logger) ca.Options {
 		CRLValidity: cfg.CA.CRLValidity.Duration(),
 		PublicURL:   cfg.CA.PublicURL,
 		Dir:         cfg.CA.Dir, // a running node follows a rotation there
+		ReloadEvery: deviceCAReloadEvery,
 		Logger:      log,
 		Now:         clockNow(),
 	}

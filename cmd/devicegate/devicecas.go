@@ -16,9 +16,11 @@ import (
 )
 
 // deviceCAReloadEvery is how often a proxy reads its device intermediates
-// again (the CA directory's, or an edge proxy's devices.pem): how soon
-// after `ca intermediate new`, `activate` or `retire` (and, on other hosts,
-// the copy of the files) every proxy trusts what the CA directory says.
+// again (the CA directory's, or an edge proxy's devices.pem), and a CA
+// node its CA directory's: how soon after `ca intermediate new`,
+// `activate` or `retire` (and, on other hosts, the copy of the files)
+// every proxy trusts, and every CA node issues with, what the CA
+// directory says.
 var deviceCAReloadEvery = 10 * time.Second
 
 // deviceCAsLoader reads the trusted and the retired device intermediates.
