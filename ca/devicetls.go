@@ -2,6 +2,7 @@ package ca
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"sync"
 )
 
@@ -34,4 +35,25 @@ func (a *Authority) FollowDeviceCAs(c *tls.Config) {
 		}
 		return cfg, nil
 	}
+}
+
+// verifiedNow returns the client certificate of a connection whose
+// handshake verified it against a device intermediate that is still
+// trusted now. A connection opened before a retirement Run picked up
+// (HTTP keep-alive) thus keeps no power after it; new handshakes and
+// resumed sessions are refused by FollowDeviceCAs's config itself.
+func (a *Authority) verifiedNow(cs *tls.ConnectionState) (*x509.Certificate, bool) {
+	if cs == nil || len(cs.PeerCertificates) == 0 {
+		return nil, false
+	}
+	keys := a.Keys()
+	for _, chain := range cs.VerifiedChains {
+		anchor := chain[len(chain)-1]
+		for _, d := range keys.DeviceCAs {
+			if d.Cert.Equal(anchor) {
+				return cs.PeerCertificates[0], true
+			}
+		}
+	}
+	return nil, false
 }

@@ -6,11 +6,13 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strings"
@@ -178,6 +180,7 @@ func TestRotateWhileRunning(t *testing.T) {
 	oldCert := f.ca.Keys().Device
 	oldA, keyA := issue(t, sub)
 	oldD, keyD := issue(t, bob)
+	oldE, keyE := issue(t, sub) // renewable any time: alice's window ends soon
 
 	ctx, cancel := context.WithCancel(f.ctx)
 	ran := make(chan error, 1)
@@ -291,8 +294,44 @@ func TestRotateWhileRunning(t *testing.T) {
 	if status != 201 || renewed.Chain[0].CheckSignatureFrom(newCert) != nil {
 		t.Fatalf("renewal of an old device: %d %+v, or not issued by the new intermediate", status, apiErr)
 	}
-	if got, want := gaugeValues(t, reg), map[string]float64{"devices-2/active": 2, "devices/trusted": 1, "unattributed/": 0}; !maps.Equal(got, want) {
+	if got, want := gaugeValues(t, reg), map[string]float64{"devices-2/active": 2, "devices/trusted": 2, "unattributed/": 0}; !maps.Equal(got, want) {
 		t.Fatalf("gauge after the reload %v, want %v", got, want)
+	}
+
+	// E holds a keep-alive connection and a TLS session ticket from before
+	// the retirement.
+	var reused []bool
+	eCert := tlsCert(oldE.Chain, keyE)
+	eTransport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.ca.Keys().RootPool(), ClientSessionCache: tls.NewLRUClientSessionCache(4),
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return eCert, nil }}}
+	eClient := &http.Client{Transport: versioned{eTransport}, Timeout: 20 * time.Second}
+	eGet := func(path string, body io.Reader) (*http.Response, error) {
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = append(reused, i.Reused) }}
+		method := http.MethodGet
+		if body != nil {
+			method = http.MethodPost
+		}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(f.ctx, trace), method, url+path, body)
+		req.Header.Set("Content-Type", "application/json")
+		return eClient.Do(req)
+	}
+	for range 2 { // the second resumes: the session ticket is in the cache
+		resp, err := eGet("/healthz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.TLS == nil {
+			t.Fatal("no TLS")
+		}
+		eTransport.CloseIdleConnections()
+	}
+	if resp, err := eGet("/healthz", nil); err != nil || !resp.TLS.DidResume {
+		t.Fatalf("E's session is not resumed before the retirement (%v): the checks below would not test resumption", err)
+	} else {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
 	}
 
 	// End of the overlap: the old intermediate's devices are refused.
@@ -304,6 +343,28 @@ func TestRotateWhileRunning(t *testing.T) {
 	awaitLog(t, logs, "device intermediates reloaded", "retired=[devices]")
 	if err := mtls(oldD, keyD); err == nil {
 		t.Fatal("a device of the retired intermediate passed the API's handshake")
+	}
+	// E's connection opened before the retirement: its renewal is refused
+	// as unauthenticated (not as too early: E may renew any time).
+	reused = nil
+	b, _ := json.Marshal(map[string]string{"csr": string(newCSR(t, newKey(t), nil))})
+	resp, err = eGet("/v1/renew", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if len(reused) != 1 || !reused[0] {
+		t.Fatalf("the renewal did not use E's open connection (%v): the check does not test it", reused)
+	}
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), `"unauthenticated"`) {
+		t.Fatalf("renewal on a connection opened before the retirement: %d %.200s", resp.StatusCode, body)
+	}
+	// A new connection resuming E's session from before is refused too.
+	eTransport.CloseIdleConnections()
+	if resp, err := eGet("/healthz", nil); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a session of a retired intermediate's device resumed (resumed %v)", resp.TLS.DidResume)
 	}
 	if err := mtls(newB, keyB); err != nil {
 		t.Fatalf("a device of the active intermediate refused after the retirement: %v", err)

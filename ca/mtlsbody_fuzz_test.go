@@ -18,7 +18,7 @@ import (
 // has verified by then).
 func postAs(srv http.Handler, path, body string, chain []*x509.Certificate) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
-	r.TLS = &tls.ConnectionState{PeerCertificates: chain}
+	r.TLS = &tls.ConnectionState{PeerCertificates: chain, VerifiedChains: [][]*x509.Certificate{chain}}
 	api.SetHeader(r.Header)
 	w := httptest.NewRecorder()
 	srv.ServeHTTP(w, r)

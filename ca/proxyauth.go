@@ -26,10 +26,10 @@ func (s *Server) proxyCaller(r *http.Request) (store.ProxyCert, error) {
 	if err := api.CheckHeader(r.Header, true); err != nil {
 		return store.ProxyCert{}, err
 	}
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+	leaf, ok := s.ca.verifiedNow(r.TLS)
+	if !ok {
 		return store.ProxyCert{}, errUnauthenticated
 	}
-	leaf := r.TLS.PeerCertificates[0]
 	name, err := identity.ProxyFromCertificate(leaf, s.ca.opts.TrustDomain)
 	if err != nil {
 		return store.ProxyCert{}, fmt.Errorf("%w: %v", errUnauthenticated, err)

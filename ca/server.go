@@ -176,11 +176,11 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+	leaf, ok := s.ca.verifiedNow(r.TLS)
+	if !ok {
 		s.writeError(w, r, errUnauthenticated)
 		return
 	}
-	leaf := r.TLS.PeerCertificates[0]
 	rv, revoked := s.ca.revs.lookup(SerialHex(leaf))
 	if revoked && rv.Reason != store.ReasonSuperseded {
 		s.writeError(w, r, store.ErrDeviceInactive)
