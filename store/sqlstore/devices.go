@@ -52,7 +52,14 @@ func (s *DB) activeDevices(ctx context.Context, q querier, subID string, now tim
 
 // lockSub locks the sub-account row for the rest of the transaction.
 func (s *DB) lockSub(ctx context.Context, tx *txn, tenantID, subID string) (store.SubAccount, error) {
-	return s.scanSub(tx.QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.id = ?`+s.d.ForUpdate), tenantID, subID))
+	lock := s.d.ForUpdate
+	if lock != "" {
+		// Only the sub-account's row: the joined tenant row would queue
+		// every write of the store behind each other, and inside a group
+		// commit turn it into a growing MultiXact.
+		lock += " OF s"
+	}
+	return s.scanSub(tx.QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.id = ?`+lock), tenantID, subID))
 }
 
 func checkCert(serial, fingerprint, keyID string, issued, expires time.Time) error {

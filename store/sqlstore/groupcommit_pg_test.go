@@ -285,3 +285,107 @@ func TestGroupCommitDeadlockRetryPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestIssueDoesNotLockTheStoreRowPostgres: an issuance locks its
+// sub-account's row, not its store's. The sub-account's SELECT joins the
+// tenants table, and a plain FOR NO KEY UPDATE locked the joined tenant row
+// too: every issuance of a store (on every node) waited for any transaction
+// holding that row (the owner console's certificate requirement, a store
+// rename), and inside a group commit the row's lock grew a MultiXact per
+// issuance.
+func TestIssueDoesNotLockTheStoreRowPostgres(t *testing.T) {
+	e := newGroupEnv(t, 2)
+	release := e.lock(t, `SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, e.subs[0].TenantID)
+	issued := e.issueAll(e.subs[:1], nil)
+	select {
+	case err := <-issued:
+		release()
+		if err != nil {
+			t.Fatalf("issue while the store's row is held: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		release()
+		<-issued
+		t.Fatal("the issuance waited for the store's row")
+	}
+	// The sub-account's own row still serializes its issuances.
+	releaseSub := e.lock(t, `SELECT id FROM sub_accounts WHERE id = $1 FOR NO KEY UPDATE`, e.subs[1].ID)
+	done := e.issueAll(e.subs[1:2], nil)
+	e.waitLockWaiter(t, "SELECT s.id")
+	releaseSub()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGroupCommitRefusalInBatchPostgres: a batch runs its issuances
+// without savepoints; when one is refused in the middle of the batch, the
+// batch starts over with a savepoint per issuance, so the refused one
+// leaves nothing (not its seq bump, not its audit event) and the others
+// still share one commit.
+func TestGroupCommitRefusalInBatchPostgres(t *testing.T) {
+	e := newGroupEnv(t, 4)
+	if _, _, err := e.st.IssueDevice(context.Background(), issueReq(e.subs[1]), storetest.Actor); err != nil {
+		t.Fatal(err) // sub 1's quota of 1 is now used
+	}
+	var seqBefore int64
+	if err := e.raw.QueryRow(`SELECT v FROM policy_seq WHERE id = 1`).Scan(&seqBefore); err != nil {
+		t.Fatal(err)
+	}
+	// The refused issuance comes with an enrollment code: consuming it is
+	// a write of the refused issuance that must not stay.
+	hash := make([]byte, 32)
+	_, _ = rand.Read(hash)
+	if err := e.st.CreateTicket(context.Background(), store.NewTicket{TenantID: e.subs[1].TenantID, SubID: e.subs[1].ID,
+		Hash: hash, ExpiresAt: time.Now().Add(time.Hour)}, storetest.Actor); err != nil {
+		t.Fatal(err)
+	}
+	release := e.lock(t, `SELECT v FROM policy_seq WHERE id = 1 FOR UPDATE`)
+	blocker := e.issueAll(e.subs[3:4], nil)
+	e.waitLockWaiter(t, "WITH s AS (UPDATE policy_seq")
+	batch := e.issueAll([]store.SubAccount{e.subs[0], e.subs[2]}, nil)
+	withCode := issueReq(e.subs[1])
+	withCode.TicketHash = hash
+	go func() {
+		_, _, err := e.st.IssueDevice(context.Background(), withCode, storetest.Actor)
+		batch <- err
+	}()
+	e.waitPending(t, 4)
+	release()
+	if err := <-blocker; err != nil {
+		t.Fatal(err)
+	}
+	var refused int
+	for range 3 {
+		err := <-batch
+		switch {
+		case errors.Is(err, store.ErrQuotaExceeded):
+			refused++
+		case err != nil:
+			t.Fatalf("issue in a batch: %v", err)
+		}
+	}
+	if refused != 1 {
+		t.Fatalf("%d issuances refused, want 1 (sub 1's quota is used)", refused)
+	}
+	var devices, events, commits int
+	var seqAfter int64
+	if err := e.raw.QueryRow(`SELECT (SELECT COUNT(*) FROM devices), (SELECT COUNT(*) FROM audit WHERE action = 'device.issue'),
+		(SELECT COUNT(DISTINCT xmin::text) FROM audit WHERE action = 'device.issue'), (SELECT v FROM policy_seq WHERE id = 1)`).
+		Scan(&devices, &events, &commits, &seqAfter); err != nil {
+		t.Fatal(err)
+	}
+	// Commits: sub 1's first issuance, the blocker, the batch. (The audit
+	// rows are written at the batch's top level; a device row written in a
+	// savepoint carries the savepoint's xid.)
+	if devices != 4 || events != 4 || commits != 3 || seqAfter != seqBefore+3 {
+		t.Errorf("%d devices, %d issue events in %d commits, seq +%d; want 4, 4, 3, +3",
+			devices, events, commits, seqAfter-seqBefore)
+	}
+	if _, err := e.st.LookupTicket(context.Background(), hash, time.Now()); err != nil {
+		t.Errorf("the refused issuance's code: %v, want it still unused", err)
+	}
+	if err := e.st.VerifyAudit(context.Background(), e.subs[0].TenantID); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -168,7 +168,7 @@ type subChange func(ctx context.Context, tx *txn, a *store.SubAccount, seq int64
 func (s *DB) updateSub(ctx context.Context, tenantID, subID string, actor store.Actor, action string, change subChange) (store.SubAccount, error) {
 	var out store.SubAccount
 	err := s.inTx(ctx, func(tx *txn) error {
-		a, err := s.scanSub(tx.QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.id = ?`+s.d.ForUpdate), tenantID, subID))
+		a, err := s.lockSub(ctx, tx, tenantID, subID)
 		if err != nil {
 			return err
 		}
