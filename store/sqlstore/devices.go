@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -113,63 +114,13 @@ func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.
 		if err := store.Eligible(sub, r.Now, r.ExpiresAt); err != nil {
 			return err
 		}
-		// A statement of its own, after the lock: in PostgreSQL a count in
-		// the locking statement would see the snapshot from before the wait.
-		// The quota count, the key's holders and (PostgreSQL) the ticket's
-		// consumption in one round trip: a refusal below rolls the
-		// consumption back with everything else.
-		var holders, consumed int
-		counted := false
-		if r.TicketHash != nil && s.d.WritesInWith {
-			counted = true
-			if err := tx.QueryRowContext(ctx, s.q(`WITH c AS (`+consumeTicketSQL+` RETURNING 1) SELECT
-				(SELECT COUNT(*) FROM devices WHERE sub_id = ? AND status = ? AND expires_at > ?),
-				(SELECT COUNT(*) FROM devices WHERE key_id = ? AND status = ? AND expires_at > ?),
-				(SELECT COUNT(*) FROM c)`),
-				ts(r.Now), r.TicketHash, r.TenantID, r.SubID, ts(r.Now),
-				r.SubID, store.DeviceActive, ts(r.Now), keyOrNone(r.KeyID), store.DeviceActive, ts(r.Now)).Scan(&active, &holders, &consumed); err != nil {
-				return err
-			}
-		} else if err := tx.QueryRowContext(ctx, s.q(`SELECT
-			(SELECT COUNT(*) FROM devices WHERE sub_id = ? AND status = ? AND expires_at > ?),
-			(SELECT COUNT(*) FROM devices WHERE key_id = ? AND status = ? AND expires_at > ?)`),
-			r.SubID, store.DeviceActive, ts(r.Now), keyOrNone(r.KeyID), store.DeviceActive, ts(r.Now)).Scan(&active, &holders); err != nil {
-			return err
-		}
-		// A key that is already certified first: a replayed request is
-		// told so, not that the quota is full.
-		if holders > 0 {
-			return store.ErrKeyInUse
-		}
-		if active >= sub.Protection.MaxDevices {
-			return store.ErrQuotaExceeded
-		}
-		if r.TicketHash != nil {
-			if counted && consumed != 1 {
-				return s.ticketRefusal(ctx, tx, r.TicketHash, r.TenantID, r.SubID, r.Now)
-			}
-			if !counted {
-				if err := s.consumeTicket(ctx, tx, r.TicketHash, r.TenantID, r.SubID, r.Now); err != nil {
-					return err
-				}
-			}
-		}
-		const insert = `INSERT INTO devices (id, tenant_id, sub_id, label, serial, fingerprint, key_id, status, issued_at, expires_at,
-			enrolled_ip, enrolled_ua, last_seen_at, last_seen_ip, revoked_at, reason, change_seq, cert_der)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, 0, `
-		args := []any{d.ID, d.TenantID, d.SubID, d.Label, d.Serial, d.Fingerprint, d.KeyID, d.Status, ts(d.IssuedAt), ts(d.ExpiresAt), d.EnrolledIP, d.EnrolledUA}
-		if s.d.SeqCTE != "" {
-			// The seq bump, its notification and the device in one round
-			// trip: the seq row stays locked until commit.
-			err = tx.QueryRowContext(ctx, s.q(`WITH `+s.d.SeqCTE+` `+insert+`(SELECT s.v FROM s, n), ?) RETURNING change_seq`),
-				append(args, r.CertDER)...).Scan(&d.ChangeSeq)
+		// After the lock, in a statement of its own: in PostgreSQL a count
+		// in the locking statement would see the snapshot from before the
+		// wait.
+		if s.d.WritesInWith && s.d.SeqCTE != "" {
+			active, err = s.insertDeviceChecked(ctx, tx, r, &d, sub.Protection.MaxDevices)
 		} else {
-			var seq int64
-			if seq, err = s.nextSeq(ctx, tx); err != nil {
-				return err
-			}
-			d.ChangeSeq = seq
-			_, err = tx.ExecContext(ctx, s.q(insert+`?, ?)`), append(args, seq, r.CertDER)...)
+			active, err = s.insertDeviceStepwise(ctx, tx, r, &d, sub.Protection.MaxDevices)
 		}
 		if err != nil {
 			if s.d.IsUniqueViolation(err) {
@@ -186,6 +137,96 @@ func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.
 		return store.Device{}, 0, err
 	}
 	return d, active + 1, nil
+}
+
+const insertDeviceSQL = `INSERT INTO devices (id, tenant_id, sub_id, label, serial, fingerprint, key_id, status, issued_at, expires_at,
+	enrolled_ip, enrolled_ua, last_seen_at, last_seen_ip, revoked_at, reason, change_seq, cert_der) `
+
+// deviceValues are the values of insertDeviceSQL's first 12 columns.
+func deviceValues(d *store.Device) []any {
+	return []any{d.ID, d.TenantID, d.SubID, d.Label, d.Serial, d.Fingerprint, d.KeyID, d.Status, ts(d.IssuedAt), ts(d.ExpiresAt), d.EnrolledIP, d.EnrolledUA}
+}
+
+// issueRefusal checks an issuance's counts in the order the refusals are
+// told: a key that is already certified first (a replayed request is told
+// so, not that the quota is full), then the quota.
+func issueRefusal(active, holders, maxDevices int) error {
+	switch {
+	case holders > 0:
+		return store.ErrKeyInUse
+	case active >= maxDevices:
+		return store.ErrQuotaExceeded
+	}
+	return nil
+}
+
+// insertDeviceChecked counts, consumes the ticket, bumps the policy seq
+// (with its notification) and inserts the device in one round trip
+// (PostgreSQL): the device is inserted only when the key holds no device,
+// the quota has room and the ticket (if any) was consumed by this very
+// statement. It returns the active devices before this one. A refusal
+// returns an error, which rolls the ticket's consumption and the seq back
+// with the rest of the transaction function.
+func (s *DB) insertDeviceChecked(ctx context.Context, tx *txn, r store.IssueRequest, d *store.Device, maxDevices int) (int, error) {
+	wantConsumed := 0
+	if r.TicketHash != nil {
+		wantConsumed = 1
+	}
+	var active, holders, consumed int
+	var seq sql.NullInt64
+	err := tx.QueryRowContext(ctx, s.q(`WITH c AS (`+consumeTicketSQL+` RETURNING 1),
+		k AS (SELECT (SELECT COUNT(*) FROM devices WHERE sub_id = ? AND status = ? AND expires_at > ?) AS active,
+			(SELECT COUNT(*) FROM devices WHERE key_id = ? AND status = ? AND expires_at > ?) AS holders,
+			(SELECT COUNT(*) FROM c) AS consumed),
+		`+s.d.SeqCTE+`,
+		i AS (`+insertDeviceSQL+`SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, 0, s.v, ? FROM s, n, k
+			WHERE k.holders = 0 AND k.active < ? AND k.consumed = ? RETURNING change_seq)
+		SELECT k.active, k.holders, k.consumed, (SELECT change_seq FROM i) FROM k`),
+		append(append([]any{ts(r.Now), r.TicketHash, r.TenantID, r.SubID, ts(r.Now),
+			r.SubID, store.DeviceActive, ts(r.Now), keyOrNone(r.KeyID), store.DeviceActive, ts(r.Now)},
+			deviceValues(d)...), r.CertDER, maxDevices, wantConsumed)...).Scan(&active, &holders, &consumed, &seq)
+	if err != nil {
+		return 0, err
+	}
+	if err := issueRefusal(active, holders, maxDevices); err != nil {
+		return 0, err
+	}
+	if consumed != wantConsumed {
+		return 0, s.ticketRefusal(ctx, tx, r.TicketHash, r.TenantID, r.SubID, r.Now)
+	}
+	if !seq.Valid {
+		return 0, errors.New("issue: the device was not inserted")
+	}
+	d.ChangeSeq = seq.Int64
+	return active, nil
+}
+
+// insertDeviceStepwise is insertDeviceChecked one statement at a time, for
+// a database whose writes cannot run inside WITH (SQLite, where the write
+// transaction holds the whole database).
+func (s *DB) insertDeviceStepwise(ctx context.Context, tx *txn, r store.IssueRequest, d *store.Device, maxDevices int) (int, error) {
+	var active, holders int
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT
+		(SELECT COUNT(*) FROM devices WHERE sub_id = ? AND status = ? AND expires_at > ?),
+		(SELECT COUNT(*) FROM devices WHERE key_id = ? AND status = ? AND expires_at > ?)`),
+		r.SubID, store.DeviceActive, ts(r.Now), keyOrNone(r.KeyID), store.DeviceActive, ts(r.Now)).Scan(&active, &holders); err != nil {
+		return 0, err
+	}
+	if err := issueRefusal(active, holders, maxDevices); err != nil {
+		return 0, err
+	}
+	if r.TicketHash != nil {
+		if err := s.consumeTicket(ctx, tx, r.TicketHash, r.TenantID, r.SubID, r.Now); err != nil {
+			return 0, err
+		}
+	}
+	seq, err := s.nextSeq(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	d.ChangeSeq = seq
+	_, err = tx.ExecContext(ctx, s.q(insertDeviceSQL+`VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, 0, ?, ?)`), append(deviceValues(d), seq, r.CertDER)...)
+	return active, err
 }
 
 // RenewDevice swaps the certificate of an active device in place.

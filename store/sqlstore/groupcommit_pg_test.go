@@ -50,6 +50,10 @@ func newGroupEnv(t *testing.T, n int) *groupEnv {
 	return e
 }
 
+// issueStatement starts the statement of an issuance that takes the policy
+// seq row (the checked insert after the sub-account's lock).
+const issueStatement = "WITH c AS (UPDATE tickets"
+
 func issueReq(sub store.SubAccount) store.IssueRequest {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -135,7 +139,7 @@ func TestGroupCommitPostgres(t *testing.T) {
 	// behind it and then run in one batch.
 	release := e.lock(t, `SELECT v FROM policy_seq WHERE id = 1 FOR UPDATE`)
 	first := e.issueAll(e.subs[:1], nil)
-	e.waitLockWaiter(t, "WITH s AS (UPDATE policy_seq")
+	e.waitLockWaiter(t, issueStatement)
 	rest := e.issueAll(e.subs[1:8], nil)
 	e.waitPending(t, 8)
 	release()
@@ -164,7 +168,7 @@ func TestGroupCommitPostgres(t *testing.T) {
 	// nothing and leaves the others of the batch issued.
 	release = e.lock(t, `SELECT v FROM policy_seq WHERE id = 1 FOR UPDATE`)
 	blocker := e.issueAll(e.subs[8:9], nil)
-	e.waitLockWaiter(t, "WITH s AS (UPDATE policy_seq")
+	e.waitLockWaiter(t, issueStatement)
 	full := e.issueAll(e.subs[:1], nil)
 	e.waitPending(t, 2)
 	release()
@@ -196,7 +200,7 @@ func TestGroupCommitCallerGoneMidBatchPostgres(t *testing.T) {
 	releaseSeq := e.lock(t, `SELECT v FROM policy_seq WHERE id = 1 FOR UPDATE`)
 	releaseSub := e.lock(t, `SELECT id FROM sub_accounts WHERE id = $1 FOR UPDATE`, e.subs[2].ID)
 	blocker := e.issueAll(e.subs[:1], nil)
-	e.waitLockWaiter(t, "WITH s AS (UPDATE policy_seq")
+	e.waitLockWaiter(t, issueStatement)
 	gone, hangUp := context.WithCancel(context.Background())
 	defer hangUp()
 	batch := e.issueAll(e.subs[1:], []context.Context{nil, gone, nil})
@@ -238,7 +242,7 @@ func TestGroupCommitDeadlockRetryPostgres(t *testing.T) {
 	e := newGroupEnv(t, 3)
 	releaseSeq := e.lock(t, `SELECT v FROM policy_seq WHERE id = 1 FOR UPDATE`)
 	blocker := e.issueAll(e.subs[:1], nil)
-	e.waitLockWaiter(t, "WITH s AS (UPDATE policy_seq")
+	e.waitLockWaiter(t, issueStatement)
 	// The other node: holds sub-account 2, later asks for the seq.
 	other, err := e.raw.Begin()
 	if err != nil {
@@ -342,7 +346,7 @@ func TestGroupCommitRefusalInBatchPostgres(t *testing.T) {
 	}
 	release := e.lock(t, `SELECT v FROM policy_seq WHERE id = 1 FOR UPDATE`)
 	blocker := e.issueAll(e.subs[3:4], nil)
-	e.waitLockWaiter(t, "WITH s AS (UPDATE policy_seq")
+	e.waitLockWaiter(t, issueStatement)
 	batch := e.issueAll([]store.SubAccount{e.subs[0], e.subs[2]}, nil)
 	withCode := issueReq(e.subs[1])
 	withCode.TicketHash = hash
