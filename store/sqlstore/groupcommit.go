@@ -72,17 +72,22 @@ func (s *DB) inGroupTx(ctx context.Context, fn func(*txn) error) error {
 			}
 			return op.err
 		case s.leader <- struct{}{}:
-			s.queueMu.Lock()
-			n := min(len(s.queue), maxBatch)
-			batch := s.queue[:n:n]
-			s.queue = append([]*writeOp(nil), s.queue[n:]...)
-			s.queueMu.Unlock()
-			if n > 0 {
+			if batch := s.takeQueued(maxBatch); len(batch) > 0 {
 				s.runBatch(batch)
 			}
 			<-s.leader
 		}
 	}
+}
+
+// takeQueued takes up to n queued ops off the queue.
+func (s *DB) takeQueued(n int) []*writeOp {
+	s.queueMu.Lock()
+	defer s.queueMu.Unlock()
+	n = min(len(s.queue), n)
+	batch := s.queue[:n:n]
+	s.queue = append([]*writeOp(nil), s.queue[n:]...)
+	return batch
 }
 
 // inTxAlone runs fn in a transaction of its own (its audit written at
@@ -130,20 +135,38 @@ func (s *DB) runBatch(batch []*writeOp) {
 		again()
 		return
 	}
-	done := len(batch) > 1 && s.runOpsOptimistic(ctx, tx, batch)
-	if len(batch) > 1 && !done {
-		// An op failed, and without savepoints its partial writes cannot
-		// be undone alone: start over with a savepoint per op.
+	done := s.runOpsOptimistic(ctx, tx, batch)
+	// Ops queued while the batch ran join it before its commit (they would
+	// wait for the commit anyway): BEGIN, the audit head and the commit's
+	// flush are shared by more ops.
+	for done && len(batch) < maxBatch {
+		more := s.takeQueued(maxBatch - len(batch))
+		if len(more) == 0 {
+			break
+		}
+		batch = append(batch, more...)
+		done = s.runOpsOptimistic(ctx, tx, more)
+	}
+	if !done {
 		_ = tx.Rollback()
+		if len(batch) == 1 { // its own error stands, as in a transaction of its own
+			again()
+			return
+		}
+		// Without savepoints the failed op's writes cannot be undone
+		// alone: start over with a savepoint per op.
+		for _, op := range batch {
+			op.err, op.audit = nil, nil
+		}
 		if tx, err = s.db.BeginTx(ctx, nil); err != nil {
 			again()
 			return
 		}
-	}
-	if !done && !s.runOps(ctx, tx, batch) {
-		_ = tx.Rollback()
-		again()
-		return
+		if !s.runOps(ctx, tx, batch) {
+			_ = tx.Rollback()
+			again()
+			return
+		}
 	}
 	if err := s.appendBatchAudit(ctx, &txn{s: s, tx: tx}, batch); err != nil {
 		_ = tx.Rollback()
@@ -157,9 +180,8 @@ func (s *DB) runBatch(batch []*writeOp) {
 	finish(err)
 }
 
-// runOpsOptimistic runs every op of the batch in tx without savepoints and
-// reports whether all of them succeeded (ops whose caller has gone are
-// skipped). Savepoints cost two statements per op, and on PostgreSQL each
+// runOpsOptimistic runs the ops in tx without savepoints and reports
+// whether all of them succeeded (ops whose caller has gone are skipped). Savepoints cost two statements per op, and on PostgreSQL each
 // op's row locks then belong to a subtransaction: a row that several ops
 // lock (the store's audit head, a foreign key's target) becomes a
 // MultiXact that grows with every op. When an op fails, the caller rolls
@@ -171,25 +193,15 @@ func (s *DB) runOpsOptimistic(ctx context.Context, tx *sql.Tx, batch []*writeOp)
 			continue
 		}
 		if op.err = op.fn(&txn{s: s, tx: tx, op: op}); op.err != nil {
-			for _, op := range batch { // the rerun starts from nothing
-				op.err, op.audit = nil, nil
-			}
 			return false
 		}
 	}
 	return true
 }
 
-// runOps runs each op of the batch in tx, in a savepoint of its own when it
-// shares tx. It reports false when tx is lost.
+// runOps runs each op of the batch in tx, in a savepoint of its own. It
+// reports false when tx is lost.
 func (s *DB) runOps(ctx context.Context, tx *sql.Tx, batch []*writeOp) bool {
-	if len(batch) == 1 { // nobody to share with: no savepoint needed
-		op := batch[0]
-		if op.err = op.ctx.Err(); op.err == nil {
-			op.err = op.fn(&txn{s: s, tx: tx, op: op})
-		}
-		return op.err == nil
-	}
 	for i, op := range batch {
 		if err := op.ctx.Err(); err != nil {
 			op.err = err

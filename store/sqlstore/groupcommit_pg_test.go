@@ -136,7 +136,7 @@ func TestGroupCommitPostgres(t *testing.T) {
 	ctx := context.Background()
 
 	// The first issuance's batch waits for the seq row; the next 7 queue
-	// behind it and then run in one batch.
+	// meanwhile and join that batch.
 	release := e.lock(t, `SELECT v FROM policy_seq WHERE id = 1 FOR UPDATE`)
 	first := e.issueAll(e.subs[:1], nil)
 	e.waitLockWaiter(t, issueStatement)
@@ -157,8 +157,8 @@ func TestGroupCommitPostgres(t *testing.T) {
 	if err := e.raw.QueryRow(`SELECT COUNT(DISTINCT xmin::text) FROM audit WHERE action = 'device.issue'`).Scan(&commits); err != nil {
 		t.Fatal(err)
 	}
-	if commits != 2 {
-		t.Errorf("8 concurrent issuances made %d commits, want 2 (the first alone, then 7 together)", commits)
+	if commits != 1 {
+		t.Errorf("8 concurrent issuances made %d commits, want 1", commits)
 	}
 	if err := e.st.VerifyAudit(ctx, e.subs[0].TenantID); err != nil {
 		t.Fatal(err)
@@ -196,7 +196,8 @@ func TestGroupCommitPostgres(t *testing.T) {
 // connection on cancellation would fail every issuance of the batch).
 func TestGroupCommitCallerGoneMidBatchPostgres(t *testing.T) {
 	e := newGroupEnv(t, 4)
-	// A batch of three: sub 1, sub 2 (whose row is locked here), sub 3.
+	// A batch of four: sub 0, then sub 1, sub 2 (whose row is locked here)
+	// and sub 3, queued while sub 0 waits for the seq.
 	releaseSeq := e.lock(t, `SELECT v FROM policy_seq WHERE id = 1 FOR UPDATE`)
 	releaseSub := e.lock(t, `SELECT id FROM sub_accounts WHERE id = $1 FOR UPDATE`, e.subs[2].ID)
 	blocker := e.issueAll(e.subs[:1], nil)
@@ -205,13 +206,15 @@ func TestGroupCommitCallerGoneMidBatchPostgres(t *testing.T) {
 	defer hangUp()
 	batch := e.issueAll(e.subs[1:], []context.Context{nil, gone, nil})
 	e.waitPending(t, 4)
+	// The blocker's batch takes the three queued meanwhile; sub 2's waits
+	// for its row while its caller leaves.
 	releaseSeq()
-	if err := <-blocker; err != nil {
-		t.Fatal(err)
-	}
 	e.waitLockWaiter(t, "SELECT s.id")
 	hangUp()
 	releaseSub()
+	if err := <-blocker; err != nil {
+		t.Fatal(err)
+	}
 	var failed []error
 	for range 3 {
 		if err := <-batch; err != nil {
@@ -233,7 +236,7 @@ func TestGroupCommitCallerGoneMidBatchPostgres(t *testing.T) {
 }
 
 // TestGroupCommitDeadlockRetryPostgres: a batch holds the policy seq (its
-// first issuance bumped it) when its second issuance waits for a
+// first issuance bumped it) when its third issuance waits for a
 // sub-account that another node's transaction holds while that one waits
 // for the seq. PostgreSQL aborts one of them ("deadlock detected"); when it
 // is the batch's issuance, it runs again alone after the batch's commit
@@ -252,14 +255,13 @@ func TestGroupCommitDeadlockRetryPostgres(t *testing.T) {
 	if _, err := other.Exec(`SELECT id FROM sub_accounts WHERE id = $1 FOR UPDATE`, e.subs[2].ID); err != nil {
 		t.Fatal(err)
 	}
-	first := e.issueAll(e.subs[1:2], nil) // queued first: runs first in the batch
+	first := e.issueAll(e.subs[1:2], nil) // queued first: runs before the second
 	e.waitPending(t, 2)
 	second := e.issueAll(e.subs[2:3], nil)
 	e.waitPending(t, 3)
+	// The three share one batch (the two queued while the blocker waited
+	// joined it); its third issuance waits for sub-account 2.
 	releaseSeq()
-	if err := <-blocker; err != nil {
-		t.Fatal(err)
-	}
 	e.waitLockWaiter(t, "SELECT s.id")
 	otherDone := make(chan error, 1)
 	go func() {
@@ -271,8 +273,11 @@ func TestGroupCommitDeadlockRetryPostgres(t *testing.T) {
 		}
 		otherDone <- err
 	}()
+	if err := <-blocker; err != nil {
+		t.Fatal(err)
+	}
 	if err := <-first; err != nil {
-		t.Fatalf("the batch's first issuance: %v", err)
+		t.Fatalf("the batch's second issuance: %v", err)
 	}
 	if err := <-second; err != nil {
 		t.Fatalf("the issuance that met the deadlock: %v, want it run again and issued", err)
@@ -325,8 +330,8 @@ func TestIssueDoesNotLockTheStoreRowPostgres(t *testing.T) {
 // TestGroupCommitRefusalInBatchPostgres: a batch runs its issuances
 // without savepoints; when one is refused in the middle of the batch, the
 // batch starts over with a savepoint per issuance, so the refused one
-// leaves nothing (not its seq bump, not its audit event) and the others
-// still share one commit.
+// leaves nothing (not its ticket's use, not its seq bump, not its audit
+// event) and the others still share one commit.
 func TestGroupCommitRefusalInBatchPostgres(t *testing.T) {
 	e := newGroupEnv(t, 4)
 	if _, _, err := e.st.IssueDevice(context.Background(), issueReq(e.subs[1]), storetest.Actor); err != nil {
@@ -379,15 +384,50 @@ func TestGroupCommitRefusalInBatchPostgres(t *testing.T) {
 		Scan(&devices, &events, &commits, &seqAfter); err != nil {
 		t.Fatal(err)
 	}
-	// Commits: sub 1's first issuance, the blocker, the batch. (The audit
-	// rows are written at the batch's top level; a device row written in a
-	// savepoint carries the savepoint's xid.)
-	if devices != 4 || events != 4 || commits != 3 || seqAfter != seqBefore+3 {
-		t.Errorf("%d devices, %d issue events in %d commits, seq +%d; want 4, 4, 3, +3",
+	// Commits: sub 1's first issuance, then one batch (the blocker and the
+	// three queued while it waited). (The audit rows are written at the
+	// batch's top level; a device row written in a savepoint carries the
+	// savepoint's xid.)
+	if devices != 4 || events != 4 || commits != 2 || seqAfter != seqBefore+3 {
+		t.Errorf("%d devices, %d issue events in %d commits, seq +%d; want 4, 4, 2, +3",
 			devices, events, commits, seqAfter-seqBefore)
 	}
 	if _, err := e.st.LookupTicket(context.Background(), hash, time.Now()); err != nil {
 		t.Errorf("the refused issuance's code: %v, want it still unused", err)
+	}
+	if err := e.st.VerifyAudit(context.Background(), e.subs[0].TenantID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGroupCommitBatchGrowsPostgres: issuances queued while a batch runs
+// join it before its commit instead of waiting for a batch of their own.
+func TestGroupCommitBatchGrowsPostgres(t *testing.T) {
+	e := newGroupEnv(t, 3)
+	// The first issuance's batch waits for its sub-account's row; the
+	// next two queue meanwhile.
+	release := e.lock(t, `SELECT id FROM sub_accounts WHERE id = $1 FOR UPDATE`, e.subs[0].ID)
+	first := e.issueAll(e.subs[:1], nil)
+	e.waitLockWaiter(t, "SELECT s.id")
+	rest := e.issueAll(e.subs[1:], nil)
+	e.waitPending(t, 3)
+	release()
+	for range 3 {
+		var err error
+		select {
+		case err = <-first:
+		case err = <-rest:
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var commits int
+	if err := e.raw.QueryRow(`SELECT COUNT(DISTINCT xmin::text) FROM audit WHERE action = 'device.issue'`).Scan(&commits); err != nil {
+		t.Fatal(err)
+	}
+	if commits != 1 {
+		t.Errorf("3 issuances in %d commits, want 1 (the two queued while the batch ran join it)", commits)
 	}
 	if err := e.st.VerifyAudit(context.Background(), e.subs[0].TenantID); err != nil {
 		t.Fatal(err)
