@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -78,8 +81,14 @@ func TestAdminIntermediateListCounts(t *testing.T) {
 			mustCLI(t, "admin", "--config", cfg, "device", "revoke", a1.Device.ID)
 			mustCLI(t, "admin", "--config", cfg, "device", "revoke", b1.Device.ID)
 		}, map[string]want{"devices": {"trusted", 1}, "devices-2": {"active", 1}}},
-		{"retired too early: still counted", func(t *testing.T) {
-			mustCLI(t, "ca", "--config", cfg, "intermediate", "retire", "devices")
+		{"retiring it while a device is left on it is refused", func(t *testing.T) {
+			code, _, errOut := cli(t, "ca", "--config", cfg, "intermediate", "retire", "devices")
+			if code == 0 || !strings.Contains(errOut, "1 active device") || !strings.Contains(errOut, "--force") {
+				t.Fatalf("exit %d, stderr %q; want a refusal naming 1 active device and --force", code, errOut)
+			}
+		}, map[string]want{"devices": {"trusted", 1}, "devices-2": {"active", 1}}},
+		{"retired too early with --force: still counted", func(t *testing.T) {
+			mustCLI(t, "ca", "--config", cfg, "intermediate", "retire", "devices", "--force")
 		}, map[string]want{"devices": {"retired", 1}, "devices-2": {"active", 1}}},
 	}
 	for _, s := range steps {
@@ -90,5 +99,39 @@ func TestAdminIntermediateListCounts(t *testing.T) {
 		if t.Failed() {
 			break
 		}
+	}
+}
+
+// TestRetireFailsClosedWithoutCount: `ca intermediate retire` refuses when
+// it cannot count the devices still on the intermediate (here the database
+// cannot be opened), changes nothing, and --force retires all the same.
+func TestRetireFailsClosedWithoutCount(t *testing.T) {
+	cfg := writeConfig(t)
+	mustCLI(t, "ca", "--config", cfg, "init")
+	mustCLI(t, "ca", "--config", cfg, "intermediate", "new")
+	mustCLI(t, "ca", "--config", cfg, "intermediate", "activate", "devices-2")
+	// A directory where the database file should be: it cannot be opened.
+	noDB := filepath.Join(filepath.Dir(cfg), "not-a-database")
+	if err := os.Mkdir(noDB, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("database:\n  path: " + noDB + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	code, _, errOut := cli(t, "ca", "--config", cfg, "intermediate", "retire", "devices")
+	if code == 0 || !strings.Contains(errOut, "cannot count the devices still on devices") {
+		t.Fatalf("exit %d, stderr %q; want a refusal", code, errOut)
+	}
+	if out := mustCLI(t, "ca", "--config", cfg, "intermediate", "list"); strings.Contains(out, "retired") {
+		t.Fatalf("a refused retirement changed the state:\n%s", out)
+	}
+	mustCLI(t, "ca", "--config", cfg, "intermediate", "retire", "devices", "--force")
+	if out := mustCLI(t, "ca", "--config", cfg, "intermediate", "list"); !strings.Contains(out, "retired") {
+		t.Fatalf("--force did not retire it:\n%s", out)
 	}
 }

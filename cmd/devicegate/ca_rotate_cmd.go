@@ -44,19 +44,20 @@ func caRootCommand(configPath, dataDir *string) command {
 
 // intermediateFlags are the flags each `ca intermediate` command takes:
 // a flag given to another command is an error, not ignored.
-var intermediateFlags = map[string][]string{"list": {"json"}, "new": {"root-key"}, "import": {"cert", "key"}}
+var intermediateFlags = map[string][]string{"list": {"json"}, "new": {"root-key"}, "import": {"cert", "key"}, "retire": {"force"}}
 
 func caIntermediateCommand(configPath, dataDir *string) command {
 	return command{name: "intermediate", args: "COMMAND [NAME]",
 		about: "device intermediates: list [--json]; new [--root-key FILE] (signed by the root, trusted, not issuing yet); " +
 			"import --cert FILE --key FILE (made by this root elsewhere); activate NAME (issues from now on, the previous one stays trusted); " +
-			"retire NAME (its certificates are refused); bundle (PEM of every trusted one: an edge proxy's devices.pem)",
+			"retire NAME [--force] (its certificates are refused; refused itself while active devices hold one, unless --force); bundle (PEM of every trusted one: an edge proxy's devices.pem)",
 		flags: func(fs *flag.FlagSet) commandRun {
 			asJSON := fs.Bool("json", false, "list: as JSON")
 			rootKey := fs.String("root-key", "", "new: the root key `FILE` (the offline copy); without it the CA directory's root.key")
 			certFile := fs.String("cert", "", "import: the intermediate's certificate, PEM `FILE`")
 			keyFile := fs.String("key", "", "import: the intermediate's key, PEM PKCS#8 `FILE`")
-			return func(_ context.Context, pos []string, env *cliEnv) error {
+			force := fs.Bool("force", false, "retire: even while active devices still hold a certificate it issued (they are refused from then on)")
+			return func(ctx context.Context, pos []string, env *cliEnv) error {
 				var stray error
 				fs.Visit(func(f *flag.Flag) {
 					for _, a := range intermediateFlags[pos[0]] {
@@ -68,6 +69,11 @@ func caIntermediateCommand(configPath, dataDir *string) command {
 				})
 				if stray != nil {
 					return stray
+				}
+				if pos[0] == "retire" && len(pos) == 2 && !*force {
+					if err := checkNothingLeftOn(ctx, *configPath, *dataDir, pos[1]); err != nil {
+						return err
+					}
 				}
 				dir, err := caDir(*configPath, *dataDir)
 				if err != nil {

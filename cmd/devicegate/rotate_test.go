@@ -160,7 +160,7 @@ proxy:
 
 	// Retire the old intermediate: D (never revoked) is refused, on its
 	// open connection and on a new one.
-	mustCLI(t, "ca", "--config", cfg, "intermediate", "retire", "devices")
+	mustCLI(t, "ca", "--config", cfg, "intermediate", "retire", "devices", "--force") // D is still on it
 	waitStatus(t, "old device on its open connection after the retirement", 10*time.Second, highRisk(devD, p1), http.StatusForbidden)
 	if _, reason := proxyGet(devD.client, p1.url+"/orders/sold"); reason != "issuer_retired" {
 		t.Fatalf("open connection of a retired intermediate's device: reason %q, want issuer_retired", reason)
