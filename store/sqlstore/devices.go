@@ -147,6 +147,16 @@ func deviceValues(d *store.Device) []any {
 	return []any{d.ID, d.TenantID, d.SubID, d.Label, d.Serial, d.Fingerprint, d.KeyID, d.Status, ts(d.IssuedAt), ts(d.ExpiresAt), d.EnrolledIP, d.EnrolledUA}
 }
 
+// quotaCountsSQL counts the sub-account's active devices (active) and the
+// active devices that hold the request's key (holders), with
+// quotaCountsArgs: the counts both ways of inserting a device check.
+const quotaCountsSQL = `(SELECT COUNT(*) FROM devices WHERE sub_id = ? AND status = ? AND expires_at > ?) AS active,
+	(SELECT COUNT(*) FROM devices WHERE key_id = ? AND status = ? AND expires_at > ?) AS holders`
+
+func quotaCountsArgs(r store.IssueRequest) []any {
+	return []any{r.SubID, store.DeviceActive, ts(r.Now), keyOrNone(r.KeyID), store.DeviceActive, ts(r.Now)}
+}
+
 // issueRefusal checks an issuance's counts in the order the refusals are
 // told: a key that is already certified first (a replayed request is told
 // so, not that the quota is full), then the quota.
@@ -175,15 +185,12 @@ func (s *DB) insertDeviceChecked(ctx context.Context, tx *txn, r store.IssueRequ
 	var active, holders, consumed int
 	var seq sql.NullInt64
 	err := tx.QueryRowContext(ctx, s.q(`WITH c AS (`+consumeTicketSQL+` RETURNING 1),
-		k AS (SELECT (SELECT COUNT(*) FROM devices WHERE sub_id = ? AND status = ? AND expires_at > ?) AS active,
-			(SELECT COUNT(*) FROM devices WHERE key_id = ? AND status = ? AND expires_at > ?) AS holders,
-			(SELECT COUNT(*) FROM c) AS consumed),
+		k AS (SELECT `+quotaCountsSQL+`, (SELECT COUNT(*) FROM c) AS consumed),
 		`+s.d.SeqCTE+`,
 		i AS (`+insertDeviceSQL+`SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, 0, s.v, ? FROM s, n, k
 			WHERE k.holders = 0 AND k.active < ? AND k.consumed = ? RETURNING change_seq)
 		SELECT k.active, k.holders, k.consumed, (SELECT change_seq FROM i) FROM k`),
-		append(append([]any{ts(r.Now), r.TicketHash, r.TenantID, r.SubID, ts(r.Now),
-			r.SubID, store.DeviceActive, ts(r.Now), keyOrNone(r.KeyID), store.DeviceActive, ts(r.Now)},
+		append(append(append([]any{ts(r.Now), r.TicketHash, r.TenantID, r.SubID, ts(r.Now)}, quotaCountsArgs(r)...),
 			deviceValues(d)...), r.CertDER, maxDevices, wantConsumed)...).Scan(&active, &holders, &consumed, &seq)
 	if err != nil {
 		return 0, err
@@ -206,10 +213,7 @@ func (s *DB) insertDeviceChecked(ctx context.Context, tx *txn, r store.IssueRequ
 // transaction holds the whole database).
 func (s *DB) insertDeviceStepwise(ctx context.Context, tx *txn, r store.IssueRequest, d *store.Device, maxDevices int) (int, error) {
 	var active, holders int
-	if err := tx.QueryRowContext(ctx, s.q(`SELECT
-		(SELECT COUNT(*) FROM devices WHERE sub_id = ? AND status = ? AND expires_at > ?),
-		(SELECT COUNT(*) FROM devices WHERE key_id = ? AND status = ? AND expires_at > ?)`),
-		r.SubID, store.DeviceActive, ts(r.Now), keyOrNone(r.KeyID), store.DeviceActive, ts(r.Now)).Scan(&active, &holders); err != nil {
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT `+quotaCountsSQL), quotaCountsArgs(r)...).Scan(&active, &holders); err != nil {
 		return 0, err
 	}
 	if err := issueRefusal(active, holders, maxDevices); err != nil {

@@ -16,9 +16,8 @@ import (
 // batch is rolled back and run again with each function inside its own
 // savepoint: a function that fails is rolled back alone, exactly as if it
 // had run in a transaction of its own, and every caller returns only after
-// the shared commit. The
-// commit's cost (WAL flush, locks, syscalls) is paid once per batch instead
-// of once per call.
+// the shared commit. The commit's cost (WAL flush, locks, syscalls) is paid
+// once per batch instead of once per call.
 //
 // SQLite has one writer, so its transactions queue anyway. On PostgreSQL
 // every write bumps the one policy seq row and appends to its store's
@@ -181,12 +180,13 @@ func (s *DB) runBatch(batch []*writeOp) {
 }
 
 // runOpsOptimistic runs the ops in tx without savepoints and reports
-// whether all of them succeeded (ops whose caller has gone are skipped). Savepoints cost two statements per op, and on PostgreSQL each
-// op's row locks then belong to a subtransaction: a row that several ops
-// lock (the store's audit head, a foreign key's target) becomes a
-// MultiXact that grows with every op. When an op fails, the caller rolls
-// tx back and runs the batch again with runOps, so a failed op still
-// leaves no trace and the others are unaffected.
+// whether all of them succeeded (ops whose caller has gone are skipped).
+// Savepoints cost two statements per op, and on PostgreSQL each op's row
+// locks then belong to a subtransaction: a row that several ops lock (the
+// store's audit head, a foreign key's target) becomes a MultiXact that
+// grows with every op. When an op fails, the caller rolls tx back and runs
+// the batch again with runOps, so a failed op still leaves no trace and
+// the others are unaffected.
 func (s *DB) runOpsOptimistic(ctx context.Context, tx *sql.Tx, batch []*writeOp) bool {
 	for _, op := range batch {
 		if op.err = op.ctx.Err(); op.err != nil {
