@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/ca"
+	"github.com/devicegate/devicegate/internal/config"
 )
 
 // checkNothingLeftOn refuses to retire the trusted (no longer issuing)
@@ -16,11 +17,7 @@ import (
 // apart) it refuses too, and --force is the operator's way past it. The
 // active intermediate and unknown names are left to ca.RetireIntermediate,
 // which refuses them with their own reasons.
-func checkNothingLeftOn(ctx context.Context, configPath, dataDir, name string) error {
-	cfg, err := loadConfig(configPath, dataDir)
-	if err != nil {
-		return err
-	}
+func checkNothingLeftOn(ctx context.Context, cfg *config.Config, name string) error {
 	list, err := ca.ListIntermediates(cfg.CA.Dir)
 	if err != nil {
 		return err

@@ -70,16 +70,16 @@ func caIntermediateCommand(configPath, dataDir *string) command {
 				if stray != nil {
 					return stray
 				}
-				if pos[0] == "retire" && len(pos) == 2 && !*force {
-					if err := checkNothingLeftOn(ctx, *configPath, *dataDir, pos[1]); err != nil {
-						return err
-					}
-				}
-				dir, err := caDir(*configPath, *dataDir)
+				cfg, err := loadConfig(*configPath, *dataDir)
 				if err != nil {
 					return err
 				}
-				return runCAIntermediate(dir, pos, intermediateOptions{json: *asJSON, rootKey: *rootKey, certFile: *certFile, keyFile: *keyFile}, env)
+				if pos[0] == "retire" && len(pos) == 2 && !*force {
+					if err := checkNothingLeftOn(ctx, cfg, pos[1]); err != nil {
+						return err
+					}
+				}
+				return runCAIntermediate(cfg.CA.Dir, pos, intermediateOptions{json: *asJSON, rootKey: *rootKey, certFile: *certFile, keyFile: *keyFile}, env)
 			}
 		}}
 }
