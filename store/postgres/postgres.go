@@ -55,7 +55,7 @@ func Open(ctx context.Context, dsn string, opts store.Options) (*sqlstore.DB, er
 		// that every other writer waits.
 		NextSeqSQL: `WITH s AS (UPDATE policy_seq SET v = v + 1 WHERE id = 1 RETURNING v)
 			SELECT s.v FROM s, pg_notify('` + PolicyChannel + `', s.v::text)`,
-		SeqCTE: `s AS (UPDATE policy_seq SET v = v + 1 WHERE id = 1 RETURNING v),
+		SeqCTE: `s AS (UPDATE policy_seq SET v = v + 1 WHERE id = 1 AND EXISTS (SELECT 1 FROM ok) RETURNING v),
 			n AS (SELECT pg_notify('` + PolicyChannel + `', s.v::text) FROM s)`,
 		ReportNotifySQL: "SELECT pg_notify('" + ReportChannel + "', ?)",
 		// Every write takes the policy seq row and its store's audit head

@@ -107,27 +107,18 @@ func (s *DB) IssueDevice(ctx context.Context, r store.IssueRequest, actor store.
 		KeyID: r.KeyID, Status: store.DeviceActive, IssuedAt: fromTS(ts(r.IssuedAt)), ExpiresAt: fromTS(ts(r.ExpiresAt)), EnrolledIP: r.EnrolledIP, EnrolledUA: r.EnrolledUA}
 	var active int
 	err := s.inTx(ctx, func(tx *txn) error {
-		sub, err := s.lockSub(ctx, tx, r.TenantID, r.SubID)
-		if err != nil {
-			return err
+		issue := s.issueStepwise
+		if s.d.SeqCTE != "" {
+			issue = s.issueInOneStatement
 		}
-		if err := store.Eligible(sub, r.Now, r.ExpiresAt); err != nil {
-			return err
-		}
-		// After the lock, in a statement of its own: in PostgreSQL a count
-		// in the locking statement would see the snapshot from before the
-		// wait.
-		if s.d.WritesInWith && s.d.SeqCTE != "" {
-			active, err = s.insertDeviceChecked(ctx, tx, r, &d, sub.Protection.MaxDevices)
-		} else {
-			active, err = s.insertDeviceStepwise(ctx, tx, r, &d, sub.Protection.MaxDevices)
-		}
+		sub, n, err := issue(ctx, tx, r, &d)
 		if err != nil {
 			if s.d.IsUniqueViolation(err) {
 				return fmt.Errorf("device or serial: %w", store.ErrDuplicate)
 			}
 			return err
 		}
+		active = n
 		return s.audit(ctx, tx, r.TenantID, actor, "device.issue", sub.FullName(), map[string]string{
 			"device": d.ID, "serial": d.Serial, "label": d.Label, "expires": timeText(d.ExpiresAt),
 			"installed": fmt.Sprintf("%d/%d", active+1, sub.Protection.MaxDevices),
@@ -149,7 +140,8 @@ func deviceValues(d *store.Device) []any {
 
 // quotaCountsSQL counts the sub-account's active devices (active) and the
 // active devices that hold the request's key (holders), with
-// quotaCountsArgs: the counts both ways of inserting a device check.
+// quotaCountsArgs, for insertDeviceStepwise. PostgreSQL's migration 013
+// defines the same two counts as functions, for issueInOneStatement.
 const quotaCountsSQL = `(SELECT COUNT(*) FROM devices WHERE sub_id = ? AND status = ? AND expires_at > ?) AS active,
 	(SELECT COUNT(*) FROM devices WHERE key_id = ? AND status = ? AND expires_at > ?) AS holders`
 
@@ -170,47 +162,69 @@ func issueRefusal(active, holders, maxDevices int) error {
 	return nil
 }
 
-// insertDeviceChecked counts, consumes the ticket, bumps the policy seq
-// (with its notification) and inserts the device in one round trip
-// (PostgreSQL): the device is inserted only when the key holds no device,
-// the quota has room and the ticket (if any) was consumed by this very
-// statement. It returns the active devices before this one. A refusal
-// returns an error, which rolls the ticket's consumption and the seq back
-// with the rest of the transaction function.
-func (s *DB) insertDeviceChecked(ctx context.Context, tx *txn, r store.IssueRequest, d *store.Device, maxDevices int) (int, error) {
+// issueInOneStatement locks the sub-account, counts, consumes the ticket,
+// bumps the policy seq (with its notification) and inserts the device in
+// one round trip (PostgreSQL). The device is inserted, and the seq bumped,
+// only when the key holds no device, the quota has room and the ticket (if
+// any) was consumed by this very statement. The counts are migration 013's
+// functions, whose fresh snapshots see what was committed while the lock
+// was awaited. Eligibility is checked on the locked row after the insert:
+// a refusal returns an error, which rolls the whole transaction function
+// back. It returns the sub-account and its active devices before this one.
+func (s *DB) issueInOneStatement(ctx context.Context, tx *txn, r store.IssueRequest, d *store.Device) (store.SubAccount, int, error) {
 	wantConsumed := 0
 	if r.TicketHash != nil {
 		wantConsumed = 1
 	}
 	var active, holders, consumed int
 	var seq sql.NullInt64
-	err := tx.QueryRowContext(ctx, s.q(`WITH c AS (`+consumeTicketSQL+` RETURNING 1),
-		k AS (SELECT `+quotaCountsSQL+`, (SELECT COUNT(*) FROM c) AS consumed),
+	sub, err := s.scanSub(scanWith{tx.QueryRowContext(ctx, s.q(`WITH l AS MATERIALIZED (SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.id = ?`+s.d.ForUpdate+` OF s),
+		c AS (`+consumeTicketSQL+` AND EXISTS (SELECT 1 FROM l) RETURNING 1),
+		k AS (SELECT devicegate_active_devices(l.id, ?, ?) AS active, devicegate_key_holders(?, ?, ?) AS holders,
+			(SELECT COUNT(*) FROM c) AS consumed, l.max_devices FROM l),
+		ok AS (SELECT 1 FROM k WHERE k.holders = 0 AND k.active < k.max_devices AND k.consumed = ?),
 		`+s.d.SeqCTE+`,
-		i AS (`+insertDeviceSQL+`SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, 0, s.v, ? FROM s, n, k
-			WHERE k.holders = 0 AND k.active < ? AND k.consumed = ? RETURNING change_seq)
-		SELECT k.active, k.holders, k.consumed, (SELECT change_seq FROM i) FROM k`),
-		append(append(append([]any{ts(r.Now), r.TicketHash, r.TenantID, r.SubID, ts(r.Now)}, quotaCountsArgs(r)...),
-			deviceValues(d)...), r.CertDER, maxDevices, wantConsumed)...).Scan(&active, &holders, &consumed, &seq)
+		i AS (`+insertDeviceSQL+`SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, 0, s.v, ? FROM s, n RETURNING change_seq)
+		SELECT l.*, k.active, k.holders, k.consumed, (SELECT change_seq FROM i) FROM l, k`),
+		append(append([]any{r.TenantID, r.SubID, ts(r.Now), r.TicketHash, r.TenantID, r.SubID, ts(r.Now),
+			store.DeviceActive, ts(r.Now), keyOrNone(r.KeyID), store.DeviceActive, ts(r.Now), wantConsumed},
+			deviceValues(d)...), r.CertDER)...), []any{&active, &holders, &consumed, &seq}})
 	if err != nil {
-		return 0, err
+		return sub, 0, err
 	}
-	if err := issueRefusal(active, holders, maxDevices); err != nil {
-		return 0, err
+	if err := store.Eligible(sub, r.Now, r.ExpiresAt); err != nil {
+		return sub, 0, err
+	}
+	if err := issueRefusal(active, holders, sub.Protection.MaxDevices); err != nil {
+		return sub, 0, err
 	}
 	if consumed != wantConsumed {
-		return 0, s.ticketRefusal(ctx, tx, r.TicketHash, r.TenantID, r.SubID, r.Now)
+		return sub, 0, s.ticketRefusal(ctx, tx, r.TicketHash, r.TenantID, r.SubID, r.Now)
 	}
 	if !seq.Valid {
-		return 0, errors.New("issue: the device was not inserted")
+		return sub, 0, errors.New("issue: the device was not inserted")
 	}
 	d.ChangeSeq = seq.Int64
-	return active, nil
+	return sub, active, nil
 }
 
-// insertDeviceStepwise is insertDeviceChecked one statement at a time, for
-// a database whose writes cannot run inside WITH (SQLite, where the write
+// issueStepwise is issueInOneStatement one statement at a time, for a
+// database whose writes cannot run inside WITH (SQLite, where the write
 // transaction holds the whole database).
+func (s *DB) issueStepwise(ctx context.Context, tx *txn, r store.IssueRequest, d *store.Device) (store.SubAccount, int, error) {
+	sub, err := s.lockSub(ctx, tx, r.TenantID, r.SubID)
+	if err != nil {
+		return sub, 0, err
+	}
+	if err := store.Eligible(sub, r.Now, r.ExpiresAt); err != nil {
+		return sub, 0, err
+	}
+	active, err := s.insertDeviceStepwise(ctx, tx, r, d, sub.Protection.MaxDevices)
+	return sub, active, err
+}
+
+// insertDeviceStepwise counts, consumes the ticket, bumps the policy seq
+// and inserts the device, a statement each, after issueStepwise's lock.
 func (s *DB) insertDeviceStepwise(ctx context.Context, tx *txn, r store.IssueRequest, d *store.Device, maxDevices int) (int, error) {
 	var active, holders int
 	if err := tx.QueryRowContext(ctx, s.q(`SELECT `+quotaCountsSQL), quotaCountsArgs(r)...).Scan(&active, &holders); err != nil {

@@ -50,9 +50,9 @@ func newGroupEnv(t *testing.T, n int) *groupEnv {
 	return e
 }
 
-// issueStatement starts the statement of an issuance that takes the policy
-// seq row (the checked insert after the sub-account's lock).
-const issueStatement = "WITH c AS (UPDATE tickets"
+// issueStatement starts the statement of an issuance (it locks the
+// sub-account's row, then takes the policy seq row).
+const issueStatement = "WITH l AS MATERIALIZED"
 
 func issueReq(sub store.SubAccount) store.IssueRequest {
 	var b [16]byte
@@ -81,18 +81,21 @@ func (e *groupEnv) lock(t *testing.T, query string, args ...any) (release func()
 	}
 }
 
-// waitLockWaiter waits until a session waits for a lock in a statement that
-// starts with prefix.
-func (e *groupEnv) waitLockWaiter(t *testing.T, prefix string) {
+// waitRowLockWaiter waits until a session waits for a row of table in the
+// statement of an issuance. (A row lock's waiter holds, or waits for, a
+// lock of the row's tuple.)
+func (e *groupEnv) waitRowLockWaiter(t *testing.T, table string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		var n int
-		err := e.raw.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, prefix+"%").Scan(&n)
+		err := e.raw.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
+			WHERE a.wait_event_type = 'Lock' AND a.query LIKE $1 AND l.locktype = 'tuple' AND l.relation = $2::regclass`,
+			issueStatement+"%", table).Scan(&n)
 		if err == nil && n > 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no session waits for a lock in %q after 10 s (%v)", prefix, err)
+			t.Fatalf("no issuance waits for a row of %s after 10 s (%v)", table, err)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -139,7 +142,7 @@ func TestGroupCommitPostgres(t *testing.T) {
 	// meanwhile and join that batch.
 	release := e.lock(t, `SELECT v FROM policy_seq WHERE id = 1 FOR UPDATE`)
 	first := e.issueAll(e.subs[:1], nil)
-	e.waitLockWaiter(t, issueStatement)
+	e.waitRowLockWaiter(t, "policy_seq")
 	rest := e.issueAll(e.subs[1:8], nil)
 	e.waitPending(t, 8)
 	release()
@@ -168,7 +171,7 @@ func TestGroupCommitPostgres(t *testing.T) {
 	// nothing and leaves the others of the batch issued.
 	release = e.lock(t, `SELECT v FROM policy_seq WHERE id = 1 FOR UPDATE`)
 	blocker := e.issueAll(e.subs[8:9], nil)
-	e.waitLockWaiter(t, issueStatement)
+	e.waitRowLockWaiter(t, "policy_seq")
 	full := e.issueAll(e.subs[:1], nil)
 	e.waitPending(t, 2)
 	release()
@@ -201,7 +204,7 @@ func TestGroupCommitCallerGoneMidBatchPostgres(t *testing.T) {
 	releaseSeq := e.lock(t, `SELECT v FROM policy_seq WHERE id = 1 FOR UPDATE`)
 	releaseSub := e.lock(t, `SELECT id FROM sub_accounts WHERE id = $1 FOR UPDATE`, e.subs[2].ID)
 	blocker := e.issueAll(e.subs[:1], nil)
-	e.waitLockWaiter(t, issueStatement)
+	e.waitRowLockWaiter(t, "policy_seq")
 	gone, hangUp := context.WithCancel(context.Background())
 	defer hangUp()
 	batch := e.issueAll(e.subs[1:], []context.Context{nil, gone, nil})
@@ -209,7 +212,7 @@ func TestGroupCommitCallerGoneMidBatchPostgres(t *testing.T) {
 	// The blocker's batch takes the three queued meanwhile; sub 2's waits
 	// for its row while its caller leaves.
 	releaseSeq()
-	e.waitLockWaiter(t, "SELECT s.id")
+	e.waitRowLockWaiter(t, "sub_accounts")
 	hangUp()
 	releaseSub()
 	if err := <-blocker; err != nil {
@@ -245,7 +248,7 @@ func TestGroupCommitDeadlockRetryPostgres(t *testing.T) {
 	e := newGroupEnv(t, 3)
 	releaseSeq := e.lock(t, `SELECT v FROM policy_seq WHERE id = 1 FOR UPDATE`)
 	blocker := e.issueAll(e.subs[:1], nil)
-	e.waitLockWaiter(t, issueStatement)
+	e.waitRowLockWaiter(t, "policy_seq")
 	// The other node: holds sub-account 2, later asks for the seq.
 	other, err := e.raw.Begin()
 	if err != nil {
@@ -262,7 +265,7 @@ func TestGroupCommitDeadlockRetryPostgres(t *testing.T) {
 	// The three share one batch (the two queued while the blocker waited
 	// joined it); its third issuance waits for sub-account 2.
 	releaseSeq()
-	e.waitLockWaiter(t, "SELECT s.id")
+	e.waitRowLockWaiter(t, "sub_accounts")
 	otherDone := make(chan error, 1)
 	go func() {
 		_, err := other.Exec(`UPDATE policy_seq SET v = v WHERE id = 1`)
@@ -320,7 +323,7 @@ func TestIssueDoesNotLockTheStoreRowPostgres(t *testing.T) {
 	// The sub-account's own row still serializes its issuances.
 	releaseSub := e.lock(t, `SELECT id FROM sub_accounts WHERE id = $1 FOR NO KEY UPDATE`, e.subs[1].ID)
 	done := e.issueAll(e.subs[1:2], nil)
-	e.waitLockWaiter(t, "SELECT s.id")
+	e.waitRowLockWaiter(t, "sub_accounts")
 	releaseSub()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -351,7 +354,7 @@ func TestGroupCommitRefusalInBatchPostgres(t *testing.T) {
 	}
 	release := e.lock(t, `SELECT v FROM policy_seq WHERE id = 1 FOR UPDATE`)
 	blocker := e.issueAll(e.subs[3:4], nil)
-	e.waitLockWaiter(t, issueStatement)
+	e.waitRowLockWaiter(t, "policy_seq")
 	batch := e.issueAll([]store.SubAccount{e.subs[0], e.subs[2]}, nil)
 	withCode := issueReq(e.subs[1])
 	withCode.TicketHash = hash
@@ -408,7 +411,7 @@ func TestGroupCommitBatchGrowsPostgres(t *testing.T) {
 	// next two queue meanwhile.
 	release := e.lock(t, `SELECT id FROM sub_accounts WHERE id = $1 FOR UPDATE`, e.subs[0].ID)
 	first := e.issueAll(e.subs[:1], nil)
-	e.waitLockWaiter(t, "SELECT s.id")
+	e.waitRowLockWaiter(t, "sub_accounts")
 	rest := e.issueAll(e.subs[1:], nil)
 	e.waitPending(t, 3)
 	release()

@@ -38,8 +38,10 @@ type Dialect struct {
 	// a pg_notify of the new seq, delivered on commit, in one round trip).
 	NextSeqSQL string
 	// SeqCTE, if set, is a WITH list whose CTEs s and n bump the policy seq
-	// and notify it: a write that references (SELECT s.v FROM s, n) takes
-	// its seq in its own round trip (PostgreSQL).
+	// and notify it when the CTE ok, written before it, has a row: a write
+	// that references (SELECT s.v FROM s, n) takes its seq in its own round
+	// trip. With it, issuance runs in one statement, which also needs the
+	// count functions of PostgreSQL's migration 013.
 	SeqCTE string
 	// WritesInWith: INSERT/UPDATE may run inside WITH of another write
 	// (PostgreSQL), so two writes take one round trip.
