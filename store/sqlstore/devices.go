@@ -60,7 +60,22 @@ func (s *DB) lockSub(ctx context.Context, tx *txn, tenantID, subID string) (stor
 		// commit turn it into a growing MultiXact.
 		lock += " OF s"
 	}
-	return s.scanSub(tx.QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.id = ?`+lock), tenantID, subID))
+	return ofStore(s.scanSub(tx.QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.id = ?`+lock), subID)))(tenantID)
+}
+
+// ofStore refuses a sub-account read by its id alone that is not of the
+// store tenantID, as if it did not exist. Hot statements look a
+// sub-account up by its primary key only: with the store's id in the same
+// WHERE, PostgreSQL without statistics (a table filled since its last
+// ANALYZE) rated the (tenant_id, role) index as good as the key and read
+// every sub-account of the store, 1,000 rows per issuance in a large one.
+func ofStore(sub store.SubAccount, err error) func(tenantID string) (store.SubAccount, error) {
+	return func(tenantID string) (store.SubAccount, error) {
+		if err == nil && sub.TenantID != tenantID {
+			return store.SubAccount{}, fmt.Errorf("sub-account: %w", store.ErrNotFound)
+		}
+		return sub, err
+	}
 }
 
 func checkCert(serial, fingerprint, keyID string, issued, expires time.Time) error {
@@ -178,17 +193,17 @@ func (s *DB) issueInOneStatement(ctx context.Context, tx *txn, r store.IssueRequ
 	}
 	var active, holders, consumed int
 	var seq sql.NullInt64
-	sub, err := s.scanSub(scanWith{tx.QueryRowContext(ctx, s.q(`WITH l AS MATERIALIZED (SELECT `+subColumns+subFrom+`WHERE s.tenant_id = ? AND s.id = ?`+s.d.ForUpdate+` OF s),
+	sub, err := ofStore(s.scanSub(scanWith{tx.QueryRowContext(ctx, s.q(`WITH l AS MATERIALIZED (SELECT `+subColumns+subFrom+`WHERE s.id = ?`+s.d.ForUpdate+` OF s),
 		c AS (`+consumeTicketSQL+` AND EXISTS (SELECT 1 FROM l) RETURNING 1),
 		k AS (SELECT devicegate_active_devices(l.id, ?, ?) AS active, devicegate_key_holders(?, ?, ?) AS holders,
 			(SELECT COUNT(*) FROM c) AS consumed, l.max_devices FROM l),
-		ok AS (SELECT 1 FROM k WHERE k.holders = 0 AND k.active < k.max_devices AND k.consumed = ?),
+		ok AS (SELECT 1 FROM k, l WHERE k.holders = 0 AND k.active < k.max_devices AND k.consumed = ? AND l.tenant_id = ?),
 		`+s.d.SeqCTE+`,
 		i AS (`+insertDeviceSQL+`SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', 0, 0, s.v, ? FROM s, n RETURNING change_seq)
 		SELECT l.*, k.active, k.holders, k.consumed, (SELECT change_seq FROM i) FROM l, k`),
-		append(append([]any{r.TenantID, r.SubID, ts(r.Now), r.TicketHash, r.TenantID, r.SubID, ts(r.Now),
-			store.DeviceActive, ts(r.Now), keyOrNone(r.KeyID), store.DeviceActive, ts(r.Now), wantConsumed},
-			deviceValues(d)...), r.CertDER)...), []any{&active, &holders, &consumed, &seq}})
+		append(append([]any{r.SubID, ts(r.Now), r.TicketHash, r.TenantID, r.SubID, ts(r.Now),
+			store.DeviceActive, ts(r.Now), keyOrNone(r.KeyID), store.DeviceActive, ts(r.Now), wantConsumed, r.TenantID},
+			deviceValues(d)...), r.CertDER)...), []any{&active, &holders, &consumed, &seq}}))(r.TenantID)
 	if err != nil {
 		return sub, 0, err
 	}

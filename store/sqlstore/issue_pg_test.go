@@ -2,11 +2,15 @@ package sqlstore_test
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"testing"
 	"time"
 
 	"github.com/devicegate/devicegate/store"
+	"github.com/devicegate/devicegate/store/postgres"
+	"github.com/devicegate/devicegate/store/postgres/pgtest"
+	"github.com/devicegate/devicegate/store/sqlstore"
 	"github.com/devicegate/devicegate/store/storetest"
 )
 
@@ -87,4 +91,82 @@ func TestIssueCountsWhatCommittedDuringItsWaitPostgres(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSubAccountLookupByKeyPostgres: the statements of an issuance (the
+// pre-check, the code's creation, the issuance) read a sub-account by its
+// primary key, not by scanning its store. With the store's id in the
+// same WHERE, PostgreSQL without statistics (a table filled since its
+// last ANALYZE) took the (tenant_id, role) index and read every
+// sub-account of the store: 500 rows per statement here.
+func TestSubAccountLookupByKeyPostgres(t *testing.T) {
+	srv := pgtest.Start(t)
+	dsn := srv.NewDatabase(t)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	ctx := context.Background()
+	open := func() *sqlstore.DB {
+		st, err := postgres.Open(ctx, dsn, store.Options{SealKey: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st := open()
+	tn := storetest.Tenant(t, st, "shop")
+	sub := storetest.Protected(t, st, tn, "kim", 1)
+	st.Close()
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`INSERT INTO sub_accounts (id, tenant_id, name, role, grants, status, password_hash, phone_enabled,
+		protect_enabled, max_devices, not_before, not_after, change_seq, created_at, updated_at)
+		SELECT 'x' || g, $1, 'staff' || g, 'cashier', '', 'active', '', 1, 1, 1, 0, 0, 0, 0, 0 FROM generate_series(1, 500) g`, tn.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Rows of sub_accounts read so far, by every backend that ended (a
+	// backend reports its counts when it exits).
+	rowsRead := func() int64 {
+		var n int64
+		if err := raw.QueryRow(`SELECT COALESCE(seq_tup_read, 0) + COALESCE(idx_tup_fetch, 0) FROM pg_stat_user_tables WHERE relname = 'sub_accounts'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := rowsRead()
+
+	st = open()
+	now := time.Now()
+	if _, err := st.IssuePrecheck(ctx, nil, tn.ID, sub.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	hash := make([]byte, 32)
+	_, _ = rand.Read(hash)
+	if err := st.CreateTicket(ctx, store.NewTicket{TenantID: tn.ID, SubID: sub.ID, Hash: hash, ExpiresAt: now.Add(time.Hour)}, storetest.Actor); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.IssuePrecheck(ctx, hash, "", "", now); err != nil {
+		t.Fatal(err)
+	}
+	r := issueReq(sub)
+	r.TicketHash = hash
+	if _, _, err := st.IssueDevice(ctx, r, storetest.Actor); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	var read int64
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if read = rowsRead() - before; read > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	// Four look-ups, the foreign keys' checks, and the rows the store
+	// reads when it opens: a few dozen at most, not 4 x 500.
+	if read == 0 || read > 100 {
+		t.Errorf("4 statements of an issuance read %d rows of sub_accounts, want a handful (the primary key)", read)
+	}
+	t.Logf("rows of sub_accounts read: %d", read)
 }
