@@ -77,12 +77,13 @@ func TestSubLockLetsAuditAppend(t *testing.T) {
 	}
 }
 
-// waitBlockedOnHead waits until a session waits for a lock on the audit head.
+// waitBlockedOnHead waits until a session waits for a lock on the audit head
+// (reading it, or moving the head that its process wrote last).
 func waitBlockedOnHead(t *testing.T, db *sql.DB) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		var n int
-		err := db.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT seq, hash FROM audit_heads%'`).Scan(&n)
+		err := db.QueryRow(`SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND (query LIKE 'SELECT seq, hash FROM audit_heads%' OR query LIKE 'WITH h AS (UPDATE audit_heads%')`).Scan(&n)
 		if err == nil && n > 0 {
 			return
 		}

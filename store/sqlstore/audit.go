@@ -66,45 +66,65 @@ const (
 	auditRowsPerInsert = 64
 )
 
+// auditInsertNames are the audit columns that chainEvents gives values to.
+const auditInsertNames = `tenant_id, seq, at, actor_kind, actor_name, actor_ip, actor_ua, action, target, outcome, detail, prev_hash, hash`
+
 // auditInsert is the INSERT of n audit rows.
 func auditInsert(n int) string {
+	return `INSERT INTO audit (` + auditInsertNames + `) ` + auditValues(n, false)
+}
+
+// auditValues is the VALUES list of n audit rows. typed casts the integer
+// columns, for a VALUES list that is not the INSERT's own (its parameters
+// would otherwise be taken as text).
+func auditValues(n int, typed bool) string {
 	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", auditInsertColumns), ", ") + ")"
-	return `INSERT INTO audit (tenant_id, seq, at, actor_kind, actor_name, actor_ip, actor_ua, action, target, outcome, detail, prev_hash, hash) VALUES ` +
-		strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+	if typed {
+		row = "(?, ?::bigint, ?::bigint, " + strings.TrimSuffix(strings.Repeat("?, ", auditInsertColumns-3), ", ") + ")"
+	}
+	return `VALUES ` + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+}
+
+// auditHead is a store's audit head: its last event's seq and hash.
+type auditHead struct {
+	seq  int64
+	hash string
 }
 
 // appendAuditChain appends entries to one tenant's chain: the head is read
-// (and locked) once and written once, whatever the number of entries.
+// (and locked) once and written once, whatever the number of entries. On
+// PostgreSQL it first tries the head this process wrote last, in one
+// statement that moves the head only if it is still that one and inserts
+// the rows only if it moved: one round trip instead of two while no other
+// node or proxy wrote to the store's chain meanwhile. The database decides,
+// never the cache: a stale head (another writer, a rolled-back
+// transaction) moves nothing, and the head is then read and locked.
 func (s *DB) appendAuditChain(ctx context.Context, tx *txn, tenantID string, entries []store.AuditEntry) ([]store.AuditEvent, error) {
-	var seq int64
-	var prev string
-	err := tx.QueryRowContext(ctx, s.q(`SELECT seq, hash FROM audit_heads WHERE tenant_id = ?`+s.d.ForUpdate), tenantID).Scan(&seq, &prev)
+	if cached, ok := s.heads.Load(tenantID); ok && s.d.WritesInWith && len(entries) <= auditRowsPerInsert {
+		head := cached.(auditHead)
+		out, args, next, err := chainEvents(tenantID, head, entries)
+		if err != nil {
+			return nil, err
+		}
+		var moved int
+		if err := tx.QueryRowContext(ctx, s.q(`WITH h AS (UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant_id = ? AND seq = ? AND hash = ? RETURNING 1),
+			rows AS (INSERT INTO audit (`+auditInsertNames+`) SELECT v.* FROM (`+auditValues(len(out), true)+`) v, h)
+			SELECT COUNT(*) FROM h`), append([]any{next.seq, next.hash, tenantID, head.seq, head.hash}, args...)...).Scan(&moved); err != nil {
+			return nil, err
+		}
+		if moved == 1 {
+			s.heads.Store(tenantID, next)
+			return out, nil
+		}
+	}
+	var head auditHead
+	err := tx.QueryRowContext(ctx, s.q(`SELECT seq, hash FROM audit_heads WHERE tenant_id = ?`+s.d.ForUpdate), tenantID).Scan(&head.seq, &head.hash)
 	if err != nil {
 		return nil, notFound(err, "store")
 	}
-	out := make([]store.AuditEvent, 0, len(entries))
-	args := make([]any, 0, len(entries)*auditInsertColumns)
-	for _, e := range entries {
-		if e.Time.IsZero() {
-			e.Time = time.Now()
-		}
-		e.Time = fromTS(ts(e.Time)) // the precision that is stored
-		if e.Action == "" {
-			return nil, invalid("audit action is required")
-		}
-		seq++
-		hash := chainHash(prev, tenantID, seq, e)
-		detail := "{}"
-		if len(e.Detail) > 0 {
-			b, err := json.Marshal(e.Detail)
-			if err != nil {
-				return nil, err
-			}
-			detail = string(b)
-		}
-		args = append(args, tenantID, seq, ts(e.Time), e.Actor.Kind, e.Actor.Name, e.Actor.IP, e.Actor.UA, e.Action, e.Target, e.Outcome, detail, prev, hash)
-		out = append(out, store.AuditEvent{AuditEntry: e, TenantID: tenantID, Seq: seq, PrevHash: prev, Hash: hash})
-		prev = hash
+	out, args, next, err := chainEvents(tenantID, head, entries)
+	if err != nil {
+		return nil, err
 	}
 	const moveHead = `UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant_id = ?`
 	// Many rows per INSERT: per-statement overhead dominated batched writes.
@@ -115,17 +135,51 @@ func (s *DB) appendAuditChain(ctx context.Context, tx *txn, tenantID string, ent
 			// The last rows and the head in one round trip: the head is
 			// locked until commit, so the writers of this store wait for
 			// every round trip after it.
-			_, err := tx.ExecContext(ctx, s.q(`WITH rows AS (`+auditInsert(n)+`) `+moveHead), append(chunk, seq, prev, tenantID)...)
-			return out, err
+			if _, err := tx.ExecContext(ctx, s.q(`WITH rows AS (`+auditInsert(n)+`) `+moveHead), append(chunk, next.seq, next.hash, tenantID)...); err != nil {
+				return nil, err
+			}
+			s.heads.Store(tenantID, next)
+			return out, nil
 		}
 		if _, err := tx.ExecContext(ctx, s.q(auditInsert(n)), chunk...); err != nil {
 			return nil, err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, s.q(moveHead), seq, prev, tenantID); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(moveHead), next.seq, next.hash, tenantID); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// chainEvents chains entries after head: the events, their audit rows'
+// values (auditInsertColumns each) and the new head.
+func chainEvents(tenantID string, head auditHead, entries []store.AuditEntry) ([]store.AuditEvent, []any, auditHead, error) {
+	out := make([]store.AuditEvent, 0, len(entries))
+	args := make([]any, 0, len(entries)*auditInsertColumns)
+	seq, prev := head.seq, head.hash
+	for _, e := range entries {
+		if e.Time.IsZero() {
+			e.Time = time.Now()
+		}
+		e.Time = fromTS(ts(e.Time)) // the precision that is stored
+		if e.Action == "" {
+			return nil, nil, head, invalid("audit action is required")
+		}
+		seq++
+		hash := chainHash(prev, tenantID, seq, e)
+		detail := "{}"
+		if len(e.Detail) > 0 {
+			b, err := json.Marshal(e.Detail)
+			if err != nil {
+				return nil, nil, head, err
+			}
+			detail = string(b)
+		}
+		args = append(args, tenantID, seq, ts(e.Time), e.Actor.Kind, e.Actor.Name, e.Actor.IP, e.Actor.UA, e.Action, e.Target, e.Outcome, detail, prev, hash)
+		out = append(out, store.AuditEvent{AuditEntry: e, TenantID: tenantID, Seq: seq, PrevHash: prev, Hash: hash})
+		prev = hash
+	}
+	return out, args, auditHead{seq: seq, hash: prev}, nil
 }
 
 // audit is the short form used by mutating methods. In a group commit the

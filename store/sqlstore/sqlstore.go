@@ -81,6 +81,7 @@ type DB struct {
 	queueMu sync.Mutex
 	queue   []*writeOp   // write transactions waiting for the next batch
 	pending atomic.Int64 // write transactions in inGroupTx (tests wait on it)
+	heads   sync.Map     // store id -> auditHead this process wrote last (audit.go)
 }
 
 var _ store.Store = (*DB)(nil)
