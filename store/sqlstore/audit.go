@@ -95,32 +95,44 @@ type auditHead struct {
 // (and locked) once and written once, whatever the number of entries. On
 // PostgreSQL it first tries the head this process wrote last, in one
 // statement that moves the head only if it is still that one and inserts
-// the rows only if it moved: one round trip instead of two while no other
-// node or proxy wrote to the store's chain meanwhile. The database decides,
-// never the cache: a stale head (another writer, a rolled-back
-// transaction) moves nothing, and the head is then read and locked.
+// the rows only if it moved, and otherwise reads and locks the current
+// head: one round trip instead of two while no other node or proxy wrote
+// to the store's chain meanwhile, and two as before when one did. The
+// database decides, never the cache: a stale head (another writer, a
+// rolled-back transaction) moves nothing.
 func (s *DB) appendAuditChain(ctx context.Context, tx *txn, tenantID string, entries []store.AuditEntry) ([]store.AuditEvent, error) {
+	var head auditHead
+	locked := false
 	if cached, ok := s.heads.Load(tenantID); ok && s.d.WritesInWith && len(entries) <= auditRowsPerInsert {
-		head := cached.(auditHead)
-		out, args, next, err := chainEvents(tenantID, head, entries)
+		from := cached.(auditHead)
+		out, args, next, err := chainEvents(tenantID, from, entries)
 		if err != nil {
 			return nil, err
 		}
 		var moved int
+		var seq sql.NullInt64
+		var hash sql.NullString
 		if err := tx.QueryRowContext(ctx, s.q(`WITH h AS (UPDATE audit_heads SET seq = ?, hash = ? WHERE tenant_id = ? AND seq = ? AND hash = ? RETURNING 1),
-			rows AS (INSERT INTO audit (`+auditInsertNames+`) SELECT v.* FROM (`+auditValues(len(out), true)+`) v, h)
-			SELECT COUNT(*) FROM h`), append([]any{next.seq, next.hash, tenantID, head.seq, head.hash}, args...)...).Scan(&moved); err != nil {
+			rows AS (INSERT INTO audit (`+auditInsertNames+`) SELECT v.* FROM (`+auditValues(len(out), true)+`) v, h),
+			cur AS (SELECT seq, hash FROM audit_heads WHERE tenant_id = ? AND NOT EXISTS (SELECT 1 FROM h)`+s.d.ForUpdate+`)
+			SELECT (SELECT COUNT(*) FROM h), (SELECT seq FROM cur), (SELECT hash FROM cur)`),
+			append(append([]any{next.seq, next.hash, tenantID, from.seq, from.hash}, args...), tenantID)...).Scan(&moved, &seq, &hash); err != nil {
 			return nil, err
 		}
 		if moved == 1 {
 			s.heads.Store(tenantID, next)
 			return out, nil
 		}
+		if !seq.Valid {
+			return nil, notFound(sql.ErrNoRows, "store")
+		}
+		head, locked = auditHead{seq: seq.Int64, hash: hash.String}, true
 	}
-	var head auditHead
-	err := tx.QueryRowContext(ctx, s.q(`SELECT seq, hash FROM audit_heads WHERE tenant_id = ?`+s.d.ForUpdate), tenantID).Scan(&head.seq, &head.hash)
-	if err != nil {
-		return nil, notFound(err, "store")
+	if !locked {
+		err := tx.QueryRowContext(ctx, s.q(`SELECT seq, hash FROM audit_heads WHERE tenant_id = ?`+s.d.ForUpdate), tenantID).Scan(&head.seq, &head.hash)
+		if err != nil {
+			return nil, notFound(err, "store")
+		}
 	}
 	out, args, next, err := chainEvents(tenantID, head, entries)
 	if err != nil {

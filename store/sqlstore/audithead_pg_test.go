@@ -18,7 +18,7 @@ import (
 // still the store's. Two processes (two CA nodes, or a CA and a proxy)
 // that take turns find the head moved by the other every time: each
 // append must then read the head, and the chain stays whole, one event
-// after the other, whatever the batch sizes.
+// after the other, whatever the batch sizes, also when both write at once.
 func TestAuditHeadOfTwoWritersPostgres(t *testing.T) {
 	srv := pgtest.Start(t)
 	dsn := srv.NewDatabase(t)
@@ -66,6 +66,26 @@ func TestAuditHeadOfTwoWritersPostgres(t *testing.T) {
 			want++
 		}
 	}
+	// Both at once: an append that waited for the other's head lock finds
+	// the head moved when it gets the lock, and reads the moved one.
+	errs := make(chan error, 2)
+	for node := range 2 {
+		go func() {
+			for i := range 20 {
+				if _, err := nodes[node].AppendAudit(ctx, tn.ID, entry(node, 1000+i)); err != nil {
+					errs <- fmt.Errorf("node %d, concurrent append %d: %w", node, i, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	want += 40
 	for n, st := range nodes {
 		if err := st.VerifyAudit(ctx, tn.ID); err != nil {
 			t.Fatalf("node %d verifies: %v", n, err)
