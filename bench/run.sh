@@ -28,6 +28,7 @@ for step in $steps; do
   case $step in
   issuance)
     bench -bench 'IssueVsBare(Postgres)?$' -benchtime 400x -count 1 ./bench/
+    bench -bench 'IssueVsBarePostgresRemote$' -benchtime 200x -count 1 ./bench/
     bench -bench 'BareSign|IssueInProcess|IssueHTTPS|IssueStoreOnly' -benchtime 2s ./bench/ ;;
   quota)
     bench -bench 'QuotaRace' -benchtime 1x ./bench/ ;;
