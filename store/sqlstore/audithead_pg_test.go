@@ -2,14 +2,11 @@ package sqlstore_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/devicegate/devicegate/store"
-	"github.com/devicegate/devicegate/store/postgres"
-	"github.com/devicegate/devicegate/store/postgres/pgtest"
 	"github.com/devicegate/devicegate/store/storetest"
 )
 
@@ -20,17 +17,11 @@ import (
 // append must then read the head, and the chain stays whole, one event
 // after the other, whatever the batch sizes, also when both write at once.
 func TestAuditHeadOfTwoWritersPostgres(t *testing.T) {
-	srv := pgtest.Start(t)
-	dsn := srv.NewDatabase(t)
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
+	_, open := pgDatabase(t)
 	ctx := context.Background()
 	var nodes []store.Store
 	for range 2 {
-		st, err := postgres.Open(ctx, dsn, store.Options{SealKey: key})
-		if err != nil {
-			t.Fatal(err)
-		}
+		st := open()
 		defer st.Close()
 		nodes = append(nodes, st)
 	}

@@ -26,16 +26,28 @@ type groupEnv struct {
 	subs []store.SubAccount
 }
 
-func newGroupEnv(t *testing.T, n int) *groupEnv {
+// pgDatabase starts a PostgreSQL server with a fresh database and returns
+// its DSN and an opener of stores on it (one seal key for all of them;
+// each store is the caller's to close).
+func pgDatabase(t *testing.T) (dsn string, open func() *sqlstore.DB) {
 	t.Helper()
-	srv := pgtest.Start(t)
-	dsn := srv.NewDatabase(t)
+	dsn = pgtest.Start(t).NewDatabase(t)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	st, err := postgres.Open(context.Background(), dsn, store.Options{SealKey: key})
-	if err != nil {
-		t.Fatal(err)
+	return dsn, func() *sqlstore.DB {
+		t.Helper()
+		st, err := postgres.Open(context.Background(), dsn, store.Options{SealKey: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
 	}
+}
+
+func newGroupEnv(t *testing.T, n int) *groupEnv {
+	t.Helper()
+	dsn, open := pgDatabase(t)
+	st := open()
 	t.Cleanup(func() { st.Close() })
 	raw, err := sql.Open("pgx", dsn)
 	if err != nil {

@@ -8,9 +8,6 @@ import (
 	"time"
 
 	"github.com/devicegate/devicegate/store"
-	"github.com/devicegate/devicegate/store/postgres"
-	"github.com/devicegate/devicegate/store/postgres/pgtest"
-	"github.com/devicegate/devicegate/store/sqlstore"
 	"github.com/devicegate/devicegate/store/storetest"
 )
 
@@ -100,18 +97,8 @@ func TestIssueCountsWhatCommittedDuringItsWaitPostgres(t *testing.T) {
 // last ANALYZE) took the (tenant_id, role) index and read every
 // sub-account of the store: 500 rows per statement here.
 func TestSubAccountLookupByKeyPostgres(t *testing.T) {
-	srv := pgtest.Start(t)
-	dsn := srv.NewDatabase(t)
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
+	dsn, open := pgDatabase(t)
 	ctx := context.Background()
-	open := func() *sqlstore.DB {
-		st, err := postgres.Open(ctx, dsn, store.Options{SealKey: key})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
 	st := open()
 	tn := storetest.Tenant(t, st, "shop")
 	sub := storetest.Protected(t, st, tn, "kim", 1)
