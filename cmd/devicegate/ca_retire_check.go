@@ -48,7 +48,7 @@ func checkNothingLeftOn(ctx context.Context, cfg *config.Config, name string) er
 			return fmt.Errorf("the devices of %s cannot be told apart from another intermediate's (no key identifier of its own): check `devicegate admin intermediate list`, then retire it with --force", name)
 		}
 		if u.ActiveDevices > 0 {
-			return fmt.Errorf("%s still issued the certificates of %s: once it is retired, every proxy refuses those computers. Wait until they have renewed or expired (`devicegate admin intermediate list`), or retire it now with --force", name, activeDevices(&u.ActiveDevices))
+			return fmt.Errorf("%s issued the certificates in use on %s: once it is retired, every proxy refuses those computers. Wait until they have renewed or expired (`devicegate admin intermediate list`), or retire it now with --force", name, activeDevices(&u.ActiveDevices))
 		}
 	}
 	return nil
