@@ -60,7 +60,8 @@ func (s *DB) lockSub(ctx context.Context, tx *txn, tenantID, subID string) (stor
 		// commit turn it into a growing MultiXact.
 		lock += " OF s"
 	}
-	return ofStore(s.scanSub(tx.QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.id = ?`+lock), subID)))(tenantID)
+	sub, err := s.scanSub(tx.QueryRowContext(ctx, s.q(`SELECT `+subColumns+subFrom+`WHERE s.id = ?`+lock), subID))
+	return ofStore(tenantID, sub, err)
 }
 
 // ofStore refuses a sub-account read by its id alone that is not of the
@@ -69,13 +70,11 @@ func (s *DB) lockSub(ctx context.Context, tx *txn, tenantID, subID string) (stor
 // WHERE, PostgreSQL without statistics (a table filled since its last
 // ANALYZE) rated the (tenant_id, role) index as good as the key and read
 // every sub-account of the store, 1,000 rows per issuance in a large one.
-func ofStore(sub store.SubAccount, err error) func(tenantID string) (store.SubAccount, error) {
-	return func(tenantID string) (store.SubAccount, error) {
-		if err == nil && sub.TenantID != tenantID {
-			return store.SubAccount{}, fmt.Errorf("sub-account: %w", store.ErrNotFound)
-		}
-		return sub, err
+func ofStore(tenantID string, sub store.SubAccount, err error) (store.SubAccount, error) {
+	if err == nil && sub.TenantID != tenantID {
+		return store.SubAccount{}, fmt.Errorf("sub-account: %w", store.ErrNotFound)
 	}
+	return sub, err
 }
 
 func checkCert(serial, fingerprint, keyID string, issued, expires time.Time) error {
@@ -193,7 +192,7 @@ func (s *DB) issueInOneStatement(ctx context.Context, tx *txn, r store.IssueRequ
 	}
 	var active, holders, consumed int
 	var seq sql.NullInt64
-	sub, err := ofStore(s.scanSub(scanWith{tx.QueryRowContext(ctx, s.q(`WITH l AS MATERIALIZED (SELECT `+subColumns+subFrom+`WHERE s.id = ?`+s.d.ForUpdate+` OF s),
+	sub, err := s.scanSub(scanWith{tx.QueryRowContext(ctx, s.q(`WITH l AS MATERIALIZED (SELECT `+subColumns+subFrom+`WHERE s.id = ?`+s.d.ForUpdate+` OF s),
 		c AS (`+consumeTicketSQL+` AND EXISTS (SELECT 1 FROM l) RETURNING 1),
 		k AS (SELECT devicegate_active_devices(l.id, ?, ?) AS active, devicegate_key_holders(?, ?, ?) AS holders,
 			(SELECT COUNT(*) FROM c) AS consumed, l.max_devices FROM l),
@@ -203,8 +202,8 @@ func (s *DB) issueInOneStatement(ctx context.Context, tx *txn, r store.IssueRequ
 		SELECT l.*, k.active, k.holders, k.consumed, (SELECT change_seq FROM i) FROM l, k`),
 		append(append([]any{r.SubID, ts(r.Now), r.TicketHash, r.TenantID, r.SubID, ts(r.Now),
 			store.DeviceActive, ts(r.Now), keyOrNone(r.KeyID), store.DeviceActive, ts(r.Now), wantConsumed, r.TenantID},
-			deviceValues(d)...), r.CertDER)...), []any{&active, &holders, &consumed, &seq}}))(r.TenantID)
-	if err != nil {
+			deviceValues(d)...), r.CertDER)...), []any{&active, &holders, &consumed, &seq}})
+	if sub, err = ofStore(r.TenantID, sub, err); err != nil {
 		return sub, 0, err
 	}
 	if err := store.Eligible(sub, r.Now, r.ExpiresAt); err != nil {

@@ -47,18 +47,16 @@ func (s *DB) IssuePrecheck(ctx context.Context, hash []byte, tenantID, subID str
 	const count = `(SELECT COUNT(*) FROM devices d WHERE d.sub_id = s.id AND d.status = ? AND d.expires_at > ?)`
 	if hash == nil {
 		// By the primary key alone (see ofStore).
-		sub, err := ofStore(s.scanSub(scanWith{s.ro().QueryRowContext(ctx, s.q(`SELECT `+subColumns+`, `+count+subFrom+`WHERE s.id = ?`),
-			store.DeviceActive, ts(now), subID), []any{&c.Active}}))(tenantID)
-		c.SubAccount = sub
+		sub, err := s.scanSub(scanWith{s.ro().QueryRowContext(ctx, s.q(`SELECT `+subColumns+`, `+count+subFrom+`WHERE s.id = ?`),
+			store.DeviceActive, ts(now), subID), []any{&c.Active}})
+		c.SubAccount, err = ofStore(tenantID, sub, err)
 		return c, err
 	}
 	var expires, used int64
 	sub, err := s.scanSub(scanWith{s.ro().QueryRowContext(ctx, s.q(`SELECT `+subColumns+`, tk.tenant_id, tk.sub_id, tk.expires_at, tk.used_at, `+count+
 		` FROM tickets tk JOIN sub_accounts s ON s.id = tk.sub_id JOIN tenants t ON t.id = s.tenant_id WHERE tk.hash = ?`),
 		store.DeviceActive, ts(now), hash), []any{&c.Ticket.TenantID, &c.Ticket.SubID, &expires, &used, &c.Active}})
-	if err == nil && sub.TenantID != c.Ticket.TenantID { // joined by the sub-account's key alone (see ofStore)
-		err = store.ErrNotFound
-	}
+	sub, err = ofStore(c.Ticket.TenantID, sub, err) // joined by the sub-account's key alone
 	if errors.Is(err, store.ErrNotFound) {
 		return c, store.ErrTicketUnknown
 	}
