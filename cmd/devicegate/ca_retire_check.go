@@ -31,12 +31,7 @@ func checkNothingLeftOn(ctx context.Context, cfg *config.Config, name string) er
 	if target == nil {
 		return nil
 	}
-	st, err := openStore(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("cannot count the devices still on %s (%v): retire it with --force only if you know none are left", name, err)
-	}
-	defer st.Close()
-	uses, err := ca.CountIntermediateUse(ctx, st, list, time.Now())
+	uses, err := countIntermediateUse(ctx, cfg, list)
 	if err != nil {
 		return fmt.Errorf("cannot count the devices still on %s (%v): retire it with --force only if you know none are left", name, err)
 	}
@@ -52,4 +47,15 @@ func checkNothingLeftOn(ctx context.Context, cfg *config.Config, name string) er
 		}
 	}
 	return nil
+}
+
+// countIntermediateUse counts the active devices of each intermediate of
+// list in the configured store.
+func countIntermediateUse(ctx context.Context, cfg *config.Config, list []ca.DeviceCA) (ca.IntermediateUses, error) {
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return ca.IntermediateUses{}, err
+	}
+	defer st.Close()
+	return ca.CountIntermediateUse(ctx, st, list, time.Now())
 }
