@@ -124,6 +124,32 @@ func (e *groupEnv) waitPending(t *testing.T, n int64) {
 	}
 }
 
+// wantIssued waits for n issuances' results from first and rest and fails
+// on any refusal.
+func (e *groupEnv) wantIssued(t *testing.T, n int, first, rest chan error) {
+	t.Helper()
+	for range n {
+		var err error
+		select {
+		case err = <-first:
+		case err = <-rest:
+		}
+		if err != nil {
+			t.Fatalf("issue: %v", err)
+		}
+	}
+}
+
+// issueCommits is how many commits wrote the issuances' audit events.
+func (e *groupEnv) issueCommits(t *testing.T) int {
+	t.Helper()
+	var commits int
+	if err := e.raw.QueryRow(`SELECT COUNT(DISTINCT xmin::text) FROM audit WHERE action = 'device.issue'`).Scan(&commits); err != nil {
+		t.Fatal(err)
+	}
+	return commits
+}
+
 // issueAll issues one device for each sub-account in subs concurrently,
 // each with its context from ctxs (Background if nil).
 func (e *groupEnv) issueAll(subs []store.SubAccount, ctxs []context.Context) chan error {
@@ -158,21 +184,8 @@ func TestGroupCommitPostgres(t *testing.T) {
 	rest := e.issueAll(e.subs[1:8], nil)
 	e.waitPending(t, 8)
 	release()
-	for range 8 {
-		var err error
-		select {
-		case err = <-first:
-		case err = <-rest:
-		}
-		if err != nil {
-			t.Fatalf("issue: %v", err)
-		}
-	}
-	var commits int
-	if err := e.raw.QueryRow(`SELECT COUNT(DISTINCT xmin::text) FROM audit WHERE action = 'device.issue'`).Scan(&commits); err != nil {
-		t.Fatal(err)
-	}
-	if commits != 1 {
+	e.wantIssued(t, 8, first, rest)
+	if commits := e.issueCommits(t); commits != 1 {
 		t.Errorf("8 concurrent issuances made %d commits, want 1", commits)
 	}
 	if err := e.st.VerifyAudit(ctx, e.subs[0].TenantID); err != nil {
@@ -427,21 +440,8 @@ func TestGroupCommitBatchGrowsPostgres(t *testing.T) {
 	rest := e.issueAll(e.subs[1:], nil)
 	e.waitPending(t, 3)
 	release()
-	for range 3 {
-		var err error
-		select {
-		case err = <-first:
-		case err = <-rest:
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	var commits int
-	if err := e.raw.QueryRow(`SELECT COUNT(DISTINCT xmin::text) FROM audit WHERE action = 'device.issue'`).Scan(&commits); err != nil {
-		t.Fatal(err)
-	}
-	if commits != 1 {
+	e.wantIssued(t, 3, first, rest)
+	if commits := e.issueCommits(t); commits != 1 {
 		t.Errorf("3 issuances in %d commits, want 1 (the two queued while the batch ran join it)", commits)
 	}
 	if err := e.st.VerifyAudit(context.Background(), e.subs[0].TenantID); err != nil {
