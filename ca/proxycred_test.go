@@ -86,9 +86,14 @@ func TestProxyCertRevokedRefusedAtOnce(t *testing.T) {
 	clock := f.atomicClock()
 	url := startServer(t, f)
 	device := f.issue(f.alice)
+	// Run notices revocations made by other processes (the CLI). It is
+	// stopped and awaited before the temporary CA directory is removed: it
+	// writes the CRL there, and a write after the test ended failed the
+	// directory's removal ("directory not empty").
 	ctx, cancel := context.WithCancel(f.ctx)
-	defer cancel()
-	go f.ca.Run(ctx) // notices revocations made by other processes (the CLI)
+	stopped := make(chan struct{})
+	go func() { f.ca.Run(ctx); close(stopped) }()
+	t.Cleanup(func() { cancel(); <-stopped })
 
 	// Signed by the CA but never recorded (e.g. a record lost, or a
 	// certificate made outside IssueProxyCert).
